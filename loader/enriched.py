@@ -1,0 +1,138 @@
+"""Parse Snowplow enriched TSV lines into events that follow the contract.
+
+An event is a ``dict`` from column name to value: the scalar atomic columns typed as
+``contract.FIELDS`` says (``datetime`` in UTC without tzinfo, ``int``, ``float``, ``bool``,
+``str``), plus one entry per entity column holding the parsed JSON (a list of entities for
+contexts, one object for the unstruct event). Anything that does not parse becomes a
+``FailedEvent`` carrying the raw line and the reason; nothing raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from loader.contract import FIELDS, Kind, SchemaKey
+from loader.failed import FailedEvent
+
+Event = dict[str, Any]
+
+N_FIELDS = len(FIELDS)
+
+
+class FieldError(ValueError):
+    """A single field's value does not fit its type; the message names the field."""
+
+
+def parse_tstamp(value: str) -> datetime:
+    ts = datetime.fromisoformat(value.replace("T", " ", 1))
+    if ts.tzinfo is not None:
+        ts = (ts - ts.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
+    return ts
+
+
+def _parse_double(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def _parse_int(value: str) -> int:
+    number = int(value)
+    if not -(2**31) <= number < 2**31:
+        raise ValueError(f"{value} is outside the 32-bit integer range")
+    return number
+
+
+def _parse_bool(value: str) -> bool:
+    if value == "1":
+        return True
+    if value == "0":
+        return False
+    raise ValueError(f"{value!r} is not a boolean (expected 1 or 0)")
+
+
+def _entities(value: str, prefix: str, with_version: bool) -> dict[str, Any]:
+    """Split a self-describing JSON field into its per-schema entity columns."""
+    envelope = json.loads(value)
+    if not isinstance(envelope, dict) or "data" not in envelope:
+        raise ValueError("expected a self-describing JSON object with 'schema' and 'data'")
+    items = envelope["data"]
+    columns: dict[str, Any] = {}
+    if prefix == "unstruct_event":
+        if not isinstance(items, dict) or not isinstance(items.get("data"), dict):
+            raise ValueError("unstruct_event data must be a self-describing JSON object")
+        key = SchemaKey.parse(items.get("schema"))
+        columns[key.column(prefix)] = dict(items["data"])
+        return columns
+    if not isinstance(items, list):
+        raise ValueError("contexts data must be a list of self-describing JSON objects")
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
+            raise ValueError("each context must be a self-describing JSON object")
+        key = SchemaKey.parse(item.get("schema"))
+        entity = {"_schema_version": key.version, **item["data"]} if with_version else item["data"]
+        columns.setdefault(key.column(prefix), []).append(entity)
+    return columns
+
+
+_SCALAR: dict[Kind, Callable[[str], Any]] = {
+    Kind.STRING: str,
+    Kind.TSTAMP: parse_tstamp,
+    Kind.INT: _parse_int,
+    Kind.DOUBLE: _parse_double,
+    Kind.BOOL: _parse_bool,
+}
+_PLAN = tuple((f.name, f.kind, _SCALAR.get(f.kind)) for f in FIELDS)
+
+
+def parse_fields(values: list[str]) -> Event:
+    """Type a list of 131 raw TSV values; raises ``FieldError`` naming the first bad field."""
+    event: Event = {}
+    for (name, kind, convert), raw in zip(_PLAN, values, strict=True):
+        if raw == "":
+            continue
+        try:
+            if convert is not None:
+                event[name] = convert(raw)
+            elif kind is Kind.UNSTRUCT:
+                event.update(_entities(raw, "unstruct_event", with_version=False))
+            else:
+                event.update(_entities(raw, "contexts", with_version=True))
+        except (ValueError, TypeError) as exc:
+            raise FieldError(f"{name}: {exc}") from exc
+    return event
+
+
+def parse_line(line: str, source: str = "") -> Event | FailedEvent:
+    """One enriched TSV line (without its newline) to an event or a failed event."""
+    values = line.split("\t")
+    if len(values) != N_FIELDS:
+        return FailedEvent(
+            line, "wrong_field_count", f"expected {N_FIELDS} tab-separated fields, got {len(values)}", source
+        )
+    try:
+        event = parse_fields(values)
+    except FieldError as exc:
+        kind = "invalid_json" if isinstance(exc.__cause__, json.JSONDecodeError) else "invalid_field"
+        return FailedEvent(line, kind, str(exc), source)
+    return check_required(event, line, source)
+
+
+def check_required(event: Event, raw: str, source: str = "") -> Event | FailedEvent:
+    """The two fields no model can do without: the dedupe key and the arrival time."""
+    event_id = event.get("event_id")
+    if event_id is None:
+        return FailedEvent(raw, "missing_field", "event_id is required", source)
+    if "collector_tstamp" not in event:
+        return FailedEvent(raw, "missing_field", "collector_tstamp is required", source)
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        return FailedEvent(raw, "invalid_field", f"event_id: {event_id!r} is not a UUID", source)
+    return event

@@ -1,0 +1,67 @@
+"""The loader's one loop: source → batch → sink, committing by rows or by time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from loader.batch import Batch
+from loader.enriched import Event
+from loader.failed import FailedEvent
+from loader.sinks.base import Sink
+
+
+@dataclass
+class LoadSummary:
+    good: int = 0
+    failed: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return (self.good + self.failed) / self.seconds if self.seconds else 0.0
+
+    def line(self, sink: str) -> str:
+        return (
+            f"loaded {self.good:,} events ({self.failed:,} failed) in {self.batches:,} batches, "
+            f"{self.seconds:.1f} s, {self.rate:,.0f} events/s -> {sink}"
+        )
+
+
+def run(
+    source: Iterable[Event | FailedEvent],
+    sink: Sink,
+    *,
+    batch_rows: int = 10_000,
+    batch_seconds: float = 1.0,
+    on_commit: Callable[[LoadSummary], None] | None = None,
+) -> LoadSummary:
+    """Load everything the source yields; a batch is committed before the next one starts."""
+    summary = LoadSummary()
+    started = time.perf_counter()
+    batch = Batch()
+    opened = started
+
+    def commit() -> None:
+        nonlocal batch, opened
+        sink.write(batch)
+        summary.good += len(batch.events)
+        summary.failed += len(batch.failed)
+        summary.batches += 1
+        summary.seconds = time.perf_counter() - started
+        batch, opened = Batch(), time.perf_counter()
+        if on_commit is not None:
+            on_commit(summary)
+
+    for item in source:
+        if not batch:
+            opened = time.perf_counter()
+        batch.add(item)
+        if len(batch) >= batch_rows or time.perf_counter() - opened >= batch_seconds:
+            commit()
+    if batch:
+        commit()
+    summary.seconds = time.perf_counter() - started
+    return summary

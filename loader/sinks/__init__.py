@@ -1,0 +1,1 @@
+"""Where batches go. Every sink implements ``sinks.base.Sink``."""

@@ -1,0 +1,15 @@
+"""The one interface a warehouse implements to receive micro-batches."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from loader.batch import Batch
+
+
+class Sink(Protocol):
+    """Commits a batch atomically: after ``write`` returns, every event in it is durable."""
+
+    def write(self, batch: Batch) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,127 @@
+"""DuckDB sink: Arrow appends into ``atomic.events``, one transaction per batch.
+
+The table is created on first use with the contract's atomic columns; each entity schema that
+appears later adds a JSON column, in the same transaction as the rows that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from loader.batch import ATOMIC_SCHEMA, Batch
+from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind
+from loader.errors import TerminalSinkError, TransientSinkError
+from loader.failed import FailedEvent
+
+SQL_TYPES = {
+    Kind.STRING: "VARCHAR",
+    Kind.TSTAMP: "TIMESTAMP",
+    Kind.INT: "BIGINT",
+    Kind.DOUBLE: "DOUBLE",
+    Kind.BOOL: "BOOLEAN",
+}
+_ENTITY_COLUMN = re.compile(r"^(contexts|unstruct_event)_[a-z0-9_]+_[0-9]+$")
+
+EVENTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS atomic.events (\n    "
+    + ",\n    ".join(f"{f.name} {SQL_TYPES[f.kind]}" for f in ATOMIC_FIELDS)
+    + f",\n    {LOAD_TSTAMP} TIMESTAMP\n)"
+)
+FAILED_DDL = """CREATE TABLE IF NOT EXISTS atomic.failed_events (
+    failed_at TIMESTAMP,
+    source VARCHAR,
+    error_type VARCHAR,
+    message VARCHAR,
+    raw VARCHAR
+)"""
+
+
+class DuckDBSink:
+    """Writes batches into a DuckDB file (or an existing connection to one)."""
+
+    def __init__(self, path: str | Path, connection: duckdb.DuckDBPyConnection | None = None):
+        self.path = str(path)
+        try:
+            self.con = connection or duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            raise TransientSinkError(
+                f"cannot open {self.path}: {exc}. Another process (dbt, a duckdb shell) may "
+                "hold the file; DuckDB allows one writing process per file."
+            ) from exc
+        self.con.execute("CREATE SCHEMA IF NOT EXISTS atomic")
+        self.con.execute(EVENTS_DDL)
+        self.con.execute(FAILED_DDL)
+        self._columns = self._existing_columns()
+
+    def _existing_columns(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'atomic' AND table_name = 'events'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def write(self, batch: Batch) -> None:
+        table = batch.to_arrow() if batch.events else None
+        try:
+            self._commit(table, batch.failed)
+        except duckdb.Error:
+            if table is None or table.num_rows <= 1:
+                raise
+            # One bad value must not cost the batch: find it by halves, keep the rest.
+            self._commit_by_halves(table, batch.failed)
+
+    def _commit(self, table: pa.Table | None, failed: list[FailedEvent]) -> None:
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            added = []
+            if table is not None:
+                added = self._add_entity_columns(table.column_names[len(ATOMIC_SCHEMA) :])
+                con.register("_persona_batch", table)
+                con.execute("INSERT INTO atomic.events BY NAME SELECT * FROM _persona_batch")
+                con.unregister("_persona_batch")
+            if failed:
+                con.executemany(
+                    "INSERT INTO atomic.failed_events VALUES (?, ?, ?, ?, ?)",
+                    [(f.failed_at, f.source, f.error_type, f.message, f.raw) for f in failed],
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        self._columns.update(added)
+
+    def _commit_by_halves(self, table: pa.Table, failed: list[FailedEvent]) -> None:
+        if table.num_rows == 1:
+            try:
+                self._commit(table, failed)
+            except duckdb.Error as exc:
+                row = {k: v for k, v in table.to_pylist()[0].items() if v is not None}
+                raw = json.dumps(row, default=str)
+                self._commit(None, [*failed, FailedEvent(raw, "warehouse_rejected", str(exc), "")])
+            return
+        middle = table.num_rows // 2
+        try:
+            self._commit(table.slice(0, middle), failed)
+        except duckdb.Error:
+            self._commit_by_halves(table.slice(0, middle), failed)
+        try:
+            self._commit(table.slice(middle), [])
+        except duckdb.Error:
+            self._commit_by_halves(table.slice(middle), [])
+
+    def _add_entity_columns(self, names: list[str]) -> list[str]:
+        new = [n for n in names if n not in self._columns]
+        for name in new:
+            if not _ENTITY_COLUMN.match(name):
+                raise TerminalSinkError(f"refusing to create column {name!r}: not an entity name")
+            self.con.execute(f'ALTER TABLE atomic.events ADD COLUMN IF NOT EXISTS "{name}" JSON')
+        return new
+
+    def close(self) -> None:
+        self.con.close()

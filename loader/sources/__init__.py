@@ -1,0 +1,1 @@
+"""Where events come from. Each source yields events (or failed events) in arrival order."""

@@ -1,0 +1,52 @@
+"""Turn ``--source`` and ``--sink`` URIs into objects, failing fast with what would work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlsplit
+
+from loader.enriched import Event
+from loader.errors import ConfigError
+from loader.failed import FailedEvent
+from loader.sinks.base import Sink
+
+SOURCES_HELP = "file:PATH, file:- (stdin), synthetic:?users=N&days=D&seed=S"
+SINKS_HELP = "duckdb:PATH"
+
+
+def open_source(uri: str) -> Iterable[Event | FailedEvent]:
+    scheme, _, rest = uri.partition(":")
+    if scheme == "file" and rest:
+        from loader.sources.tsv import TsvFileSource
+
+        return TsvFileSource(rest)
+    if scheme == "synthetic":
+        from loader.sources.synthetic import SyntheticConfig, SyntheticSource
+
+        params = _int_params(uri, urlsplit(uri).query, {"users", "days", "seed"})
+        try:
+            return SyntheticSource(SyntheticConfig(**params))
+        except ValueError as exc:
+            raise ConfigError(f"--source {uri}: {exc}") from exc
+    raise ConfigError(f"--source {uri!r} is not a source I know; use one of: {SOURCES_HELP}")
+
+
+def open_sink(uri: str) -> Sink:
+    scheme, _, rest = uri.partition(":")
+    if scheme == "duckdb" and rest:
+        from loader.sinks.duckdb import DuckDBSink
+
+        return DuckDBSink(rest)
+    raise ConfigError(f"--sink {uri!r} is not a sink I know; use one of: {SINKS_HELP}")
+
+
+def _int_params(uri: str, query: str, allowed: set[str]) -> dict[str, int]:
+    params: dict[str, int] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in allowed:
+            raise ConfigError(f"--source {uri}: unknown parameter {key!r}; allowed: {sorted(allowed)}")
+        try:
+            params[key] = int(value)
+        except ValueError as exc:
+            raise ConfigError(f"--source {uri}: {key} must be an integer, got {value!r}") from exc
+    return params

@@ -1,0 +1,91 @@
+{#- One row per stitched user: a logged-in user across all their devices, or an anonymous
+    device (domain_userid) that has never logged in. -#}
+
+with sessions as (
+
+    select * from {{ ref('sessions') }}
+    where stitched_user_id is not null
+
+),
+
+ordered as (
+
+    select
+        *,
+        row_number() over (
+            partition by stitched_user_id order by start_tstamp, domain_sessionid
+        ) as session_index,
+        row_number() over (
+            partition by stitched_user_id order by start_tstamp desc, domain_sessionid desc
+        ) as session_index_desc
+    from sessions
+
+),
+
+totals as (
+
+    select
+        stitched_user_id as user_id,
+        min(start_tstamp) as first_seen_at,
+        max(end_tstamp) as last_seen_at,
+        count(*) as sessions,
+        count(distinct domain_userid) as devices,
+        sum(page_views) as page_views,
+        sum(engaged_time_in_s) as engaged_time_in_s,
+        sum(purchases) as purchases,
+        sum(revenue) as revenue,
+        max(case when user_id is not null then 1 else 0 end) = 1 as is_identified
+    from sessions
+    group by stitched_user_id
+
+),
+
+firsts as (
+
+    select * from ordered where session_index = 1
+
+),
+
+lasts as (
+
+    select * from ordered where session_index_desc = 1
+
+),
+
+final as (
+
+    select
+        totals.user_id,
+        totals.is_identified,
+        totals.first_seen_at,
+        totals.last_seen_at,
+        totals.sessions,
+        totals.devices,
+        totals.page_views,
+        totals.engaged_time_in_s,
+        totals.purchases,
+        totals.revenue,
+        firsts.domain_userid as first_domain_userid,
+        firsts.first_page_url,
+        firsts.first_page_title,
+        lasts.last_page_url,
+        lasts.last_page_title,
+        firsts.geo_country as first_geo_country,
+        firsts.geo_city as first_geo_city,
+        lasts.geo_country as last_geo_country,
+        lasts.geo_city as last_geo_city,
+        firsts.br_lang as first_br_lang,
+        lasts.br_lang as last_br_lang,
+        firsts.referrer,
+        firsts.refr_medium,
+        firsts.refr_source,
+        firsts.mkt_medium,
+        firsts.mkt_source,
+        firsts.mkt_campaign
+    from totals
+    inner join firsts on totals.user_id = firsts.stitched_user_id
+    inner join lasts on totals.user_id = lasts.stitched_user_id
+
+)
+
+select * from final
