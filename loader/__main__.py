@@ -1,8 +1,8 @@
 """``python -m loader``: load events into the warehouse, or generate a synthetic stream.
 
-    python -m loader --source file:events.tsv --sink duckdb:warehouse.duckdb
-    python -m loader --source 'synthetic:?users=2000&days=30&seed=42' --sink duckdb:warehouse.duckdb
-    python -m loader generate --users 100 --days 7 --seed 1 > events.tsv
+python -m loader --source file:events.tsv --sink duckdb:warehouse.duckdb
+python -m loader --source 'synthetic:?users=2000&days=30&seed=42' --sink duckdb:warehouse.duckdb
+python -m loader generate --users 100 --days 7 --seed 1 > events.tsv
 """
 
 from __future__ import annotations

@@ -114,12 +114,17 @@ def parse_line(line: str, source: str = "") -> Event | FailedEvent:
     values = line.split("\t")
     if len(values) != N_FIELDS:
         return FailedEvent(
-            line, "wrong_field_count", f"expected {N_FIELDS} tab-separated fields, got {len(values)}", source
+            line,
+            "wrong_field_count",
+            f"expected {N_FIELDS} tab-separated fields, got {len(values)}",
+            source,
         )
     try:
         event = parse_fields(values)
     except FieldError as exc:
-        kind = "invalid_json" if isinstance(exc.__cause__, json.JSONDecodeError) else "invalid_field"
+        kind = (
+            "invalid_json" if isinstance(exc.__cause__, json.JSONDecodeError) else "invalid_field"
+        )
         return FailedEvent(line, kind, str(exc), source)
     return check_required(event, line, source)
 

@@ -44,7 +44,9 @@ def _int_params(uri: str, query: str, allowed: set[str]) -> dict[str, int]:
     params: dict[str, int] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key not in allowed:
-            raise ConfigError(f"--source {uri}: unknown parameter {key!r}; allowed: {sorted(allowed)}")
+            raise ConfigError(
+                f"--source {uri}: unknown parameter {key!r}; allowed: {sorted(allowed)}"
+            )
         try:
             params[key] = int(value)
         except ValueError as exc:

@@ -4,9 +4,9 @@
 {%- endmacro %}
 
 {% macro default__regexp_contains(text, pattern) -%}
-    regexp_matches({{ text }}, '{{ pattern }}', 'i')
+    regexp_matches({{ text }}, '{{ pattern | replace("'", "''") }}', 'i')
 {%- endmacro %}
 
 {% macro snowflake__regexp_contains(text, pattern) -%}
-    regexp_like({{ text }}, '.*({{ pattern }}).*', 'is')
+    regexp_like({{ text }}, '.*({{ pattern | replace("'", "''") }}).*', 'is')
 {%- endmacro %}

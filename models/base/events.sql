@@ -4,9 +4,9 @@
 {%- set atomic_events = source('atomic', 'events') -%}
 {%- set web_page = 'contexts_com_snowplowanalytics_snowplow_web_page_1' -%}
 {%- set robots = 'contexts_com_iab_snowplow_spiders_and_robots_1' -%}
-{%- set action = 'unstruct_event_com_snowplowanalytics_snowplow_ecommerce_snowplow_ecommerce_action_1' -%}
+{%- set action = 'unstruct_event_com_snowplowanalytics_snowplow_ecommerce_'
+    ~ 'snowplow_ecommerce_action_1' -%}
 {%- set transaction = 'contexts_com_snowplowanalytics_snowplow_ecommerce_transaction_1' -%}
-{%- set bot_useragents = 'bot|crawl|slurp|spider|archiv|spinn|sniff|seo|audit|survey|pingdom|worm|capture|(browser|screen)shots|analyz|index|thumb|check|facebookexternalhit|phantomjs|headless|a_archiver|semalt' -%}
 
 with source_events as (
 
@@ -28,8 +28,9 @@ deduplicated as (
 on_time as (
 
     select * from deduplicated
-    where dvce_sent_tstamp is null
-        or {{ dbt.datediff('dvce_created_tstamp', 'dvce_sent_tstamp', 'day') }}
+    where
+        dvce_sent_tstamp is null
+        or {{ persona.time_between('day', 'dvce_created_tstamp', 'dvce_sent_tstamp') }}
         <= {{ var('days_late_allowed') }}
 
 ),
@@ -43,7 +44,9 @@ final as (
             lower({{ persona.entity_field(atomic_events, robots, 'spiderOrRobot') }}) = 'true',
             false
         )
-        or coalesce({{ persona.regexp_contains('useragent', bot_useragents) }}, false) as is_bot,
+        or coalesce(
+            {{ persona.regexp_contains('useragent', var('bot_useragent_pattern')) }}, false
+        ) as is_bot,
         {{ persona.entity_field(atomic_events, action, 'type') }} as ecommerce_action,
         cast(
             {{ persona.entity_field(atomic_events, transaction, 'revenue') }} as double

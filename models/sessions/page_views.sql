@@ -6,10 +6,11 @@
 with events as (
 
     select * from {{ ref('events') }}
-    where page_view_id is not null
-    {%- if not var('include_bots') %}
+    where
+        page_view_id is not null
+        {%- if not var('include_bots') %}
         and not is_bot
-    {%- endif %}
+        {%- endif %}
 
 ),
 
@@ -117,7 +118,7 @@ final as (
 
     select
         *,
-        {{ dbt.datediff('start_tstamp', 'end_tstamp', 'second') }} as absolute_time_in_s,
+        {{ persona.time_between('second', 'start_tstamp', 'end_tstamp') }} as absolute_time_in_s,
         row_number() over (
             partition by domain_sessionid order by start_tstamp, page_view_id
         ) as page_view_in_session_index,

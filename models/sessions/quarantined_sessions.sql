@@ -13,7 +13,9 @@ session_spans as (
     select
         domain_sessionid,
         min(start_tstamp) as start_tstamp,
-        max(end_tstamp) as end_tstamp
+        max(end_tstamp) as end_tstamp,
+        {{ persona.time_between('second', 'min(start_tstamp)', 'max(end_tstamp)') }}
+            as absolute_time_in_s
     from page_views
     group by domain_sessionid
 
@@ -22,8 +24,7 @@ session_spans as (
 final as (
 
     select * from session_spans
-    where {{ dbt.datediff('start_tstamp', 'end_tstamp', 'second') }}
-        > {{ var('max_session_days') }} * 86400
+    where absolute_time_in_s > {{ var('max_session_days') }} * 86400
 
 )
 

@@ -11,10 +11,11 @@ with page_views as (
 events as (
 
     select * from {{ ref('events') }}
-    where domain_sessionid is not null
-    {%- if not var('include_bots') %}
+    where
+        domain_sessionid is not null
+        {%- if not var('include_bots') %}
         and not is_bot
-    {%- endif %}
+        {%- endif %}
 
 ),
 
@@ -56,13 +57,15 @@ session_events as (
 
 first_page_views as (
 
-    select * from page_views where page_view_in_session_index = 1
+    select * from page_views
+    where page_view_in_session_index = 1
 
 ),
 
 last_page_views as (
 
-    select * from page_views where page_view_in_session_index = page_views_in_session
+    select * from page_views
+    where page_view_in_session_index = page_views_in_session
 
 ),
 
@@ -82,7 +85,8 @@ joined as (
         spv.end_tstamp,
         spv.page_views,
         spv.engaged_time_in_s,
-        {{ dbt.datediff('spv.start_tstamp', 'spv.end_tstamp', 'second') }} as absolute_time_in_s,
+        {{ persona.time_between('second', 'spv.start_tstamp', 'spv.end_tstamp') }}
+            as absolute_time_in_s,
         coalesce(se.total_events, 0) as total_events,
         coalesce(se.page_pings, 0) as page_pings,
         coalesce(se.product_views, 0) as product_views,
@@ -133,8 +137,7 @@ joined as (
 final as (
 
     select * from joined
-    where {{ dbt.datediff('start_tstamp', 'end_tstamp', 'second') }}
-        <= {{ var('max_session_days') }} * 86400
+    where absolute_time_in_s <= {{ var('max_session_days') }} * 86400
 
 )
 

@@ -11,11 +11,19 @@ with events as (
 
 device_ids as (
 
-    select 'domain_userid' as device_id_type, domain_userid as device_id, user_id, collector_tstamp
+    select
+        'domain_userid' as device_id_type,
+        domain_userid as device_id,
+        user_id,
+        collector_tstamp
     from events
     where domain_userid is not null
     union all
-    select 'network_userid' as device_id_type, network_userid as device_id, user_id, collector_tstamp
+    select
+        'network_userid' as device_id_type,
+        network_userid as device_id,
+        user_id,
+        collector_tstamp
     from events
     where network_userid is not null
 
@@ -43,7 +51,7 @@ latest_user as (
     from device_ids
     where user_id is not null
     qualify row_number() over (
-        partition by device_id_type, device_id order by collector_tstamp desc, user_id
+        partition by device_id_type, device_id order by collector_tstamp desc, user_id asc
     ) = 1
 
 ),
@@ -60,8 +68,9 @@ final as (
         devices.last_seen_at
     from devices
     left join latest_user
-        on devices.device_id_type = latest_user.device_id_type
-        and devices.device_id = latest_user.device_id
+        on
+            devices.device_id_type = latest_user.device_id_type
+            and devices.device_id = latest_user.device_id
 
 )
 

@@ -42,13 +42,15 @@ totals as (
 
 firsts as (
 
-    select * from ordered where session_index = 1
+    select * from ordered
+    where session_index = 1
 
 ),
 
 lasts as (
 
-    select * from ordered where session_index_desc = 1
+    select * from ordered
+    where session_index_desc = 1
 
 ),
 

@@ -68,7 +68,9 @@ def test_a_value_the_warehouse_rejects_costs_only_that_event(
     con = duckdb.connect(str(db))
     con.execute("create schema atomic")
     # A stricter table than the loader's own: the warehouse, not the parser, rejects port 0.
-    con.execute(EVENTS_DDL.replace("page_urlport BIGINT", "page_urlport BIGINT CHECK (page_urlport > 0)"))
+    con.execute(
+        EVENTS_DDL.replace("page_urlport BIGINT", "page_urlport BIGINT CHECK (page_urlport > 0)")
+    )
     con.close()
     lines = [make_line(fixture_line, page_urlport="0" if i == 5 else "80") for i in range(8)]
     batch = Batch()

@@ -39,7 +39,9 @@ def test_fixture_matches_scala_sdk_field_by_field(fixture_line: str, reference: 
 
 def test_every_atomic_field_is_in_the_oracle(reference: Path) -> None:
     expected = json.loads((reference / "enriched-tsv" / "fixture.expected.json").read_text())
-    scalar = [f.name for f in FIELDS if f.name not in ("contexts", "unstruct_event", "derived_contexts")]
+    scalar = [
+        f.name for f in FIELDS if f.name not in ("contexts", "unstruct_event", "derived_contexts")
+    ]
     assert len(scalar) == 128
     assert set(scalar) <= set(expected)
 
@@ -67,11 +69,35 @@ def _replace(line: str, name: str, value: str) -> str:
     [
         (lambda line: line + "\textra", "wrong_field_count", "got 132"),
         (lambda line: line.rsplit("\t", 3)[0], "wrong_field_count", "got 128"),
-        (lambda line: _replace(line, "collector_tstamp", "yesterday"), "invalid_field", "collector_tstamp"),
-        (lambda line: _replace(line, "dvce_created_tstamp", "2013-13-45 00:00:00"), "invalid_field", "dvce_created_tstamp"),
-        (lambda line: _replace(line, "contexts", '{"schema": "iglu:x/y/jsonschema/1-0-0", "data": [}'), "invalid_json", "contexts"),
-        (lambda line: _replace(line, "unstruct_event", '{"data": {"schema": "not-iglu", "data": {}}}'), "invalid_field", "unstruct_event"),
-        (lambda line: _replace(line, "derived_contexts", '{"data": 3}'), "invalid_field", "derived_contexts"),
+        (
+            lambda line: _replace(line, "collector_tstamp", "yesterday"),
+            "invalid_field",
+            "collector_tstamp",
+        ),
+        (
+            lambda line: _replace(line, "dvce_created_tstamp", "2013-13-45 00:00:00"),
+            "invalid_field",
+            "dvce_created_tstamp",
+        ),
+        (
+            lambda line: _replace(
+                line, "contexts", '{"schema": "iglu:x/y/jsonschema/1-0-0", "data": [}'
+            ),
+            "invalid_json",
+            "contexts",
+        ),
+        (
+            lambda line: _replace(
+                line, "unstruct_event", '{"data": {"schema": "not-iglu", "data": {}}}'
+            ),
+            "invalid_field",
+            "unstruct_event",
+        ),
+        (
+            lambda line: _replace(line, "derived_contexts", '{"data": 3}'),
+            "invalid_field",
+            "derived_contexts",
+        ),
         (lambda line: _replace(line, "event_id", ""), "missing_field", "event_id"),
         (lambda line: _replace(line, "event_id", "not-a-uuid"), "invalid_field", "event_id"),
         (lambda line: _replace(line, "collector_tstamp", ""), "missing_field", "collector_tstamp"),
@@ -94,6 +120,8 @@ def test_bad_lines_become_failed_events_with_a_reason(
 
 
 def test_timestamps_with_offsets_are_normalised_to_utc(fixture_line: str) -> None:
-    event = parse_line(_replace(fixture_line, "dvce_created_tstamp", "2013-11-26T02:03:57.885+02:00"))
+    event = parse_line(
+        _replace(fixture_line, "dvce_created_tstamp", "2013-11-26T02:03:57.885+02:00")
+    )
     assert not isinstance(event, FailedEvent)
     assert event["dvce_created_tstamp"] == datetime(2013, 11, 26, 0, 3, 57, 885000)

@@ -1,0 +1,48 @@
+# Persona: `make demo` runs the whole demo on embedded DuckDB, `make test` runs the tests.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PERSONA_DUCKDB ?= warehouse.duckdb
+export PERSONA_DUCKDB
+# About 200,000 events: 2,000 shoppers over 30 days.
+DEMO_SOURCE ?= synthetic:?users=2000&days=30&seed=42
+
+.PHONY: demo test lint bench clean
+
+# uv when it is there (or can be installed from PyPI), plain venv + pip otherwise.
+$(VENV)/.installed: pyproject.toml
+	@if command -v uv >/dev/null 2>&1; then UV=uv; \
+	elif $(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install -q uv >/dev/null 2>&1; then UV="$(PY) -m uv"; \
+	else UV=; fi; \
+	if [ -n "$$UV" ]; then \
+	  $$UV venv -q --allow-existing --python $(PY) $(VENV) && \
+	  $$UV pip install -q --python $(BIN)/python -e '.[dev]'; \
+	else \
+	  $(PY) -m venv $(VENV) && $(BIN)/pip install -q -e '.[dev]'; \
+	fi
+	@touch $@
+
+profiles.yml:
+	cp profiles.example.yml profiles.yml
+
+demo: $(VENV)/.installed profiles.yml
+	@echo "== Fresh warehouse: $(PERSONA_DUCKDB)"
+	rm -f $(PERSONA_DUCKDB) $(PERSONA_DUCKDB).wal
+	$(BIN)/python -m loader --source '$(DEMO_SOURCE)' --sink duckdb:$(PERSONA_DUCKDB)
+	$(BIN)/dbt build --quiet
+	$(BIN)/python scripts/demo_summary.py $(PERSONA_DUCKDB)
+
+test: $(VENV)/.installed profiles.yml
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed profiles.yml
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint models macros
+
+bench: $(VENV)/.installed profiles.yml
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) target logs .pytest_cache .ruff_cache .hypothesis bench/out
+	rm -f warehouse.duckdb warehouse.duckdb.wal profiles.yml

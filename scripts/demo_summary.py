@@ -1,0 +1,78 @@
+"""Print what the demo built: counts, and one customer with their sessions.
+
+python scripts/demo_summary.py warehouse.duckdb
+"""
+
+from __future__ import annotations
+
+import sys
+
+import duckdb
+from rich.console import Console
+from rich.table import Table
+
+COUNTS = """
+select
+    (select count(*) from atomic.events) as events_loaded,
+    (select count(*) from atomic.failed_events) as events_failed,
+    (select count(*) from derived.events) as events_deduplicated,
+    (select count(*) from derived.events where is_bot) as bot_events,
+    (select count(*) from derived.page_views) as page_views,
+    (select count(*) from derived.sessions) as sessions,
+    (select count(*) from derived.quarantined_sessions) as quarantined_sessions,
+    (select count(*) from derived.users) as users,
+    (select count(*) from derived.users where is_identified) as identified_users
+"""
+
+# The identified customer with the most devices, then the most sessions: stitching at work.
+EXAMPLE = """
+select user_id, devices, sessions, page_views, purchases, revenue, first_seen_at, last_seen_at
+from derived.users
+where is_identified
+order by devices desc, sessions desc, user_id
+limit 1
+"""
+
+SESSIONS = """
+select start_tstamp, domain_userid, user_id, page_views, engaged_time_in_s, purchases, revenue,
+    coalesce(mkt_medium, refr_medium, 'direct') as medium, first_page_urlpath
+from derived.sessions
+where stitched_user_id = ?
+order by start_tstamp
+"""
+
+
+def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> Table:
+    table = Table(title=title, title_justify="left")
+    names = [d[0] for d in cursor.description]
+    for name in names:
+        table.add_column(
+            name, justify="right" if name not in ("user_id", "domain_userid") else "left"
+        )
+    for row in cursor.fetchall():
+        table.add_row(
+            *("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in row)
+        )
+    return table
+
+
+def main(path: str) -> int:
+    console = Console()
+    con = duckdb.connect(path, read_only=True)
+    counts = con.execute(COUNTS)
+    names = [d[0] for d in counts.description]
+    totals = Table(title="Warehouse", title_justify="left", show_header=False)
+    for name, value in zip(names, counts.fetchone(), strict=True):
+        totals.add_row(name.replace("_", " "), f"{value:,}")
+    console.print(totals)
+    example = con.execute(EXAMPLE).fetchone()
+    if example is None:
+        console.print("No identified customer yet.")
+        return 0
+    console.print(_table("Example customer", con.execute(EXAMPLE)))
+    console.print(_table("Their sessions, on every device", con.execute(SESSIONS, [example[0]])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "warehouse.duckdb"))
