@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PERSONA_DUCKDB ?= warehouse.duckdb
 export PERSONA_DUCKDB
 # About 200,000 events: 2,000 shoppers over 30 days.
-DEMO_SOURCE ?= synthetic:?users=2000&days=30&seed=42
+DEMO_SOURCE ?= synthetic:?users=2000&days=30&seed=0
 
 .PHONY: demo test lint bench clean
 

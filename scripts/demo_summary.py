@@ -24,21 +24,26 @@ select
     (select count(*) from derived.users where is_identified) as identified_users
 """
 
-# The identified customer with the most devices, then the most sessions: stitching at work.
+# A buyer on several devices with a screenful of sessions: stitching at work.
 EXAMPLE = """
-select user_id, devices, sessions, page_views, purchases, revenue, first_seen_at, last_seen_at
+select user_id, devices, sessions, page_views, purchases, round(revenue, 2) as revenue,
+    strftime(first_seen_at, '%Y-%m-%d') as first_seen, strftime(last_seen_at, '%Y-%m-%d') as last_seen
 from derived.users
 where is_identified
-order by devices desc, sessions desc, user_id
+order by devices > 1 desc, purchases > 0 desc, sessions between 4 and 12 desc, revenue desc, user_id
 limit 1
 """
 
 SESSIONS = """
-select start_tstamp, domain_userid, user_id, page_views, engaged_time_in_s, purchases, revenue,
-    coalesce(mkt_medium, refr_medium, 'direct') as medium, first_page_urlpath
+select strftime(start_tstamp, '%Y-%m-%d %H:%M') as started,
+    left(domain_userid, 8) as device,
+    case when user_id is null then 'anonymous' else 'logged in' end as "login",
+    page_views as pages, engaged_time_in_s as engaged_s, purchases, round(revenue, 2) as revenue,
+    coalesce(mkt_medium, refr_medium, 'direct') as medium
 from derived.sessions
 where stitched_user_id = ?
 order by start_tstamp
+limit 15
 """
 
 
@@ -47,7 +52,7 @@ def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> Table:
     names = [d[0] for d in cursor.description]
     for name in names:
         table.add_column(
-            name, justify="right" if name not in ("user_id", "domain_userid") else "left"
+            name, justify="left" if name in ("user_id", "device", "login", "medium") else "right"
         )
     for row in cursor.fetchall():
         table.add_row(
@@ -58,6 +63,8 @@ def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> Table:
 
 def main(path: str) -> int:
     console = Console()
+    if not console.is_terminal:  # piped or in make's log: no need to squeeze to 80 columns
+        console = Console(width=110)
     con = duckdb.connect(path, read_only=True)
     counts = con.execute(COUNTS)
     names = [d[0] for d in counts.description]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from loader.contract import FIELDS
+from loader.enriched import Event, parse_line
+from loader.failed import FailedEvent
 
 __all__ = ["Product", "SyntheticConfig", "catalog", "generate_lines"]
 
@@ -38,7 +40,7 @@ _BOT_SESSION_SHARE = 0.02
 _LATE_P = 0.005  # events sent hours to days after they happened
 _DUP_EXACT_P = 0.0025  # identical line delivered twice (at-least-once collector/stream)
 _DUP_RESENT_P = 0.0025  # tracker retry: same event, later dvce_sent/collector tstamps
-_REGISTERED_P = 0.25  # base share of users with an account (the rest shop as guests)
+_REGISTERED_P = 0.2  # base share of users with an account (the rest shop as guests)
 _BUY_P = 0.3  # chance that a session ending with a non-empty cart checks out
 
 _MILLIS = tuple(f"{m:03d}" for m in range(1000))
@@ -50,7 +52,8 @@ _ETL, _COLLECTOR, _CREATED = _I["etl_tstamp"], _I["collector_tstamp"], _I["dvce_
 _SENT, _DERIVED = _I["dvce_sent_tstamp"], _I["derived_tstamp"]
 _CONTEXTS, _UNSTRUCT, _USER_ID = _I["contexts"], _I["unstruct_event"], _I["user_id"]
 _PP = tuple(_I[f"pp_{a}offset_{m}"] for a in "xy" for m in ("min", "max"))
-_KIND = tuple(_I[n] for n in ("event", "event_vendor", "event_name", "event_format", "event_version"))
+_KIND = tuple(
+    _I[n] for n in ("event", "event_vendor", "event_name", "event_format", "event_version"))
 
 _SP = "com.snowplowanalytics.snowplow"
 _ECOM = "com.snowplowanalytics.snowplow.ecommerce"
@@ -224,6 +227,7 @@ _BOTS = (
      ("FR", "HDF", "Hauts-de-France", "Roubaix", "Europe/Paris", 50.6942, 3.1746), 2),
 )
 
+_DOC_HEIGHTS = {"home": 4200, "category": 5600, "product": 3400, "search": 4800}
 _IP_PREFIXES = ("203.0.113", "198.51.100", "192.0.2")
 # Local hour-of-day session weights: quiet nights, lunch bump, evening peak.
 _HOURS = (1.0, 0.6, 0.4, 0.3, 0.3, 0.5, 1.0, 2.0, 3.0, 3.5, 3.5, 3.5, 4.2, 4.0, 3.5, 3.5, 3.6,
@@ -235,7 +239,7 @@ _FIRST_NAMES = ("anna", "ben", "clara", "david", "emma", "felix", "hanna", "jona
 _LAST_NAMES = ("mueller", "schmidt", "martin", "smith", "garcia", "dubois", "jansen", "rossi",
                "weber", "brown", "fischer", "lopez")
 
-# Traffic sources: name, weight, referrer url, refr scheme/host/path, medium, source.
+# Traffic sources and their weights; referrers as (url, host, refr_medium, refr_source).
 _SOURCES = (
     ("direct", 32), ("search", 30), ("social", 10), ("email", 12), ("paid", 16),
 )
@@ -299,7 +303,7 @@ class _Sim:
 
     def __init__(self, cfg: SyntheticConfig) -> None:
         self.cfg = cfg
-        self.rng = rng = random.Random(cfg.seed)
+        self.rng = random.Random(cfg.seed)
         self.products = catalog(cfg.seed)
         self.by_cat: dict[str, tuple[list[Product], list[float]]] = {}
         for cat in _CATEGORY_NAMES:
@@ -352,15 +356,18 @@ class _Sim:
         first_day = 0 if rng.random() < 0.6 else rng.randrange(self.cfg.days)
         loc = _LOCATIONS[bisect.bisect(self.loc_cum, rng.random() * self.loc_cum[-1])]
         n_devices = 1 if rng.random() < 0.7 else rng.choice((2, 2, 3))
-        devices = [self._device(loc, rng) for _ in range(n_devices)]
-        device_w = [1.0] + [rng.uniform(0.2, 0.8) for _ in range(n_devices - 1)]
-        # Frequent visitors are likelier to have an account.
-        registered = rng.random() < min(0.8, _REGISTERED_P + 0.02 * activity)
+        devices = [self._device(loc) for _ in range(n_devices)]
+        device_w = [1.0] + [rng.uniform(0.4, 1.0) for _ in range(n_devices - 1)]
+        # Frequent visitors, and people who shop on several devices, are likelier to have an
+        # account: it is what keeps their cart and orders in sync.
+        p_account = _REGISTERED_P + 0.02 * activity + 0.2 * (n_devices > 1)
+        registered = rng.random() < min(0.85, p_account)
         return _User(user_id, registered, taste, _cum(taste),
                      activity * _SESSION_RATE, first_day, loc[6] * _HOUR_MS, devices,
                      _cum(device_w))
 
-    def _device(self, loc: tuple, rng: random.Random) -> _Device:
+    def _device(self, loc: tuple) -> _Device:
+        rng = self.rng
         _name, ua, screens, _w = _PROFILES[
             bisect.bisect(self.profile_cum, rng.random() * self.profile_cum[-1])]
         sw, sh = rng.choice(screens)
@@ -386,10 +393,7 @@ class _Sim:
 
     def _pick_category(self, user: _User | None) -> str:
         rng = self.rng
-        if user is not None and rng.random() < 0.8:
-            cum = user.taste_cum
-        else:
-            cum = self.cat_pop_cum
+        cum = user.taste_cum if user is not None and rng.random() < 0.8 else self.cat_pop_cum
         return _CATEGORY_NAMES[min(bisect.bisect(cum, rng.random() * cum[-1]), len(cum) - 1)]
 
     def _pick_product(self, category: str) -> Product:
@@ -564,8 +568,7 @@ class _Sim:
         """Emit one page's events starting at ``t0``; returns the time of the page's last one."""
         rng = self.rng
         row = self._page_row(srow, page, prev, ext_referrer, user_id)
-        doc_height = {"home": 4200, "category": 5600, "product": 3400, "search": 4800}.get(
-            page.kind, 1500) + rng.randint(-300, 300)
+        doc_height = _DOC_HEIGHTS.get(page.kind, 1500) + rng.randint(-300, 300)
         row[_I["doc_height"]] = str(doc_height)
         web_page = {"schema": _WEB_PAGE_SCHEMA, "data": {"id": self._uuid()}}
         row[_CONTEXTS] = _contexts([web_page])
@@ -798,3 +801,19 @@ def generate_lines(cfg: SyntheticConfig) -> Iterator[str]:
     for day in range(cfg.days):
         sim.simulate_day(day)
         yield from sim.flush(sim.start_ms + (day + 1) * _DAY_MS)
+
+
+class SyntheticSource:
+    """``synthetic:?users=N&days=D&seed=S``: the generated stream, through the real parser."""
+
+    def __init__(self, cfg: SyntheticConfig) -> None:
+        self.cfg = cfg
+
+    @property
+    def name(self) -> str:
+        c = self.cfg
+        return f"synthetic:?users={c.users}&days={c.days}&seed={c.seed}"
+
+    def __iter__(self) -> Iterator[Event | FailedEvent]:
+        for line in generate_lines(self.cfg):
+            yield parse_line(line, self.name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,29 +14,29 @@ from tests.conftest import ROOT
 DbtRun = Callable[..., None]
 
 
-@pytest.fixture
-def dbt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DbtRun:
-    """``dbt("build", ...)`` against ``tmp_path/warehouse.duckdb``; raises on failure."""
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    shutil.copy(ROOT / "profiles.example.yml", profiles / "profiles.yml")
-    monkeypatch.setenv("PERSONA_DUCKDB", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv("PERSONA_TARGET", "duckdb")
-    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dbt") / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="module")
+def dbt(warehouse: Path) -> Iterator[DbtRun]:
+    """``dbt("build", ...)`` against the module's scratch warehouse; raises on failure."""
+    work = warehouse.parent
+    (work / "profiles").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "profiles.example.yml", work / "profiles" / "profiles.yml")
 
     def run(*args: str) -> None:
         result = dbtRunner().invoke(
             [
                 *args,
-                "--project-dir",
-                str(ROOT),
-                "--profiles-dir",
-                str(profiles),
-                "--target-path",
-                str(tmp_path / "target"),
+                "--project-dir", str(ROOT),
+                "--profiles-dir", str(work / "profiles"),
+                "--target-path", str(work / "target"),
+                "--log-path", str(work / "logs"),
                 "--quiet",
             ]
-        )
+        )  # fmt: skip
         if not result.success:
             failures = [
                 f"{r.node.name}: {r.status} {r.message}"
@@ -45,4 +45,7 @@ def dbt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DbtRun:
             ]
             raise AssertionError(f"dbt {' '.join(args)} failed: {result.exception or failures}")
 
-    return run
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PERSONA_DUCKDB", str(warehouse))
+        mp.setenv("PERSONA_TARGET", "duckdb")
+        yield run

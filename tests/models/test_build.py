@@ -3,7 +3,9 @@ rules computed here, in Python, from the same events."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,15 +20,29 @@ from tests.models.conftest import DbtRun
 DAYS_LATE_ALLOWED = 3
 
 
-@pytest.fixture
-def built(tmp_path: Path, dbt: DbtRun) -> tuple[duckdb.DuckDBPyConnection, list[Event]]:
+@pytest.fixture(scope="module")
+def built(warehouse: Path, dbt: DbtRun) -> tuple[duckdb.DuckDBPyConnection, list[Event]]:
     events = [
-        parse_line(line) for line in generate_lines(SyntheticConfig(users=120, days=6, seed=7))
+        parse_line(line) for line in generate_lines(SyntheticConfig(users=400, days=10, seed=7))
     ]
     assert all(isinstance(e, dict) for e in events)
-    pipeline.run(events, DuckDBSink(tmp_path / "warehouse.duckdb"))
+    # Pings sent 4 days after they happened: a phone that was offline. Models must drop them.
+    pings = [e for e in events if e["event_name"] == "page_ping"][:5]
+    late = timedelta(days=4)
+    events += [
+        e
+        | {
+            "event_id": str(uuid.UUID(int=i + 1, version=4)),
+            "dvce_sent_tstamp": e["dvce_sent_tstamp"] + late,
+            "collector_tstamp": e["collector_tstamp"] + late,
+        }
+        for i, e in enumerate(pings)
+    ]
+    sink = DuckDBSink(warehouse)
+    pipeline.run(events, sink)
+    sink.close()
     dbt("build")  # data tests and unit tests included
-    return duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True), events
+    return duckdb.connect(str(warehouse)), events
 
 
 def expected_events(events: list[Event]) -> dict[str, Event]:
