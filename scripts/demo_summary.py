@@ -27,7 +27,8 @@ select
 # A buyer on several devices with a screenful of sessions: stitching at work.
 EXAMPLE = """
 select user_id, devices, sessions, page_views, purchases, round(revenue, 2) as revenue,
-    strftime(first_seen_at, '%Y-%m-%d') as first_seen, strftime(last_seen_at, '%Y-%m-%d') as last_seen
+    strftime(first_seen_at, '%Y-%m-%d') as first_seen,
+    strftime(last_seen_at, '%Y-%m-%d') as last_seen
 from derived.users
 where is_identified
 order by devices > 1 desc, purchases > 0 desc, sessions between 4 and 12 desc, revenue desc, user_id

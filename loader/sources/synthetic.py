@@ -53,7 +53,8 @@ _SENT, _DERIVED = _I["dvce_sent_tstamp"], _I["derived_tstamp"]
 _CONTEXTS, _UNSTRUCT, _USER_ID = _I["contexts"], _I["unstruct_event"], _I["user_id"]
 _PP = tuple(_I[f"pp_{a}offset_{m}"] for a in "xy" for m in ("min", "max"))
 _KIND = tuple(
-    _I[n] for n in ("event", "event_vendor", "event_name", "event_format", "event_version"))
+    _I[n] for n in ("event", "event_vendor", "event_name", "event_format", "event_version")
+)
 
 _SP = "com.snowplowanalytics.snowplow"
 _ECOM = "com.snowplowanalytics.snowplow.ecommerce"
@@ -87,21 +88,32 @@ def _unstruct(schema: str, data: dict[str, object]) -> str:
 
 def _iab(bot: bool) -> str:
     data = (
-        {"spiderOrRobot": True, "category": "SPIDER_OR_ROBOT", "reason": "FAILED_UA_INCLUDE",
-         "primaryImpact": "UNKNOWN"}
+        {
+            "spiderOrRobot": True,
+            "category": "SPIDER_OR_ROBOT",
+            "reason": "FAILED_UA_INCLUDE",
+            "primaryImpact": "UNKNOWN",
+        }
         if bot
-        else {"spiderOrRobot": False, "category": "BROWSER", "reason": "PASSED_ALL",
-              "primaryImpact": "NONE"}
+        else {
+            "spiderOrRobot": False,
+            "category": "BROWSER",
+            "reason": "PASSED_ALL",
+            "primaryImpact": "NONE",
+        }
     )
     return _contexts([{"schema": _IAB_SCHEMA, "data": data}])
 
 
 _HUMAN_DERIVED, _BOT_DERIVED = _iab(False), _iab(True)
-_ACTIONS = {t: _unstruct(_ACTION_SCHEMA, {"type": t})
-            for t in ("product_view", "add_to_cart", "transaction")}
+_ACTIONS = {
+    t: _unstruct(_ACTION_SCHEMA, {"type": t})
+    for t in ("product_view", "add_to_cart", "transaction")
+}
 
 
 # --------------------------------------------------------------------------- catalog
+
 
 @dataclass(frozen=True)
 class Product:
@@ -120,21 +132,43 @@ _CATEGORIES: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("jackets", 59, 349, ("Parka", "Bomber", "Rain Jacket", "Puffer", "Field Jacket")),
     ("bags", 25, 259, ("Tote", "Backpack", "Crossbody Bag", "Weekender", "Messenger Bag")),
     ("t-shirts", 12, 45, ("Tee", "Pocket Tee", "Longsleeve", "Polo", "Tank Top")),
-    ("jeans", 39, 139, ("Slim Jeans", "Straight Jeans", "Wide Jeans", "Tapered Jeans",
-                        "Selvedge Jeans")),
+    (
+        "jeans",
+        39,
+        139,
+        ("Slim Jeans", "Straight Jeans", "Wide Jeans", "Tapered Jeans", "Selvedge Jeans"),
+    ),
     ("dresses", 29, 199, ("Midi Dress", "Wrap Dress", "Shirt Dress", "Maxi Dress", "Slip Dress")),
     ("knitwear", 35, 169, ("Cardigan", "Crewneck", "Turtleneck", "Hoodie", "Knit Vest")),
     ("accessories", 8, 59, ("Beanie", "Scarf", "Belt", "Cap", "Gloves")),
     ("watches", 79, 449, ("Chronograph", "Field Watch", "Diver", "Dress Watch", "Smartwatch")),
-    ("sunglasses", 19, 179, ("Aviator", "Wayfarer", "Round Sunglasses", "Sport Shades",
-                             "Cat-Eye Sunglasses")),
-    ("sportswear", 19, 119, ("Running Tights", "Training Shorts", "Sports Bra", "Track Jacket",
-                             "Base Layer")),
+    (
+        "sunglasses",
+        19,
+        179,
+        ("Aviator", "Wayfarer", "Round Sunglasses", "Sport Shades", "Cat-Eye Sunglasses"),
+    ),
+    (
+        "sportswear",
+        19,
+        119,
+        ("Running Tights", "Training Shorts", "Sports Bra", "Track Jacket", "Base Layer"),
+    ),
     ("outdoor", 29, 299, ("Tent", "Sleeping Bag", "Trekking Poles", "Hiking Pack", "Headlamp")),
 )
 _CATEGORY_NAMES = tuple(c[0] for c in _CATEGORIES)
-_ADJECTIVES = ("Urban", "Classic", "Nordic", "Coastal", "Alpine", "Studio", "Everyday", "Vintage",
-               "Essential", "Summit")
+_ADJECTIVES = (
+    "Urban",
+    "Classic",
+    "Nordic",
+    "Coastal",
+    "Alpine",
+    "Studio",
+    "Everyday",
+    "Vintage",
+    "Essential",
+    "Summit",
+)
 _COLORS = ("Black", "Navy", "Sand", "Olive", "White", "Grey", "Burgundy", "Rust")
 _PRODUCTS_PER_CATEGORY = 25
 
@@ -162,6 +196,7 @@ def catalog(seed: int = 0) -> list[Product]:
 
 # --------------------------------------------------------------------------- world
 
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Size and seed of the simulated shop; the defaults give ~200k events over 30 days."""
@@ -184,64 +219,207 @@ _LOCATIONS = (
     ("DE", "BE", "Berlin", "Berlin", "10115", "Europe/Berlin", 1, 52.52, 13.405, "de-DE", 14),
     ("DE", "BY", "Bavaria", "Munich", "80331", "Europe/Berlin", 1, 48.1372, 11.5756, "de-DE", 9),
     ("DE", "HH", "Hamburg", "Hamburg", "20095", "Europe/Berlin", 1, 53.5511, 9.9937, "de-DE", 7),
-    ("FR", "IDF", "Ile-de-France", "Paris", "75001", "Europe/Paris", 1, 48.8566, 2.3522,
-     "fr-FR", 12),
+    (
+        "FR",
+        "IDF",
+        "Ile-de-France",
+        "Paris",
+        "75001",
+        "Europe/Paris",
+        1,
+        48.8566,
+        2.3522,
+        "fr-FR",
+        12,
+    ),
     ("GB", "ENG", "England", "London", "EC1A", "Europe/London", 0, 51.5074, -0.1278, "en-GB", 14),
-    ("NL", "NH", "North Holland", "Amsterdam", "1012", "Europe/Amsterdam", 1, 52.3676, 4.9041,
-     "nl-NL", 8),
+    (
+        "NL",
+        "NH",
+        "North Holland",
+        "Amsterdam",
+        "1012",
+        "Europe/Amsterdam",
+        1,
+        52.3676,
+        4.9041,
+        "nl-NL",
+        8,
+    ),
     ("ES", "MD", "Madrid", "Madrid", "28001", "Europe/Madrid", 1, 40.4168, -3.7038, "es-ES", 8),
-    ("US", "NY", "New York", "New York", "10001", "America/New_York", -5, 40.7128, -74.006,
-     "en-US", 10),
-    ("US", "CA", "California", "San Francisco", "94103", "America/Los_Angeles", -8, 37.7749,
-     -122.4194, "en-US", 6),
+    (
+        "US",
+        "NY",
+        "New York",
+        "New York",
+        "10001",
+        "America/New_York",
+        -5,
+        40.7128,
+        -74.006,
+        "en-US",
+        10,
+    ),
+    (
+        "US",
+        "CA",
+        "California",
+        "San Francisco",
+        "94103",
+        "America/Los_Angeles",
+        -8,
+        37.7749,
+        -122.4194,
+        "en-US",
+        6,
+    ),
 )
 
 # name, useragent, screens, weight. Viewports are derived from the screen per device.
 _PROFILES = (
-    ("chrome-win", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
-     "Gecko) Chrome/131.0.0.0 Safari/537.36", ((1920, 1080), (1366, 768), (1536, 864),
-                                               (2560, 1440)), 26),
-    ("safari-mac", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, "
-     "like Gecko) Version/18.1 Safari/605.1.15", ((1440, 900), (1512, 982), (1728, 1117)), 12),
-    ("firefox-win", "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 "
-     "Firefox/133.0", ((1920, 1080), (1366, 768)), 6),
-    ("safari-iphone", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15"
-     " (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", ((390, 844), (393, 852),
-                                                                      (430, 932), (375, 812)), 30),
-    ("chrome-android", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko)"
-     " Chrome/131.0.0.0 Mobile Safari/537.36", ((412, 915), (360, 800), (384, 854)), 20),
-    ("safari-ipad", "Mozilla/5.0 (iPad; CPU OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
-     "like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", ((810, 1080), (820, 1180)), 6),
+    (
+        "chrome-win",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/131.0.0.0 Safari/537.36",
+        ((1920, 1080), (1366, 768), (1536, 864), (2560, 1440)),
+        26,
+    ),
+    (
+        "safari-mac",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Version/18.1 Safari/605.1.15",
+        ((1440, 900), (1512, 982), (1728, 1117)),
+        12,
+    ),
+    (
+        "firefox-win",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        ((1920, 1080), (1366, 768)),
+        6,
+    ),
+    (
+        "safari-iphone",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15"
+        " (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+        ((390, 844), (393, 852), (430, 932), (375, 812)),
+        30,
+    ),
+    (
+        "chrome-android",
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko)"
+        " Chrome/131.0.0.0 Mobile Safari/537.36",
+        ((412, 915), (360, 800), (384, 854)),
+        20,
+    ),
+    (
+        "safari-ipad",
+        "Mozilla/5.0 (iPad; CPU OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+        ((810, 1080), (820, 1180)),
+        6,
+    ),
 )
 
 # useragent, anonymised IP, geo (country, region, region name, city, timezone, lat, lon)
 _BOTS = (
-    ("Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like "
-     "Gecko) Chrome/131.0.6778.204 Mobile Safari/537.36 (compatible; Googlebot/2.1; "
-     "+http://www.google.com/bot.html)", "66.249.66.x",
-     ("US", "CA", "California", "Mountain View", "America/Los_Angeles", 37.4056, -122.0775), 6),
-    ("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
-     "+http://www.bing.com/bingbot.htm) Chrome/131.0.0.0 Safari/537.36", "157.55.39.x",
-     ("US", "VA", "Virginia", "Boydton", "America/New_York", 36.6676, -78.3875), 3),
-    ("Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)", "54.36.148.x",
-     ("FR", "HDF", "Hauts-de-France", "Roubaix", "Europe/Paris", 50.6942, 3.1746), 2),
+    (
+        "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/131.0.6778.204 Mobile Safari/537.36 (compatible; Googlebot/2.1; "
+        "+http://www.google.com/bot.html)",
+        "66.249.66.x",
+        ("US", "CA", "California", "Mountain View", "America/Los_Angeles", 37.4056, -122.0775),
+        6,
+    ),
+    (
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
+        "+http://www.bing.com/bingbot.htm) Chrome/131.0.0.0 Safari/537.36",
+        "157.55.39.x",
+        ("US", "VA", "Virginia", "Boydton", "America/New_York", 36.6676, -78.3875),
+        3,
+    ),
+    (
+        "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+        "54.36.148.x",
+        ("FR", "HDF", "Hauts-de-France", "Roubaix", "Europe/Paris", 50.6942, 3.1746),
+        2,
+    ),
 )
 
 _DOC_HEIGHTS = {"home": 4200, "category": 5600, "product": 3400, "search": 4800}
 _IP_PREFIXES = ("203.0.113", "198.51.100", "192.0.2")
 # Local hour-of-day session weights: quiet nights, lunch bump, evening peak.
-_HOURS = (1.0, 0.6, 0.4, 0.3, 0.3, 0.5, 1.0, 2.0, 3.0, 3.5, 3.5, 3.5, 4.2, 4.0, 3.5, 3.5, 3.6,
-          4.0, 5.0, 6.0, 6.5, 6.0, 4.5, 2.5)
+_HOURS = (
+    1.0,
+    0.6,
+    0.4,
+    0.3,
+    0.3,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    3.5,
+    3.5,
+    3.5,
+    4.2,
+    4.0,
+    3.5,
+    3.5,
+    3.6,
+    4.0,
+    5.0,
+    6.0,
+    6.5,
+    6.0,
+    4.5,
+    2.5,
+)
 _PAYMENT_METHODS = ("card", "card", "card", "paypal", "paypal", "klarna", "apple_pay")
 _EMAIL_CAMPAIGNS = ("weekly_digest", "winter_sale", "new_arrivals", "back_in_stock")
-_FIRST_NAMES = ("anna", "ben", "clara", "david", "emma", "felix", "hanna", "jonas", "lea", "max",
-                "mia", "noah", "sofia", "tom", "zoe", "lucas", "julia", "paul", "marie", "elias")
-_LAST_NAMES = ("mueller", "schmidt", "martin", "smith", "garcia", "dubois", "jansen", "rossi",
-               "weber", "brown", "fischer", "lopez")
+_FIRST_NAMES = (
+    "anna",
+    "ben",
+    "clara",
+    "david",
+    "emma",
+    "felix",
+    "hanna",
+    "jonas",
+    "lea",
+    "max",
+    "mia",
+    "noah",
+    "sofia",
+    "tom",
+    "zoe",
+    "lucas",
+    "julia",
+    "paul",
+    "marie",
+    "elias",
+)
+_LAST_NAMES = (
+    "mueller",
+    "schmidt",
+    "martin",
+    "smith",
+    "garcia",
+    "dubois",
+    "jansen",
+    "rossi",
+    "weber",
+    "brown",
+    "fischer",
+    "lopez",
+)
 
 # Traffic sources and their weights; referrers as (url, host, refr_medium, refr_source).
 _SOURCES = (
-    ("direct", 32), ("search", 30), ("social", 10), ("email", 12), ("paid", 16),
+    ("direct", 32),
+    ("search", 30),
+    ("social", 10),
+    ("email", 12),
+    ("paid", 16),
 )
 _REFERRERS = {
     "google": ("https://www.google.com/", "www.google.com", "search", "Google"),
@@ -309,8 +487,9 @@ class _Sim:
         for cat in _CATEGORY_NAMES:
             items = [p for p in self.products if p.category == cat]
             self.by_cat[cat] = (items, _cum([p.popularity for p in items]))
-        self.cat_pop_cum = _cum([sum(p.popularity for p in self.by_cat[c][0])
-                                 for c in _CATEGORY_NAMES])
+        self.cat_pop_cum = _cum(
+            [sum(p.popularity for p in self.by_cat[c][0]) for c in _CATEGORY_NAMES]
+        )
         self.all_cum = _cum([p.popularity for p in self.products])
         self.buffer: list[tuple[int, int, str]] = []
         self.seq = 0
@@ -323,11 +502,18 @@ class _Sim:
         self.start_ms = (start - _EPOCH) // timedelta(milliseconds=1)
         self.template = [""] * _N
         for name, value in (
-            ("app_id", APP_ID), ("platform", "web"), ("name_tracker", "sp"),
-            ("v_tracker", "js-3.24.0"), ("v_collector", "ssc-3.2.0-kinesis"),
-            ("v_etl", "snowplow-enrich-kinesis-4.2.0"), ("page_urlscheme", "https"),
-            ("page_urlhost", HOST), ("page_urlport", "443"), ("br_cookies", "1"),
-            ("br_colordepth", "24"), ("doc_charset", "UTF-8"),
+            ("app_id", APP_ID),
+            ("platform", "web"),
+            ("name_tracker", "sp"),
+            ("v_tracker", "js-3.24.0"),
+            ("v_collector", "ssc-3.2.0-kinesis"),
+            ("v_etl", "snowplow-enrich-kinesis-4.2.0"),
+            ("page_urlscheme", "https"),
+            ("page_urlhost", HOST),
+            ("page_urlport", "443"),
+            ("br_cookies", "1"),
+            ("br_colordepth", "24"),
+            ("doc_charset", "UTF-8"),
         ):
             self.template[_I[name]] = value
         self.loc_cum = _cum([loc[-1] for loc in _LOCATIONS])
@@ -362,30 +548,53 @@ class _Sim:
         # account: it is what keeps their cart and orders in sync.
         p_account = _REGISTERED_P + 0.02 * activity + 0.2 * (n_devices > 1)
         registered = rng.random() < min(0.85, p_account)
-        return _User(user_id, registered, taste, _cum(taste),
-                     activity * _SESSION_RATE, first_day, loc[6] * _HOUR_MS, devices,
-                     _cum(device_w))
+        return _User(
+            user_id,
+            registered,
+            taste,
+            _cum(taste),
+            activity * _SESSION_RATE,
+            first_day,
+            loc[6] * _HOUR_MS,
+            devices,
+            _cum(device_w),
+        )
 
     def _device(self, loc: tuple) -> _Device:
         rng = self.rng
         _name, ua, screens, _w = _PROFILES[
-            bisect.bisect(self.profile_cum, rng.random() * self.profile_cum[-1])]
+            bisect.bisect(self.profile_cum, rng.random() * self.profile_cum[-1])
+        ]
         sw, sh = rng.choice(screens)
         mobile = sw < 900
-        view = (sw, sh - rng.randint(90, 180)) if mobile else (
-            sw - rng.choice((0, 0, 15, 120, 300)), sh - rng.randint(110, 190))
+        view = (
+            (sw, sh - rng.randint(90, 180))
+            if mobile
+            else (sw - rng.choice((0, 0, 15, 120, 300)), sh - rng.randint(110, 190))
+        )
         row = self.template.copy()
         jitter = rng.uniform(-0.02, 0.02)
         for name, value in (
-            ("domain_userid", self._uuid()), ("network_userid", self._uuid()),
-            ("user_ipaddress", f"{rng.choice(_IP_PREFIXES)}.x"), ("geo_country", loc[0]),
-            ("geo_region", loc[1]), ("geo_region_name", loc[2]), ("geo_city", loc[3]),
-            ("geo_zipcode", loc[4]), ("geo_timezone", loc[5]),
-            ("geo_latitude", f"{loc[7] + jitter:.4f}"), ("geo_longitude", f"{loc[8] - jitter:.4f}"),
-            ("useragent", ua), ("br_lang", loc[9]), ("os_timezone", loc[5]),
-            ("dvce_screenwidth", str(sw)), ("dvce_screenheight", str(sh)),
-            ("br_viewwidth", str(view[0])), ("br_viewheight", str(view[1])),
-            ("doc_width", str(view[0])), ("derived_contexts", _HUMAN_DERIVED),
+            ("domain_userid", self._uuid()),
+            ("network_userid", self._uuid()),
+            ("user_ipaddress", f"{rng.choice(_IP_PREFIXES)}.x"),
+            ("geo_country", loc[0]),
+            ("geo_region", loc[1]),
+            ("geo_region_name", loc[2]),
+            ("geo_city", loc[3]),
+            ("geo_zipcode", loc[4]),
+            ("geo_timezone", loc[5]),
+            ("geo_latitude", f"{loc[7] + jitter:.4f}"),
+            ("geo_longitude", f"{loc[8] - jitter:.4f}"),
+            ("useragent", ua),
+            ("br_lang", loc[9]),
+            ("os_timezone", loc[5]),
+            ("dvce_screenwidth", str(sw)),
+            ("dvce_screenheight", str(sh)),
+            ("br_viewwidth", str(view[0])),
+            ("br_viewheight", str(view[1])),
+            ("doc_width", str(view[0])),
+            ("derived_contexts", _HUMAN_DERIVED),
         ):
             row[_I[name]] = value
         skew = int(rng.gauss(0, 1500)) if rng.random() < 0.95 else rng.randint(-3600, 3600) * 1000
@@ -409,16 +618,23 @@ class _Sim:
         return _Page("category", f"/c/{cat}", f"{cat.capitalize()} | Persona Shop", category=cat)
 
     def _product_page(self, p: Product) -> _Page:
-        return _Page("product", f"/p/{p.id}", f"{p.name} | Persona Shop", category=p.category,
-                     product=p)
+        return _Page(
+            "product", f"/p/{p.id}", f"{p.name} | Persona Shop", category=p.category, product=p
+        )
 
     def _search_page(self, cat: str) -> _Page:
         nouns = _CATEGORIES[_CATEGORY_NAMES.index(cat)][3]
         phrase = self.rng.choice((*nouns, cat)).lower()
         terms = tuple(phrase.split())
         q = "+".join(terms)
-        return _Page("search", "/search", f"Search results for {phrase} | Persona Shop",
-                     query=f"q={q}", category=cat, terms=terms)
+        return _Page(
+            "search",
+            "/search",
+            f"Search results for {phrase} | Persona Shop",
+            query=f"q={q}",
+            category=cat,
+            terms=terms,
+        )
 
     def _landing(self, user: _User, source: str) -> tuple[_Page, tuple[str, ...] | None]:
         """Landing page plus referrer (url, host, medium, source) for a traffic source."""
@@ -426,33 +642,54 @@ class _Sim:
         cat = self._pick_category(user)
         roll = rng.random()
         if source == "direct":
-            page = (self._home() if roll < 0.6 else self._product_page(self._pick_product(cat))
-                    if roll < 0.85 else self._category_page(cat))
+            page = (
+                self._home()
+                if roll < 0.6
+                else self._product_page(self._pick_product(cat))
+                if roll < 0.85
+                else self._category_page(cat)
+            )
             return page, None
         if source == "search":
-            page = (self._product_page(self._pick_product(cat)) if roll < 0.5
-                    else self._category_page(cat) if roll < 0.85 else self._home())
+            page = (
+                self._product_page(self._pick_product(cat))
+                if roll < 0.5
+                else self._category_page(cat)
+                if roll < 0.85
+                else self._home()
+            )
             return page, _REFERRERS["google"]
         if source == "social":
-            page = (self._product_page(self._pick_product(cat)) if roll < 0.7
-                    else self._category_page(cat))
+            page = (
+                self._product_page(self._pick_product(cat))
+                if roll < 0.7
+                else self._category_page(cat)
+            )
             return page, _REFERRERS[rng.choice(("facebook", "facebook", "instagram"))]
         if source == "email":
-            page = (self._category_page(cat) if roll < 0.5 else
-                    self._product_page(self._pick_product(cat)) if roll < 0.8 else self._home())
+            page = (
+                self._category_page(cat)
+                if roll < 0.5
+                else self._product_page(self._pick_product(cat))
+                if roll < 0.8
+                else self._home()
+            )
             campaign = rng.choice(_EMAIL_CAMPAIGNS)
             page.query = f"utm_source=newsletter&utm_medium=email&utm_campaign={campaign}"
             page.campaign = ("email", "newsletter", "", campaign, "", "")
             return page, (_REFERRERS["gmail"] if rng.random() < 0.3 else None)
         # paid search
-        page = (self._product_page(self._pick_product(cat)) if roll < 0.6
-                else self._category_page(cat))
+        page = (
+            self._product_page(self._pick_product(cat)) if roll < 0.6 else self._category_page(cat)
+        )
         nouns = _CATEGORIES[_CATEGORY_NAMES.index(cat)][3]
         term = rng.choice(nouns).lower()
         gclid = f"EAIaIQob{rng.getrandbits(160):040x}"
         campaign = f"generic_{cat}"
-        page.query = (f"utm_source=google&utm_medium=cpc&utm_campaign={campaign}"
-                      f"&utm_term={term.replace(' ', '+')}&gclid={gclid}")
+        page.query = (
+            f"utm_source=google&utm_medium=cpc&utm_campaign={campaign}"
+            f"&utm_term={term.replace(' ', '+')}&gclid={gclid}"
+        )
         page.campaign = ("cpc", "google", term, campaign, gclid, "Google")
         return page, _REFERRERS["google"]
 
@@ -475,8 +712,9 @@ class _Sim:
             return self._search_page(self._pick_category(user))
         # product, cart and anything else
         if r < 0.45:
-            return self._product_page(self._pick_product(page.category or
-                                                         self._pick_category(user)))
+            return self._product_page(
+                self._pick_product(page.category or self._pick_category(user))
+            )
         if r < 0.7:
             return self._category_page(page.category or self._pick_category(user))
         if r < 0.8:
@@ -523,11 +761,19 @@ class _Sim:
             elif n < 60 and rng.random() < 0.79:
                 page = self._next_page(user, page, cart)
             elif cart and page.kind != "confirmation" and rng.random() < _BUY_P:
-                checkout = [_Page("checkout", "/checkout", "Checkout | Persona Shop"),
-                            _Page("confirmation", "/checkout/confirmation",
-                                  "Thank you for your order | Persona Shop")]
-                page = (_Page("cart", "/cart", "Your cart | Persona Shop") if page.kind != "cart"
-                        else checkout.pop(0))
+                checkout = [
+                    _Page("checkout", "/checkout", "Checkout | Persona Shop"),
+                    _Page(
+                        "confirmation",
+                        "/checkout/confirmation",
+                        "Thank you for your order | Persona Shop",
+                    ),
+                ]
+                page = (
+                    _Page("cart", "/cart", "Your cart | Persona Shop")
+                    if page.kind != "cart"
+                    else checkout.pop(0)
+                )
             else:
                 break
             t += int(rng.expovariate(1 / 6000)) + 400  # reading, clicking, loading
@@ -535,8 +781,14 @@ class _Sim:
             dev.logged_in = True
         dev.last_ms = t
 
-    def _page_row(self, srow: list[str], page: _Page, prev: _Page | None,
-                  ext_referrer: tuple[str, ...] | None, user_id: str) -> list[str]:
+    def _page_row(
+        self,
+        srow: list[str],
+        page: _Page,
+        prev: _Page | None,
+        ext_referrer: tuple[str, ...] | None,
+        user_id: str,
+    ) -> list[str]:
         row = srow.copy()
         row[_I["page_url"]] = page.url
         row[_I["page_title"]] = page.title
@@ -551,20 +803,48 @@ class _Sim:
             refr = None
         if refr is not None:
             for name, value in zip(
-                ("page_referrer", "refr_urlhost", "refr_medium", "refr_source",
-                 "refr_urlscheme", "refr_urlpath", "refr_urlquery"), refr, strict=True):
+                (
+                    "page_referrer",
+                    "refr_urlhost",
+                    "refr_medium",
+                    "refr_source",
+                    "refr_urlscheme",
+                    "refr_urlpath",
+                    "refr_urlquery",
+                ),
+                refr,
+                strict=True,
+            ):
                 row[_I[name]] = value
             row[_I["refr_urlport"]] = "443"
         if page.campaign:
             for name, value in zip(
-                ("mkt_medium", "mkt_source", "mkt_term", "mkt_campaign", "mkt_clickid",
-                 "mkt_network"), page.campaign, strict=True):
+                (
+                    "mkt_medium",
+                    "mkt_source",
+                    "mkt_term",
+                    "mkt_campaign",
+                    "mkt_clickid",
+                    "mkt_network",
+                ),
+                page.campaign,
+                strict=True,
+            ):
                 row[_I[name]] = value
         return row
 
-    def _human_page(self, srow: list[str], page: _Page, prev: _Page | None,
-                    ext_referrer: tuple[str, ...] | None, t0: int, user_id: str, user: _User,
-                    dev: _Device, cart: list[tuple[Product, int]]) -> int:
+    def _human_page(
+        self,
+        srow: list[str],
+        page: _Page,
+        prev: _Page | None,
+        ext_referrer: tuple[str, ...] | None,
+        t0: int,
+        user_id: str,
+        user: _User,
+        dev: _Device,
+        cart: list[tuple[Product, int]],
+    ) -> int:
         """Emit one page's events starting at ``t0``; returns the time of the page's last one."""
         rng = self.rng
         row = self._page_row(srow, page, prev, ext_referrer, user_id)
@@ -594,31 +874,46 @@ class _Sim:
                 total = round(sum(p.price * q for p, q in cart), 2)
                 ev = row.copy()
                 ev[_UNSTRUCT] = _ACTIONS["add_to_cart"]
-                ev[_CONTEXTS] = _contexts([
-                    web_page, self._product_entity(product, qty),
-                    {"schema": _CART_SCHEMA, "data": {"total_value": total,
-                                                       "currency": CURRENCY}}])
+                ev[_CONTEXTS] = _contexts(
+                    [
+                        web_page,
+                        self._product_entity(product, qty),
+                        {
+                            "schema": _CART_SCHEMA,
+                            "data": {"total_value": total, "currency": CURRENCY},
+                        },
+                    ]
+                )
                 engaged = max(engaged, 4000)
                 end = t0 + rng.randint(3000, engaged)
                 self._emit(ev, _ECOM_ACTION, end, skew)
         elif page.kind == "search":
             ev = row.copy()
             results = 0 if rng.random() < 0.05 else rng.randint(1, 60)
-            ev[_UNSTRUCT] = _unstruct(_SEARCH_SCHEMA, {"terms": list(page.terms),
-                                                       "totalResults": results})
+            ev[_UNSTRUCT] = _unstruct(
+                _SEARCH_SCHEMA, {"terms": list(page.terms), "totalResults": results}
+            )
             end = t0 + rng.randint(20, 300)
             self._emit(ev, _SITE_SEARCH, end, skew)
         elif page.kind == "confirmation" and cart:
             self.orders += 1
             revenue = round(sum(p.price * q for p, q in cart), 2)
-            txn = {"transaction_id": f"ord-{self.cfg.seed}-{self.orders:06d}",
-                   "revenue": revenue, "currency": CURRENCY,
-                   "payment_method": rng.choice(_PAYMENT_METHODS),
-                   "total_quantity": sum(q for _p, q in cart)}
+            txn = {
+                "transaction_id": f"ord-{self.cfg.seed}-{self.orders:06d}",
+                "revenue": revenue,
+                "currency": CURRENCY,
+                "payment_method": rng.choice(_PAYMENT_METHODS),
+                "total_quantity": sum(q for _p, q in cart),
+            }
             ev = row.copy()
             ev[_UNSTRUCT] = _ACTIONS["transaction"]
-            ev[_CONTEXTS] = _contexts([web_page, *(self._product_entity(p, q) for p, q in cart),
-                                       {"schema": _TRANSACTION_SCHEMA, "data": txn}])
+            ev[_CONTEXTS] = _contexts(
+                [
+                    web_page,
+                    *(self._product_entity(p, q) for p, q in cart),
+                    {"schema": _TRANSACTION_SCHEMA, "data": txn},
+                ]
+            )
             end = t0 + rng.randint(50, 500)
             self._emit(ev, _ECOM_ACTION, end, skew)
             cart.clear()
@@ -642,22 +937,39 @@ class _Sim:
         ua, ip, geo, _w = _BOTS[bisect.bisect(self.bot_cum, rng.random() * self.bot_cum[-1])]
         srow = self.template.copy()
         for name, value in (
-            ("domain_userid", self._uuid()), ("network_userid", self._uuid()),
-            ("domain_sessionidx", "1"), ("domain_sessionid", self._uuid()),
-            ("user_ipaddress", ip), ("geo_country", geo[0]), ("geo_region", geo[1]),
-            ("geo_region_name", geo[2]), ("geo_city", geo[3]), ("geo_timezone", geo[4]),
-            ("geo_latitude", str(geo[5])), ("geo_longitude", str(geo[6])), ("useragent", ua),
-            ("br_lang", "en-US"), ("os_timezone", "UTC"), ("dvce_screenwidth", "1024"),
-            ("dvce_screenheight", "1024"), ("br_viewwidth", "1024"), ("br_viewheight", "1024"),
-            ("doc_width", "1024"), ("derived_contexts", _BOT_DERIVED),
+            ("domain_userid", self._uuid()),
+            ("network_userid", self._uuid()),
+            ("domain_sessionidx", "1"),
+            ("domain_sessionid", self._uuid()),
+            ("user_ipaddress", ip),
+            ("geo_country", geo[0]),
+            ("geo_region", geo[1]),
+            ("geo_region_name", geo[2]),
+            ("geo_city", geo[3]),
+            ("geo_timezone", geo[4]),
+            ("geo_latitude", str(geo[5])),
+            ("geo_longitude", str(geo[6])),
+            ("useragent", ua),
+            ("br_lang", "en-US"),
+            ("os_timezone", "UTC"),
+            ("dvce_screenwidth", "1024"),
+            ("dvce_screenheight", "1024"),
+            ("br_viewwidth", "1024"),
+            ("br_viewheight", "1024"),
+            ("doc_width", "1024"),
+            ("derived_contexts", _BOT_DERIVED),
         ):
             srow[_I[name]] = value
         prev: _Page | None = None
         for _ in range(rng.randint(5, 40)):
             roll = rng.random()
             if roll < 0.7:
-                page = self._product_page(self.products[bisect.bisect(
-                    self.all_cum, rng.random() * self.all_cum[-1]) % len(self.products)])
+                page = self._product_page(
+                    self.products[
+                        bisect.bisect(self.all_cum, rng.random() * self.all_cum[-1])
+                        % len(self.products)
+                    ]
+                )
             elif roll < 0.95:
                 page = self._category_page(rng.choice(_CATEGORY_NAMES))
             else:
@@ -677,8 +989,13 @@ class _Sim:
 
     @staticmethod
     def _product_entity(p: Product, quantity: int = 0) -> dict[str, object]:
-        data: dict[str, object] = {"id": p.id, "name": p.name, "category": p.category,
-                                   "price": p.price, "currency": CURRENCY}
+        data: dict[str, object] = {
+            "id": p.id,
+            "name": p.name,
+            "category": p.category,
+            "price": p.price,
+            "currency": CURRENCY,
+        }
         if quantity:
             data["quantity"] = quantity
         return {"schema": _PRODUCT_SCHEMA, "data": data}
@@ -709,8 +1026,13 @@ class _Sim:
         r = rand()
         if r < _LATE_P:  # queued on the device (offline, closed tab) and flushed on a later visit
             u = rng.random()
-            hours = rng.uniform(1, 24) if u < 0.8 else rng.uniform(24, 72) if u < 0.95 else (
-                rng.uniform(72, 120))
+            hours = (
+                rng.uniform(1, 24)
+                if u < 0.8
+                else rng.uniform(24, 72)
+                if u < 0.95
+                else (rng.uniform(72, 120))
+            )
             sent += int(hours * _HOUR_MS)
         collector = sent + 20 + int(rand() * 230)
         row[_CREATED] = self._fmt(created + skew)
@@ -751,10 +1073,13 @@ class _Sim:
                 continue
             starts = sorted(self._local_time(user.utc_offset_ms) for _ in range(n))
             for start in starts:
-                dev = user.devices[bisect.bisect(user.device_cum, rng.random() *
-                                                 user.device_cum[-1])]
-                t = max(day_start + start,
-                        dev.last_ms + _SESSION_TIMEOUT_MS + rng.randint(1, 20) * 60_000)
+                dev = user.devices[
+                    bisect.bisect(user.device_cum, rng.random() * user.device_cum[-1])
+                ]
+                t = max(
+                    day_start + start,
+                    dev.last_ms + _SESSION_TIMEOUT_MS + rng.randint(1, 20) * 60_000,
+                )
                 self.human_session(user, dev, t)
                 sessions += 1
         share = _BOT_SESSION_SHARE

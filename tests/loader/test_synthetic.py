@@ -76,8 +76,7 @@ def test_catalog_is_deterministic_and_shaped() -> None:
 
 def test_same_seed_same_lines_different_seed_different(lines: list[str]) -> None:
     assert list(generate_lines(SMALL)) == lines
-    other = list(itertools.islice(generate_lines(SyntheticConfig(users=300, days=7, seed=1)),
-                                  1000))
+    other = list(itertools.islice(generate_lines(SyntheticConfig(users=300, days=7, seed=1)), 1000))
     assert other != lines[:1000]
 
 
@@ -93,7 +92,8 @@ def test_every_line_is_a_valid_enriched_event(lines: list[str], events: list[dic
         assert e["event_fingerprint"]
         # Snowplow's derived_tstamp: collector time minus the device's own send delay
         assert e["derived_tstamp"] == e["collector_tstamp"] - (
-            e["dvce_sent_tstamp"] - e["dvce_created_tstamp"])
+            e["dvce_sent_tstamp"] - e["dvce_created_tstamp"]
+        )
 
 
 def test_lines_arrive_in_collector_order(events: list[dict]) -> None:
@@ -119,8 +119,9 @@ def test_duplicates_of_both_kinds(lines: list[str], events: list[dict]) -> None:
 
 
 def test_late_events_arrive_at_their_late_collector_time(unique: list[dict]) -> None:
-    late = [e for e in unique
-            if e["collector_tstamp"] - e["dvce_created_tstamp"] > timedelta(hours=1)]
+    late = [
+        e for e in unique if e["collector_tstamp"] - e["dvce_created_tstamp"] > timedelta(hours=1)
+    ]
     assert any(e["collector_tstamp"] - e["dvce_created_tstamp"] > timedelta(days=1) for e in late)
     assert 0.001 < len(late) / len(unique) < 0.01
     for e in late:  # the device held the event: created on time, sent late
@@ -133,8 +134,9 @@ def test_bots_crawl_without_pings_purchases_or_logins(unique: list[dict]) -> Non
     assert {e["event_name"] for e in bots} <= {"page_view", "snowplow_ecommerce_action"}
     assert all(action(e) in (None, "product_view") for e in bots)
     assert not any(e.get("user_id") for e in bots)
-    assert all(any(b in e["useragent"] for b in ("Googlebot", "bingbot", "AhrefsBot"))
-               for e in bots)
+    assert all(
+        any(b in e["useragent"] for b in ("Googlebot", "bingbot", "AhrefsBot")) for e in bots
+    )
     bot_sessions = {e["domain_sessionid"] for e in bots}
     all_sessions = {e["domain_sessionid"] for e in unique}
     assert 0.005 < len(bot_sessions) / len(all_sessions) < 0.05
@@ -149,8 +151,9 @@ def test_page_pings_follow_their_page_view_every_ten_seconds(unique: list[dict])
     firsts: Counter[bool] = Counter()
     for page in pages.values():
         views = [e for e in page if e["event"] == "page_view"]
-        pings = sorted((e for e in page if e["event"] == "page_ping"),
-                       key=lambda e: e["dvce_created_tstamp"])
+        pings = sorted(
+            (e for e in page if e["event"] == "page_ping"), key=lambda e: e["dvce_created_tstamp"]
+        )
         assert len(views) <= 1
         if not pings or not views:
             continue
@@ -193,8 +196,9 @@ def test_identity_stitching_has_work_to_do(unique: list[dict]) -> None:
         sessions = by_device[e["domain_userid"]]
         idx = e["domain_sessionidx"]
         sessions[idx] = sessions.get(idx, False) or "user_id" in e
-    assert any(any(not s[i] and any(s[j] for j in s if j > i) for i in s)
-               for s in by_device.values())
+    assert any(
+        any(not s[i] and any(s[j] for j in s if j > i) for i in s) for s in by_device.values()
+    )
     sessions = [logged for s in by_device.values() for logged in s.values()]
     assert 0.1 < sum(sessions) / len(sessions) < 0.6  # ~35% on the default config
 
@@ -224,7 +228,8 @@ def test_ecommerce_events(unique: list[dict]) -> None:
         items = e[PRODUCT]
         assert all(item["price"] == prices[item["id"]] for item in items)
         assert txn["revenue"] == pytest.approx(
-            sum(item["price"] * item["quantity"] for item in items), abs=0.005)
+            sum(item["price"] * item["quantity"] for item in items), abs=0.005
+        )
         assert txn["total_quantity"] == sum(item["quantity"] for item in items)
         assert txn["currency"] == "EUR"
     for e in unique:
@@ -252,8 +257,9 @@ def test_default_config_size_late_tail_and_cross_device() -> None:
         session = values[session_id]
         logged_in[session] = logged_in.get(session, False) or values[user_id] != ""
         if values[collector][:10] > values[created][:10]:  # another day: check precisely
-            lag = (datetime.fromisoformat(values[collector])
-                   - datetime.fromisoformat(values[created]))
+            lag = datetime.fromisoformat(values[collector]) - datetime.fromisoformat(
+                values[created]
+            )
             very_late += lag > timedelta(days=3)
         if values[user_id]:
             devices_of[values[user_id]].add(values[domain_userid])
