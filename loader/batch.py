@@ -7,10 +7,12 @@ columns and Snowflake in VARIANT, and both parse text on the way in.
 
 from __future__ import annotations
 
-import json
+import itertools
+import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 import pyarrow as pa
 
 from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind
@@ -29,7 +31,8 @@ ATOMIC_SCHEMA = pa.schema(
     + [pa.field(LOAD_TSTAMP, pa.timestamp("us"))]
 )
 _ATOMIC_NAMES = frozenset(f.name for f in ATOMIC_FIELDS)
-_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_atomic_values = operator.itemgetter(*(f.name for f in ATOMIC_FIELDS))
+_DUMPS = orjson.dumps  # UTF-8 JSON bytes, which Arrow takes as strings
 
 
 @dataclass
@@ -50,9 +53,10 @@ class Batch:
 
     def entity_columns(self) -> list[str]:
         seen: dict[str, None] = {}
+        n_atomic = len(_ATOMIC_NAMES)
         for event in self.events:
-            for name in event:
-                if name not in _ATOMIC_NAMES:
+            if len(event) > n_atomic:
+                for name in itertools.islice(event, n_atomic, None):
                     seen[name] = None
         return list(seen)
 
@@ -60,9 +64,11 @@ class Batch:
         """The events as a table: atomic columns in contract order, then entity columns."""
         loaded_at = loaded_at or datetime.now(UTC).replace(tzinfo=None)
         events = self.events
+        rows = [_atomic_values(e) for e in events]
+        columns = zip(*rows, strict=True) if rows else ([] for _ in ATOMIC_FIELDS)
         arrays = [
-            pa.array([e.get(f.name) for e in events], type=ARROW_TYPES[f.kind])
-            for f in ATOMIC_FIELDS
+            pa.array(column, type=ARROW_TYPES[f.kind])
+            for f, column in zip(ATOMIC_FIELDS, columns, strict=True)
         ]
         arrays.append(pa.array([loaded_at] * len(events), type=pa.timestamp("us")))
         names = [*ATOMIC_SCHEMA.names]

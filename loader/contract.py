@@ -9,6 +9,7 @@ are: each entity schema becomes its own column, named as the Snowflake Streaming
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -197,12 +198,14 @@ class SchemaKey:
     major: int
 
     @classmethod
+    @functools.lru_cache(maxsize=4096)
     def parse(cls, uri: str) -> SchemaKey:
         m = _IGLU.match(uri) if isinstance(uri, str) else None
         if m is None:
             raise ValueError(f"not an Iglu schema URI: {uri!r}")
         return cls(m["vendor"], m["name"], m["version"], int(m["major"]))
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - keys are few and live for the process
     def column(self, prefix: str) -> str:
         """Column name for this schema, e.g. ``contexts_org_schema_web_page_1``."""
         vendor = _NON_WORD.sub("_", self.vendor).lower()

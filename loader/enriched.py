@@ -16,7 +16,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from loader.contract import FIELDS, Kind, SchemaKey
+import orjson
+
+from loader.contract import ATOMIC_FIELDS, FIELDS, Kind, SchemaKey
 from loader.failed import FailedEvent
 
 Event = dict[str, Any]
@@ -59,7 +61,7 @@ def _parse_bool(value: str) -> bool:
 
 def _entities(value: str, prefix: str, with_version: bool) -> dict[str, Any]:
     """Split a self-describing JSON field into its per-schema entity columns."""
-    envelope = json.loads(value)
+    envelope = orjson.loads(value)
     if not isinstance(envelope, dict) or "data" not in envelope:
         raise ValueError("expected a self-describing JSON object with 'schema' and 'data'")
     items = envelope["data"]
@@ -82,30 +84,46 @@ def _entities(value: str, prefix: str, with_version: bool) -> dict[str, Any]:
 
 
 _SCALAR: dict[Kind, Callable[[str], Any]] = {
-    Kind.STRING: str,
     Kind.TSTAMP: parse_tstamp,
     Kind.INT: _parse_int,
     Kind.DOUBLE: _parse_double,
     Kind.BOOL: _parse_bool,
 }
-_PLAN = tuple((f.name, f.kind, _SCALAR.get(f.kind)) for f in FIELDS)
+# Work only where there is work: strings pass through, typed fields are converted, and the
+# three JSON fields are split into entity columns.
+_TYPED = tuple((i, f.name, _SCALAR[f.kind]) for i, f in enumerate(FIELDS) if f.kind in _SCALAR)
+_PREFIX = {Kind.CONTEXTS: "contexts", Kind.UNSTRUCT: "unstruct_event"}
+_JSON = tuple(
+    (i, f.name, _PREFIX[f.kind], f.kind is Kind.CONTEXTS)
+    for i, f in enumerate(FIELDS)
+    if f.kind in _PREFIX
+)
+_ATOMIC_NAMES = tuple(f.name for f in ATOMIC_FIELDS)
+_ATOMIC_INDEX = tuple(i for i, f in enumerate(FIELDS) if f.kind not in _PREFIX)
 
 
 def parse_fields(values: list[str]) -> Event:
-    """Type a list of 131 raw TSV values; raises ``FieldError`` naming the first bad field."""
-    event: Event = {}
-    for (name, kind, convert), raw in zip(_PLAN, values, strict=True):
-        if raw == "":
-            continue
-        try:
-            if convert is not None:
-                event[name] = convert(raw)
-            elif kind is Kind.UNSTRUCT:
-                event.update(_entities(raw, "unstruct_event", with_version=False))
-            else:
-                event.update(_entities(raw, "contexts", with_version=True))
-        except (ValueError, TypeError) as exc:
-            raise FieldError(f"{name}: {exc}") from exc
+    """Type a list of 131 raw TSV values; raises ``FieldError`` naming the first bad field.
+
+    Every atomic column is present in the result (``None`` when empty), in contract order,
+    followed by the entity columns the line carries.
+    """
+    typed: list[Any] = [v if v != "" else None for v in values]
+    name = ""
+    try:
+        for i, name, convert in _TYPED:  # noqa: B007 - name is read by the handler below
+            raw = typed[i]
+            if raw is not None:
+                typed[i] = convert(raw)
+        entities: dict[str, Any] = {}
+        for i, name, prefix, with_version in _JSON:  # noqa: B007
+            raw = typed[i]
+            if raw is not None:
+                entities.update(_entities(raw, prefix, with_version))
+    except (ValueError, TypeError) as exc:
+        raise FieldError(f"{name}: {exc}") from exc
+    event = dict(zip(_ATOMIC_NAMES, [typed[i] for i in _ATOMIC_INDEX], strict=True))
+    event.update(entities)
     return event
 
 
@@ -134,7 +152,7 @@ def check_required(event: Event, raw: str, source: str = "") -> Event | FailedEv
     event_id = event.get("event_id")
     if event_id is None:
         return FailedEvent(raw, "missing_field", "event_id is required", source)
-    if "collector_tstamp" not in event:
+    if event.get("collector_tstamp") is None:
         return FailedEvent(raw, "missing_field", "collector_tstamp is required", source)
     try:
         uuid.UUID(event_id)

@@ -195,7 +195,7 @@ def test_identity_stitching_has_work_to_do(unique: list[dict]) -> None:
             continue
         sessions = by_device[e["domain_userid"]]
         idx = e["domain_sessionidx"]
-        sessions[idx] = sessions.get(idx, False) or "user_id" in e
+        sessions[idx] = sessions.get(idx, False) or e.get("user_id") is not None
     assert any(
         any(not s[i] and any(s[j] for j in s if j > i) for i in s) for s in by_device.values()
     )
@@ -206,7 +206,7 @@ def test_identity_stitching_has_work_to_do(unique: list[dict]) -> None:
 def test_traffic_sources_set_referrer_and_campaign_fields(unique: list[dict]) -> None:
     mediums = {e.get("refr_medium") for e in unique}
     assert {"search", "social", "internal", None} <= mediums
-    campaigns = [e for e in unique if "utm_medium" in e.get("page_urlquery", "")]
+    campaigns = [e for e in unique if "utm_medium" in (e.get("page_urlquery") or "")]
     assert {e["mkt_medium"] for e in campaigns} == {"email", "cpc"}
     for e in campaigns:
         assert e["page_url"].endswith("?" + e["page_urlquery"])

@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): each figure next to a baseline measured in the same run."""
