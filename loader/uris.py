@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from loader.enriched import Event
@@ -19,6 +20,8 @@ def open_source(uri: str) -> Iterable[Event | FailedEvent]:
     if scheme == "file" and rest:
         from loader.sources.tsv import TsvFileSource
 
+        if rest != "-" and not Path(rest).is_file():
+            raise ConfigError(f"--source {uri}: no such file {rest!r} (use file:- for stdin)")
         return TsvFileSource(rest)
     if scheme == "synthetic":
         from loader.sources.synthetic import SyntheticConfig, SyntheticSource

@@ -1,42 +1,56 @@
-"""Run the real dbt project, in-process, against a scratch DuckDB file."""
+"""Run the real dbt project, in-process, against scratch DuckDB files."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from dbt.cli.main import dbtRunner
 
+from loader import pipeline
+from loader.enriched import Event, parse_line
+from loader.sinks.duckdb import DuckDBSink
+from loader.sources.synthetic import SyntheticConfig, generate_lines
 from tests.conftest import ROOT
 
-DbtRun = Callable[..., None]
 
+class Dbt:
+    """The dbt project bound to one warehouse file: ``dbt("build")`` raises if anything fails."""
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dbt") / "warehouse.duckdb"
+    def __init__(self, warehouse: Path) -> None:
+        self.warehouse = warehouse
+        self.work = warehouse.parent
+        (self.work / "profiles").mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "profiles.example.yml", self.work / "profiles" / "profiles.yml")
 
-
-@pytest.fixture(scope="module")
-def dbt(warehouse: Path) -> Iterator[DbtRun]:
-    """``dbt("build", ...)`` against the module's scratch warehouse; raises on failure."""
-    work = warehouse.parent
-    (work / "profiles").mkdir(exist_ok=True)
-    shutil.copy(ROOT / "profiles.example.yml", work / "profiles" / "profiles.yml")
-
-    def run(*args: str) -> None:
-        result = dbtRunner().invoke(
-            [
-                *args,
-                "--project-dir", str(ROOT),
-                "--profiles-dir", str(work / "profiles"),
-                "--target-path", str(work / "target"),
-                "--log-path", str(work / "logs"),
-                "--quiet",
-            ]
-        )  # fmt: skip
+    def __call__(self, *args: str, vars: dict | None = None) -> None:
+        extra = ["--vars", json.dumps(vars)] if vars else []
+        saved = {k: os.environ.get(k) for k in ("PERSONA_DUCKDB", "PERSONA_TARGET")}
+        os.environ.update(PERSONA_DUCKDB=str(self.warehouse), PERSONA_TARGET="duckdb")
+        try:
+            result = dbtRunner().invoke(
+                [
+                    *args, *extra,
+                    "--project-dir", str(ROOT),
+                    "--profiles-dir", str(self.work / "profiles"),
+                    "--target-path", str(self.work / "target"),
+                    "--log-path", str(self.work / "logs"),
+                    "--quiet",
+                ]
+            )  # fmt: skip
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         if not result.success:
             failures = [
                 f"{r.node.name}: {r.status} {r.message}"
@@ -45,7 +59,40 @@ def dbt(warehouse: Path) -> Iterator[DbtRun]:
             ]
             raise AssertionError(f"dbt {' '.join(args)} failed: {result.exception or failures}")
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PERSONA_DUCKDB", str(warehouse))
-        mp.setenv("PERSONA_TARGET", "duckdb")
-        yield run
+    def load(self, events: Iterable[Event]) -> None:
+        sink = DuckDBSink(self.warehouse)
+        pipeline.run(events, sink)
+        sink.close()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.warehouse))
+
+
+@pytest.fixture(scope="session")
+def make_dbt(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Dbt]:
+    return lambda name: Dbt(tmp_path_factory.mktemp(name) / "warehouse.duckdb")
+
+
+@pytest.fixture(scope="session")
+def shop(make_dbt: Callable[[str], Dbt]) -> tuple[Dbt, list[Event]]:
+    """A synthetic shop, 400 users over 10 days, loaded and built once for the session."""
+    events = [
+        parse_line(line) for line in generate_lines(SyntheticConfig(users=400, days=10, seed=7))
+    ]
+    assert all(isinstance(e, dict) for e in events)
+    # Pings sent 4 days after they happened: a phone that was offline. Models must drop them.
+    pings = [e for e in events if e["event_name"] == "page_ping"][:5]
+    late = timedelta(days=4)
+    events += [
+        e
+        | {
+            "event_id": str(uuid.UUID(int=i + 1, version=4)),
+            "dvce_sent_tstamp": e["dvce_sent_tstamp"] + late,
+            "collector_tstamp": e["collector_tstamp"] + late,
+        }
+        for i, e in enumerate(pings)
+    ]
+    dbt = make_dbt("shop")
+    dbt.load(events)
+    dbt("build")  # data tests and unit tests included
+    return dbt, events

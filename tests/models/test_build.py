@@ -3,46 +3,21 @@ rules computed here, in Python, from the same events."""
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
-from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from loader import pipeline
-from loader.enriched import Event, parse_line
-from loader.sinks.duckdb import DuckDBSink
-from loader.sources.synthetic import SyntheticConfig, generate_lines
-from tests.models.conftest import DbtRun
+from loader.enriched import Event
+from tests.models.conftest import Dbt
 
 DAYS_LATE_ALLOWED = 3
 
 
 @pytest.fixture(scope="module")
-def built(warehouse: Path, dbt: DbtRun) -> tuple[duckdb.DuckDBPyConnection, list[Event]]:
-    events = [
-        parse_line(line) for line in generate_lines(SyntheticConfig(users=400, days=10, seed=7))
-    ]
-    assert all(isinstance(e, dict) for e in events)
-    # Pings sent 4 days after they happened: a phone that was offline. Models must drop them.
-    pings = [e for e in events if e["event_name"] == "page_ping"][:5]
-    late = timedelta(days=4)
-    events += [
-        e
-        | {
-            "event_id": str(uuid.UUID(int=i + 1, version=4)),
-            "dvce_sent_tstamp": e["dvce_sent_tstamp"] + late,
-            "collector_tstamp": e["collector_tstamp"] + late,
-        }
-        for i, e in enumerate(pings)
-    ]
-    sink = DuckDBSink(warehouse)
-    pipeline.run(events, sink)
-    sink.close()
-    dbt("build")  # data tests and unit tests included
-    return duckdb.connect(str(warehouse)), events
+def built(shop: tuple[Dbt, list[Event]]) -> tuple[duckdb.DuckDBPyConnection, list[Event]]:
+    dbt, events = shop
+    return dbt.connect(), events
 
 
 def expected_events(events: list[Event]) -> dict[str, Event]:
