@@ -1,6 +1,9 @@
 {#- One row per event_id: the loader delivers at least once and trackers retry, so the same
-    event can arrive twice; the earliest arrival wins. Events sent long after they were created
-    are dropped, and bots are flagged, as Snowplow's web package does. -#}
+    event can arrive twice; the earliest arrival wins. Events sent more than days_late_allowed
+    days after they were created are dropped first, as Snowplow's web package does, and bots
+    are flagged. Incremental runs read only rows loaded since the last run and compare them
+    with copies already kept from the last dedupe_lookback_days. -#}
+{{ config(unique_key='event_id', target_lag='downstream') }}
 {%- set atomic_events = source('atomic', 'events') -%}
 {%- set web_page = 'contexts_com_snowplowanalytics_snowplow_web_page_1' -%}
 {%- set robots = 'contexts_com_iab_snowplow_spiders_and_robots_1' -%}
@@ -11,29 +14,74 @@
 with source_events as (
 
     select * from {{ atomic_events }}
-    where collector_tstamp >= cast('{{ var("start_date") }}' as timestamp)
-
-),
-
-deduplicated as (
-
-    select * from source_events
-    qualify row_number() over (
-        partition by event_id
-        order by collector_tstamp, dvce_created_tstamp, load_tstamp
-    ) = 1
+    where
+        collector_tstamp >= cast('{{ var("start_date") }}' as timestamp)
+        {%- if is_incremental() %}
+        and load_tstamp > {{ persona.watermark('load_tstamp') }}
+        {%- endif %}
 
 ),
 
 on_time as (
 
-    select * from deduplicated
+    select * from source_events
     where
         dvce_sent_tstamp is null
         or {{ persona.time_between('day', 'dvce_created_tstamp', 'dvce_sent_tstamp') }}
         <= {{ var('days_late_allowed') }}
 
 ),
+
+deduplicated as (
+
+    select * from on_time
+    qualify row_number() over (
+        partition by event_id
+        order by collector_tstamp, dvce_created_tstamp, load_tstamp, etl_tstamp, event_fingerprint
+    ) = 1
+
+),
+
+{%- if is_incremental() %}
+
+kept as (
+
+    select
+        event_id,
+        collector_tstamp,
+        coalesce(dvce_created_tstamp, cast('9999-12-31' as timestamp)) as dvce_created_tstamp
+    from {{ this }}
+    where
+        collector_tstamp >= (select min(collector_tstamp) from deduplicated)
+        - interval '{{ var("dedupe_lookback_days") }} days'
+
+),
+
+arrived_first as (
+
+    {#- a copy already kept wins ties: it was loaded earlier -#}
+    select deduplicated.* from deduplicated
+    left join kept on deduplicated.event_id = kept.event_id
+    where
+        kept.event_id is null
+        or deduplicated.collector_tstamp < kept.collector_tstamp
+        or (
+            deduplicated.collector_tstamp = kept.collector_tstamp
+            and coalesce(deduplicated.dvce_created_tstamp, cast('9999-12-31' as timestamp))
+            < kept.dvce_created_tstamp
+        )
+
+),
+
+{%- else %}
+
+arrived_first as (
+
+    select * from deduplicated
+
+),
+
+{%- endif %}
 
 final as (
 
@@ -51,7 +99,7 @@ final as (
         cast(
             {{ persona.entity_field(atomic_events, transaction, 'revenue') }} as double
         ) as transaction_revenue
-    from on_time
+    from arrived_first
 
 )
 

@@ -1,6 +1,14 @@
 {#- One row per page view (the id of the web_page context). Engaged time follows Snowplow's
     formula: one heartbeat per distinct ping interval after the first, plus the minimum visit
     length; a page view without pings was engaged for 0 s. -#}
+{{ config(
+    unique_key='domain_sessionid',
+    pre_hook=[
+        "{{ persona.ensure_watermark_table() }}",
+        "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
+    ],
+    post_hook="{{ persona.record_watermark([ref('session_bounds')]) }}",
+) }}
 {%- set heartbeat = var('heartbeat') -%}
 
 with events as (
@@ -8,9 +16,21 @@ with events as (
     select * from {{ ref('events') }}
     where
         page_view_id is not null
+        and domain_sessionid is not null
         {%- if not var('include_bots') %}
         and not is_bot
         {%- endif %}
+        {{- persona.in_touched_sessions() }}
+
+),
+
+loads as (
+
+    select
+        page_view_id,
+        max(load_tstamp) as max_load_tstamp
+    from events
+    group by page_view_id
 
 ),
 
@@ -108,9 +128,11 @@ joined as (
         pv.br_lang,
         pv.os_timezone,
         pv.dvce_type,
-        pv.dvce_ismobile
+        pv.dvce_ismobile,
+        loads.max_load_tstamp
     from page_view_events as pv
     left join pings on pv.page_view_id = pings.page_view_id
+    inner join loads on pv.page_view_id = loads.page_view_id
 
 ),
 

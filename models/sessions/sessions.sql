@@ -1,10 +1,26 @@
 {#- One row per domain_sessionid, from its page views plus the conversions among its events.
     Sessions longer than max_session_days are left out here and kept in quarantined_sessions. -#}
 
+{{ config(
+    unique_key='domain_sessionid',
+    pre_hook=[
+        "{{ persona.ensure_watermark_table() }}",
+        "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
+    ],
+    post_hook=[
+        "{{ persona.restitch_sessions() }}",
+        "{{ persona.record_watermark([ref('session_bounds')]) }}",
+    ],
+) }}
+
 with page_views as (
 
     select * from {{ ref('page_views') }}
-    where domain_sessionid is not null
+    {%- if is_incremental() %}
+    where domain_sessionid in (
+        select domain_sessionid from ({{ persona.touched_sessions() }}) as touched
+    )
+    {%- endif %}
 
 ),
 
@@ -16,6 +32,7 @@ events as (
         {%- if not var('include_bots') %}
         and not is_bot
         {%- endif %}
+        {{- persona.in_touched_sessions() }}
 
 ),
 
@@ -32,7 +49,8 @@ session_page_views as (
         min(start_tstamp) as start_tstamp,
         max(end_tstamp) as end_tstamp,
         count(*) as page_views,
-        sum(engaged_time_in_s) as engaged_time_in_s
+        sum(engaged_time_in_s) as engaged_time_in_s,
+        max(max_load_tstamp) as max_load_tstamp
     from page_views
     group by domain_sessionid
 
@@ -94,6 +112,7 @@ joined as (
         coalesce(se.searches, 0) as searches,
         coalesce(se.purchases, 0) as purchases,
         coalesce(se.revenue, 0) as revenue,
+        spv.max_load_tstamp,
         spv.page_views >= 2 or spv.engaged_time_in_s >= 2 * {{ var('heartbeat') }} as is_engaged,
         f.page_title as first_page_title,
         f.page_url as first_page_url,

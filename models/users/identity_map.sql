@@ -1,11 +1,17 @@
 {#- One row per device id (domain_userid, and network_userid): the user it belongs to, which is
-    the latest non-null user_id seen on it. Rebuilt from all events, so a device that logs in
-    today re-labels its earlier anonymous sessions too. -#}
+    the latest non-null user_id seen on it. When a device logs in later, `sessions` re-labels
+    its earlier anonymous sessions too. Incremental runs merge new events into the devices
+    they touch: first/last seen and the latest user are all mergeable. -#}
+{{ config(unique_key=['device_id_type', 'device_id']) }}
 
 with events as (
 
     select * from {{ ref('events') }}
-    where not is_bot
+    where
+        not is_bot
+        {%- if is_incremental() %}
+        and load_tstamp > {{ persona.watermark() }}
+        {%- endif %}
 
 ),
 
@@ -15,7 +21,8 @@ device_ids as (
         'domain_userid' as device_id_type,
         domain_userid as device_id,
         user_id,
-        collector_tstamp
+        collector_tstamp,
+        load_tstamp
     from events
     where domain_userid is not null
     union all
@@ -23,11 +30,36 @@ device_ids as (
         'network_userid' as device_id_type,
         network_userid as device_id,
         user_id,
-        collector_tstamp
+        collector_tstamp,
+        load_tstamp
     from events
     where network_userid is not null
 
 ),
+
+{%- if is_incremental() %}
+
+kept as (
+
+    select
+        device_id_type,
+        device_id,
+        user_id,
+        identified_at as collector_tstamp,
+        max_load_tstamp as load_tstamp,
+        first_seen_at,
+        last_seen_at
+    from {{ this }} as existing
+    where exists (
+        select 1 from device_ids
+        where
+            device_ids.device_id_type = existing.device_id_type
+            and device_ids.device_id = existing.device_id
+    )
+
+),
+
+{%- endif %}
 
 devices as (
 
@@ -35,8 +67,17 @@ devices as (
         device_id_type,
         device_id,
         min(collector_tstamp) as first_seen_at,
-        max(collector_tstamp) as last_seen_at
-    from device_ids
+        max(collector_tstamp) as last_seen_at,
+        max(load_tstamp) as max_load_tstamp
+    from (
+        select device_id_type, device_id, collector_tstamp, load_tstamp from device_ids
+        {%- if is_incremental() %}
+        union all
+        select device_id_type, device_id, first_seen_at, load_tstamp from kept
+        union all
+        select device_id_type, device_id, last_seen_at, load_tstamp from kept
+        {%- endif %}
+    ) as seen
     group by device_id_type, device_id
 
 ),
@@ -48,7 +89,13 @@ latest_user as (
         device_id,
         user_id,
         collector_tstamp as identified_at
-    from device_ids
+    from (
+        select device_id_type, device_id, user_id, collector_tstamp from device_ids
+        {%- if is_incremental() %}
+        union all
+        select device_id_type, device_id, user_id, collector_tstamp from kept
+        {%- endif %}
+    ) as identified
     where user_id is not null
     qualify row_number() over (
         partition by device_id_type, device_id order by collector_tstamp desc, user_id asc
@@ -65,7 +112,8 @@ final as (
         latest_user.user_id is not null as is_identified,
         latest_user.identified_at,
         devices.first_seen_at,
-        devices.last_seen_at
+        devices.last_seen_at,
+        devices.max_load_tstamp
     from devices
     left join latest_user
         on

@@ -1,5 +1,8 @@
 {#- One row per stitched user: a logged-in user across all their devices, or an anonymous
-    device (domain_userid) that has never logged in. -#}
+    device (domain_userid) that has never logged in. Rebuilt from `sessions` (one row per
+    session, a small fraction of the events) on every DuckDB run, because stitching moves old
+    sessions between users: exact, and cheap next to the event models. -#}
+{{ config(materialized='dynamic_table' if target.type == 'snowflake' else 'table') }}
 
 with sessions as (
 
