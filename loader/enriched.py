@@ -37,21 +37,21 @@ def parse_tstamp(value: str) -> datetime:
     return ts
 
 
-def _parse_double(value: str) -> float:
+def parse_double(value: str) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number")
     return number
 
 
-def _parse_int(value: str) -> int:
+def parse_int(value: str) -> int:
     number = int(value)
     if not -(2**31) <= number < 2**31:
         raise ValueError(f"{value} is outside the 32-bit integer range")
     return number
 
 
-def _parse_bool(value: str) -> bool:
+def parse_bool(value: str) -> bool:
     if value == "1":
         return True
     if value == "0":
@@ -85,9 +85,9 @@ def _entities(value: str, prefix: str, with_version: bool) -> dict[str, Any]:
 
 _SCALAR: dict[Kind, Callable[[str], Any]] = {
     Kind.TSTAMP: parse_tstamp,
-    Kind.INT: _parse_int,
-    Kind.DOUBLE: _parse_double,
-    Kind.BOOL: _parse_bool,
+    Kind.INT: parse_int,
+    Kind.DOUBLE: parse_double,
+    Kind.BOOL: parse_bool,
 }
 # Work only where there is work: strings pass through, typed fields are converted, and the
 # three JSON fields are split into entity columns.

@@ -11,7 +11,10 @@ from loader.errors import ConfigError
 from loader.failed import FailedEvent
 from loader.sinks.base import Sink
 
-SOURCES_HELP = "file:PATH, file:- (stdin), synthetic:?users=N&days=D&seed=S"
+SOURCES_HELP = (
+    "file:PATH, file:- (stdin), csv:PATH (warehouse export with a header), "
+    "synthetic:?users=N&days=D&seed=S"
+)
 SINKS_HELP = "duckdb:PATH"
 
 
@@ -23,6 +26,12 @@ def open_source(uri: str) -> Iterable[Event | FailedEvent]:
         if rest != "-" and not Path(rest).is_file():
             raise ConfigError(f"--source {uri}: no such file {rest!r} (use file:- for stdin)")
         return TsvFileSource(rest)
+    if scheme == "csv" and rest:
+        from loader.sources.csv import CsvFileSource
+
+        if not Path(rest).is_file():
+            raise ConfigError(f"--source {uri}: no such file {rest!r}")
+        return CsvFileSource(rest)
     if scheme == "synthetic":
         from loader.sources.synthetic import SyntheticConfig, SyntheticSource
 

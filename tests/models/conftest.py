@@ -30,17 +30,19 @@ class Dbt:
         (self.work / "profiles").mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "profiles.example.yml", self.work / "profiles" / "profiles.yml")
 
-    def __call__(self, *args: str, vars: dict | None = None) -> None:
+    def __call__(self, *args: str, vars: dict | None = None, schema: str = "derived") -> None:
         extra = ["--vars", json.dumps(vars)] if vars else []
-        saved = {k: os.environ.get(k) for k in ("PERSONA_DUCKDB", "PERSONA_TARGET")}
-        os.environ.update(PERSONA_DUCKDB=str(self.warehouse), PERSONA_TARGET="duckdb")
+        env = {"PERSONA_DUCKDB": str(self.warehouse), "PERSONA_TARGET": "duckdb"}
+        env["PERSONA_SCHEMA"] = schema
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             result = dbtRunner().invoke(
                 [
                     *args, *extra,
                     "--project-dir", str(ROOT),
                     "--profiles-dir", str(self.work / "profiles"),
-                    "--target-path", str(self.work / "target"),
+                    "--target-path", str(self.work / f"target-{schema}"),
                     "--log-path", str(self.work / "logs"),
                     "--quiet",
                 ]
