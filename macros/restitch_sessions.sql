@@ -2,7 +2,7 @@
     which this run did not otherwise touch. Same rule as the model: the latest user_id seen on
     the session's domain_userid, else on its network_userid, else the device itself. -#}
 {% macro restitch_sessions() -%}
-    {%- if is_incremental() -%}
+    {%- if persona.incremental_run() -%}
         update {{ this }} as s
         set stitched_user_id = restitched.stitched_user_id
         from (

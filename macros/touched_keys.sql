@@ -12,7 +12,7 @@
 {#- A filter for `events` on an incremental run: the touched sessions, read from the earliest
     arrival among them (DuckDB skips older row groups by their min/max). -#}
 {% macro in_touched_sessions() -%}
-    {%- if is_incremental() %}
+    {%- if persona.incremental_run() %}
         and collector_tstamp >= (
             select min(first_collector_tstamp) from ({{ persona.touched_sessions() }}) as touched
         )
@@ -23,7 +23,7 @@
 {%- endmacro %}
 
 {% macro clear_touched(key, touched) -%}
-    {%- if is_incremental() -%}
+    {%- if persona.incremental_run() -%}
         delete from {{ this }} where {{ key }} in (select {{ key }} from ({{ touched }}) as touched)
     {%- endif -%}
 {%- endmacro %}

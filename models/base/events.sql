@@ -16,7 +16,7 @@ with source_events as (
     select * from {{ atomic_events }}
     where
         collector_tstamp >= cast('{{ var("start_date") }}' as timestamp)
-        {%- if is_incremental() %}
+        {%- if persona.incremental_run() %}
         and load_tstamp > {{ persona.watermark('load_tstamp') }}
         {%- endif %}
 
@@ -42,7 +42,7 @@ deduplicated as (
 
 ),
 
-{%- if is_incremental() %}
+{%- if persona.incremental_run() %}
 
 kept as (
 

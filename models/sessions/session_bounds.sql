@@ -8,7 +8,7 @@ with events as (
     select * from {{ ref('events') }}
     where
         domain_sessionid is not null
-        {%- if is_incremental() %}
+        {%- if persona.incremental_run() %}
         and load_tstamp > {{ persona.watermark() }}
         {%- endif %}
 
@@ -25,7 +25,7 @@ new_bounds as (
 
 ),
 
-{%- if is_incremental() %}
+{%- if persona.incremental_run() %}
 
 merged as (
 

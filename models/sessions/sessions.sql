@@ -16,7 +16,7 @@
 with page_views as (
 
     select * from {{ ref('page_views') }}
-    {%- if is_incremental() %}
+    {%- if persona.incremental_run() %}
     where domain_sessionid in (
         select domain_sessionid from ({{ persona.touched_sessions() }}) as touched
     )

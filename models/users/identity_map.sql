@@ -9,7 +9,7 @@ with events as (
     select * from {{ ref('events') }}
     where
         not is_bot
-        {%- if is_incremental() %}
+        {%- if persona.incremental_run() %}
         and load_tstamp > {{ persona.watermark() }}
         {%- endif %}
 
@@ -37,7 +37,7 @@ device_ids as (
 
 ),
 
-{%- if is_incremental() %}
+{%- if persona.incremental_run() %}
 
 kept as (
 
@@ -71,7 +71,7 @@ devices as (
         max(load_tstamp) as max_load_tstamp
     from (
         select device_id_type, device_id, collector_tstamp, load_tstamp from device_ids
-        {%- if is_incremental() %}
+        {%- if persona.incremental_run() %}
         union all
         select device_id_type, device_id, first_seen_at, load_tstamp from kept
         union all
@@ -91,7 +91,7 @@ latest_user as (
         collector_tstamp as identified_at
     from (
         select device_id_type, device_id, user_id, collector_tstamp from device_ids
-        {%- if is_incremental() %}
+        {%- if persona.incremental_run() %}
         union all
         select device_id_type, device_id, user_id, collector_tstamp from kept
         {%- endif %}

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from loader.enriched import Event, parse_line
@@ -54,6 +54,7 @@ def chunked_streams(draw: st.DrawFn) -> Stream:
         seed=draw(st.integers(0, 9999)),
     )
     events = [parse_line(line) for line in generate_lines(cfg)]
+    assume(len(events) >= 10)  # a quiet shop on a quiet day: nothing to cut
     n_chunks = draw(st.integers(2, 4))
     cuts = sorted(draw(st.lists(st.integers(1, len(events) - 1), min_size=n_chunks - 1,
                                 max_size=n_chunks - 1, unique=True)))  # fmt: skip
