@@ -1,8 +1,10 @@
-"""``python -m bench``: loader throughput, next to DuckDB's own CSV reader on the same file.
+"""``python -m bench``: every benchmark, each next to its baseline from the same run.
 
-    python -m bench [--users 2000] [--days 30] [--repeat 3]
+    python -m bench                  # all
+    python -m bench loader           # enriched TSV → DuckDB, next to DuckDB's read_csv
+    python -m bench incremental      # incremental dbt run next to a full refresh
 
-Results print as a table and are written to bench/out/results.json; BENCHMARKS.md records them.
+Results print as tables and are written to bench/out/<name>.json; BENCHMARKS.md records them.
 """
 
 from __future__ import annotations
@@ -11,108 +13,76 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from loader import pipeline
-from loader.contract import FIELDS, Kind
-from loader.sinks.duckdb import SQL_TYPES, DuckDBSink
-from loader.sources.synthetic import SyntheticConfig, generate_lines
-from loader.sources.tsv import TsvFileSource
+from bench import incremental, loader_throughput
 
 OUT = Path(__file__).resolve().parent / "out"
+MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def best_of(repeat: int, run: Callable[[], None]) -> float:
-    """Median wall time of ``repeat`` runs (the median resists one noisy run on 2 cores)."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def _save(name: str, results: dict) -> None:
+    (OUT / f"{name}.json").write_text(json.dumps({"machine": MACHINE, **results}, indent=2))
 
 
-def fresh(path: Path) -> Path:
-    path.unlink(missing_ok=True)
-    Path(f"{path}.wal").unlink(missing_ok=True)
-    return path
+def bench_loader(console: Console, args: argparse.Namespace) -> None:
+    with console.status("loader throughput (generate, then load 3x each way)"):
+        r = loader_throughput.run(OUT, args.users, args.days, args.repeat)
+    _save("loader", r)
+    table = Table(title=f"Enriched TSV -> DuckDB, {r['events']:,} events ({MACHINE})")
+    table.add_column("what")
+    table.add_column("events/s", justify="right")
+    table.add_column("vs read_csv", justify="right")
+    table.add_row("synthetic generator (TSV out)", f"{r['generate_events_per_s']:,.0f}", "")
+    table.add_row("loader: file -> parse -> Arrow -> DuckDB", f"{r['loader_events_per_s']:,.0f}",
+                  f"{r['loader_vs_read_csv']:.2f}x")  # fmt: skip
+    table.add_row("DuckDB read_csv, same columns", f"{r['duckdb_read_csv_events_per_s']:,.0f}",
+                  "1.00x")  # fmt: skip
+    console.print(table)
 
 
-def load_with_loader(tsv: Path, db: Path) -> None:
-    sink = DuckDBSink(fresh(db))
-    pipeline.run(TsvFileSource(str(tsv)), sink)
-    sink.close()
-
-
-def load_with_read_csv(tsv: Path, db: Path) -> None:
-    """DuckDB parsing the same TSV into a table with the same typed columns (JSON as text)."""
-    columns = {
-        f.name: SQL_TYPES.get(f.kind, "VARCHAR") if f.kind is not Kind.BOOL else "VARCHAR"
-        for f in FIELDS
-    }
-    con = duckdb.connect(str(fresh(db)))
-    con.execute(
-        "create table events as select * from read_csv(?, delim = '\t', header = false, "
-        "quote = '', escape = '', columns = ?, timestampformat = '%Y-%m-%d %H:%M:%S.%g')",
-        [str(tsv), columns],
-    )
-    con.close()
+def bench_incremental(console: Console, args: argparse.Namespace) -> None:
+    with console.status(f"incremental vs full refresh at {args.sizes} events (slow: loads them)"):
+        r = incremental.run(OUT, tuple(args.sizes), args.new)
+    _save("incremental", r)
+    table = Table(title=f"dbt run: incremental vs full refresh ({MACHINE})")
+    for column in (
+        "history",
+        "new",
+        "incremental s",
+        "full refresh s",
+        "ratio",
+        "wall: inc / full",
+    ):
+        table.add_column(column, justify="right")
+    for p in r["points"]:
+        table.add_row(f"{p['history_events']:,}", f"{p['new_events']:,}",
+                      f"{p['incremental_models_s']:.2f}", f"{p['full_refresh_models_s']:.2f}",
+                      f"{p['models_ratio']:.3f}",
+                      f"{p['incremental_wall_s']:.1f} / {p['full_refresh_wall_s']:.1f}",
+                      )  # fmt: skip
+    console.print(table)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("which", nargs="?", default="all", choices=["all", "loader", "incremental"])
+    parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
+    parser.add_argument("--days", type=int, default=30, help="loader: synthetic days")
+    parser.add_argument("--repeat", type=int, default=3, help="loader: runs per figure (median)")
+    parser.add_argument("--sizes", type=int, nargs=2, default=[2_500_000, 5_000_000],
+                        help="incremental: the two history sizes, in events")  # fmt: skip
+    parser.add_argument("--new", type=int, default=50_000, help="incremental: new events per run")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     console = Console()
-    cfg = SyntheticConfig(users=args.users, days=args.days, seed=0)
-
-    tsv = OUT / "events.tsv"
-    lines = 0
-
-    def generate() -> None:
-        nonlocal lines
-        with tsv.open("w") as fh:
-            lines = 0
-            for line in generate_lines(cfg):
-                fh.write(line + "\n")
-                lines += 1
-
-    with console.status("generating"):
-        generate_s = best_of(1, generate)
-    with console.status(f"loader: {lines:,} events, {args.repeat} runs"):
-        loader_s = best_of(args.repeat, lambda: load_with_loader(tsv, OUT / "loader.duckdb"))
-    with console.status(f"duckdb read_csv: {lines:,} events, {args.repeat} runs"):
-        csv_s = best_of(args.repeat, lambda: load_with_read_csv(tsv, OUT / "read_csv.duckdb"))
-
-    results = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "events": lines,
-        "generate_events_per_s": lines / generate_s,
-        "loader_events_per_s": lines / loader_s,
-        "duckdb_read_csv_events_per_s": lines / csv_s,
-        "loader_vs_read_csv": csv_s / loader_s,
-    }
-    (OUT / "results.json").write_text(json.dumps(results, indent=2))
-    table = Table(title=f"Enriched TSV → DuckDB, {lines:,} events ({results['machine']})")
-    table.add_column("what")
-    table.add_column("events/s", justify="right")
-    table.add_column("vs read_csv", justify="right")
-    table.add_row("synthetic generator (TSV out)", f"{lines / generate_s:,.0f}", "")
-    table.add_row("loader: file → parse → Arrow → DuckDB", f"{lines / loader_s:,.0f}",
-                  f"{csv_s / loader_s:.2f}x")  # fmt: skip
-    table.add_row("DuckDB read_csv, same columns", f"{lines / csv_s:,.0f}", "1.00x")
-    console.print(table)
+    if args.which in ("all", "loader"):
+        bench_loader(console, args)
+    if args.which in ("all", "incremental"):
+        bench_incremental(console, args)
     return 0
 
 

@@ -1,0 +1,77 @@
+"""Enriched TSV file → DuckDB: the loader next to DuckDB's own read_csv of the same file."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from loader import pipeline
+from loader.contract import FIELDS, Kind
+from loader.sinks.duckdb import SQL_TYPES, DuckDBSink
+from loader.sources.synthetic import SyntheticConfig, generate_lines
+from loader.sources.tsv import TsvFileSource
+
+
+def best_of(repeat: int, run: Callable[[], None]) -> float:
+    """Median wall time of ``repeat`` runs (the median resists one noisy run on 2 cores)."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def fresh(path: Path) -> Path:
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
+    return path
+
+
+def load_with_loader(tsv: Path, db: Path) -> None:
+    sink = DuckDBSink(fresh(db))
+    pipeline.run(TsvFileSource(str(tsv)), sink)
+    sink.close()
+
+
+def load_with_read_csv(tsv: Path, db: Path) -> None:
+    """DuckDB parsing the same TSV into a table with the same typed columns (JSON as text)."""
+    columns = {
+        f.name: SQL_TYPES.get(f.kind, "VARCHAR") if f.kind is not Kind.BOOL else "VARCHAR"
+        for f in FIELDS
+    }
+    con = duckdb.connect(str(fresh(db)))
+    con.execute(
+        "create table events as select * from read_csv(?, delim = '\t', header = false, "
+        "quote = '', escape = '', columns = ?, timestampformat = '%Y-%m-%d %H:%M:%S.%g')",
+        [str(tsv), columns],
+    )
+    con.close()
+
+
+def run(out: Path, users: int, days: int, repeat: int) -> dict:
+    tsv = out / "events.tsv"
+    lines = 0
+
+    def generate() -> None:
+        nonlocal lines
+        with tsv.open("w") as fh:
+            lines = 0
+            for line in generate_lines(SyntheticConfig(users=users, days=days, seed=0)):
+                fh.write(line + "\n")
+                lines += 1
+
+    generate_s = best_of(1, generate)
+    loader_s = best_of(repeat, lambda: load_with_loader(tsv, out / "loader.duckdb"))
+    csv_s = best_of(repeat, lambda: load_with_read_csv(tsv, out / "read_csv.duckdb"))
+    return {
+        "events": lines,
+        "generate_events_per_s": lines / generate_s,
+        "loader_events_per_s": lines / loader_s,
+        "duckdb_read_csv_events_per_s": lines / csv_s,
+        "loader_vs_read_csv": csv_s / loader_s,
+    }
