@@ -180,10 +180,12 @@ ATOMIC_FIELDS: tuple[Field, ...] = tuple(
 #: Loader metadata appended after the atomic columns, as the Snowflake loader does.
 LOAD_TSTAMP = "load_tstamp"
 
-_IGLU = re.compile(
-    r"^iglu:(?P<vendor>[a-zA-Z0-9_.-]+)/(?P<name>[a-zA-Z0-9_-]+)/(?P<format>[a-zA-Z0-9_-]+)/"
-    r"(?P<version>(?P<major>[0-9]+)-[0-9]+-[0-9]+)$"
+#: An Iglu schema URI; groups: vendor, name, format, version, major (the vectorised parser
+#: uses the same pattern in DuckDB, so it avoids Python-only syntax such as named groups).
+IGLU_RE = (
+    r"iglu:([a-zA-Z0-9_.-]+)/([a-zA-Z0-9_-]+)/([a-zA-Z0-9_-]+)/(([0-9]{1,9})-[0-9]{1,9}-[0-9]{1,9})"
 )
+_IGLU = re.compile(IGLU_RE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_WORD = re.compile(r"[^a-zA-Z0-9]+")
 
@@ -200,10 +202,10 @@ class SchemaKey:
     @classmethod
     @functools.lru_cache(maxsize=4096)
     def parse(cls, uri: str) -> SchemaKey:
-        m = _IGLU.match(uri) if isinstance(uri, str) else None
+        m = _IGLU.fullmatch(uri) if isinstance(uri, str) else None
         if m is None:
             raise ValueError(f"not an Iglu schema URI: {uri!r}")
-        return cls(m["vendor"], m["name"], m["version"], int(m["major"]))
+        return cls(m[1], m[2], m[4], int(m[5]))
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - keys are few and live for the process
     def column(self, prefix: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -30,14 +30,33 @@ class FieldError(ValueError):
     """A single field's value does not fit its type; the message names the field."""
 
 
+# The grammar of each typed field, shared with the vectorised parser (loader/tsv_batch.py) so
+# that both accept exactly the same lines. Enrich writes these forms; anything looser is a sign
+# of a broken line.
+TSTAMP_RE = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?"
+)
+INT_RE = r"-?[0-9]{1,10}"
+DOUBLE_RE = r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,3})?"
+UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_TSTAMP, _INT, _DOUBLE, _UUID = (
+    re.compile(p).fullmatch for p in (TSTAMP_RE, INT_RE, DOUBLE_RE, UUID_RE)
+)
+
+
 def parse_tstamp(value: str) -> datetime:
-    ts = datetime.fromisoformat(value.replace("T", " ", 1))
+    if not _TSTAMP(value):
+        raise ValueError(f"{value!r} is not a timestamp")
+    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if ts.tzinfo is not None:
         ts = (ts - ts.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
     return ts
 
 
 def parse_double(value: str) -> float:
+    if not _DOUBLE(value):
+        raise ValueError(f"{value!r} is not a number")
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number")
@@ -45,9 +64,8 @@ def parse_double(value: str) -> float:
 
 
 def parse_int(value: str) -> int:
-    number = int(value)
-    if not -(2**31) <= number < 2**31:
-        raise ValueError(f"{value} is outside the 32-bit integer range")
+    if not _INT(value) or not -(2**31) <= (number := int(value)) < 2**31:
+        raise ValueError(f"{value!r} is not a 32-bit integer")
     return number
 
 
@@ -56,22 +74,22 @@ def parse_bool(value: str) -> bool:
         return True
     if value == "0":
         return False
-    raise ValueError(f"{value!r} is not a boolean (expected 1 or 0)")
+    raise ValueError(f"{value!r} is not a boolean (1 or 0)")
 
 
-def _entities(value: str, prefix: str, with_version: bool) -> dict[str, Any]:
-    """Split a self-describing JSON field into its per-schema entity columns."""
+def _add_entities(columns: dict[str, Any], value: str, prefix: str, with_version: bool) -> None:
+    """Split a self-describing JSON field into per-schema entity columns, added to ``columns``
+    (contexts and derived_contexts of one schema share a column, in that order)."""
     envelope = orjson.loads(value)
     if not isinstance(envelope, dict) or "data" not in envelope:
         raise ValueError("expected a self-describing JSON object with 'schema' and 'data'")
     items = envelope["data"]
-    columns: dict[str, Any] = {}
     if prefix == "unstruct_event":
         if not isinstance(items, dict) or not isinstance(items.get("data"), dict):
             raise ValueError("unstruct_event data must be a self-describing JSON object")
         key = SchemaKey.parse(items.get("schema"))
         columns[key.column(prefix)] = dict(items["data"])
-        return columns
+        return
     if not isinstance(items, list):
         raise ValueError("contexts data must be a list of self-describing JSON objects")
     for item in items:
@@ -80,7 +98,6 @@ def _entities(value: str, prefix: str, with_version: bool) -> dict[str, Any]:
         key = SchemaKey.parse(item.get("schema"))
         entity = {"_schema_version": key.version, **item["data"]} if with_version else item["data"]
         columns.setdefault(key.column(prefix), []).append(entity)
-    return columns
 
 
 _SCALAR: dict[Kind, Callable[[str], Any]] = {
@@ -119,7 +136,7 @@ def parse_fields(values: list[str]) -> Event:
         for i, name, prefix, with_version in _JSON:  # noqa: B007
             raw = typed[i]
             if raw is not None:
-                entities.update(_entities(raw, prefix, with_version))
+                _add_entities(entities, raw, prefix, with_version)
     except (ValueError, TypeError) as exc:
         raise FieldError(f"{name}: {exc}") from exc
     event = dict(zip(_ATOMIC_NAMES, [typed[i] for i in _ATOMIC_INDEX], strict=True))
@@ -147,15 +164,19 @@ def parse_line(line: str, source: str = "") -> Event | FailedEvent:
     return check_required(event, line, source)
 
 
-def check_required(event: Event, raw: str, source: str = "") -> Event | FailedEvent:
-    """The two fields no model can do without: the dedupe key and the arrival time."""
+def check_required(
+    event: Event, raw: str, source: str = "", require_uuid: bool = True
+) -> Event | FailedEvent:
+    """The two fields no model can do without: the dedupe key and the arrival time.
+
+    Enrich always writes a UUID event_id; ``require_uuid=False`` accepts any id, for exports of
+    warehouses that hold other ids.
+    """
     event_id = event.get("event_id")
     if event_id is None:
         return FailedEvent(raw, "missing_field", "event_id is required", source)
     if event.get("collector_tstamp") is None:
         return FailedEvent(raw, "missing_field", "collector_tstamp is required", source)
-    try:
-        uuid.UUID(event_id)
-    except ValueError:
+    if require_uuid and not _UUID(event_id):
         return FailedEvent(raw, "invalid_field", f"event_id: {event_id!r} is not a UUID", source)
     return event
