@@ -125,3 +125,17 @@ def test_timestamps_with_offsets_are_normalised_to_utc(fixture_line: str) -> Non
     )
     assert not isinstance(event, FailedEvent)
     assert event["dvce_created_tstamp"] == datetime(2013, 11, 26, 0, 3, 57, 885000)
+
+
+def test_contexts_and_derived_contexts_of_one_schema_share_a_column(fixture_line: str) -> None:
+    derived = (
+        '{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":['
+        '{"schema":"iglu:org.schema/WebPage/jsonschema/1-0-1","data":{"genre":"derived"}}]}'
+    )
+    event = parse_line(_replace(fixture_line, "derived_contexts", derived))
+    assert not isinstance(event, FailedEvent)
+    pages = event["contexts_org_schema_web_page_1"]
+    assert [(p["_schema_version"], p["genre"]) for p in pages] == [
+        ("1-0-0", "blog"),
+        ("1-0-1", "derived"),
+    ]
