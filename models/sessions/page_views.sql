@@ -1,6 +1,9 @@
 {#- One row per page view (the id of the web_page context). Engaged time follows Snowplow's
     formula: one heartbeat per distinct ping interval after the first, plus the minimum visit
-    length; a page view without pings was engaged for 0 s. -#}
+    length; a page view without pings was engaged for 0 s. Only pings sent in the page view's own
+    session count: a tab left open pings into the next session after the first one expires, and
+    that activity belongs to the next session. Events more than max_session_days after the first
+    event of their session are left out (see quarantined_sessions). -#}
 {{ config(
     unique_key='domain_sessionid',
     pre_hook=[
@@ -11,12 +14,11 @@
 ) }}
 {%- set heartbeat = var('heartbeat') -%}
 
-with events as (
+with session_events as (
 
     select * from {{ ref('events') }}
     where
-        page_view_id is not null
-        and domain_sessionid is not null
+        domain_sessionid is not null
         {%- if not var('include_bots') %}
         and not is_bot
         {%- endif %}
@@ -24,13 +26,35 @@ with events as (
 
 ),
 
+within_session_length as (
+
+    select * from session_events
+    qualify coalesce(
+        derived_tstamp <= {{ dbt.dateadd(
+            'day',
+            var('max_session_days'),
+            'min(derived_tstamp) over (partition by domain_sessionid)'
+        ) }},
+        true
+    )
+
+),
+
+events as (
+
+    select * from within_session_length
+    where page_view_id is not null
+
+),
+
 loads as (
 
     select
         page_view_id,
+        domain_sessionid,
         max(load_tstamp) as max_load_tstamp
     from events
-    group by page_view_id
+    group by page_view_id, domain_sessionid
 
 ),
 
@@ -48,6 +72,7 @@ pings as (
 
     select
         page_view_id,
+        domain_sessionid,
         count(distinct floor({{ persona.epoch_seconds('dvce_created_tstamp') }} / {{ heartbeat }}))
             as ping_intervals,
         max(derived_tstamp) as last_ping_at,
@@ -61,7 +86,7 @@ pings as (
         max(br_viewheight) as br_viewheight
     from events
     where event_name = 'page_ping'
-    group by page_view_id
+    group by page_view_id, domain_sessionid
 
 ),
 
@@ -131,8 +156,14 @@ joined as (
         pv.dvce_ismobile,
         loads.max_load_tstamp
     from page_view_events as pv
-    left join pings on pv.page_view_id = pings.page_view_id
-    inner join loads on pv.page_view_id = loads.page_view_id
+    left join pings
+        on
+            pv.page_view_id = pings.page_view_id
+            and pv.domain_sessionid = pings.domain_sessionid
+    inner join loads
+        on
+            pv.page_view_id = loads.page_view_id
+            and pv.domain_sessionid = loads.domain_sessionid
 
 ),
 
@@ -142,7 +173,7 @@ final as (
         *,
         {{ persona.time_between('second', 'start_tstamp', 'end_tstamp') }} as absolute_time_in_s,
         row_number() over (
-            partition by domain_sessionid order by start_tstamp, page_view_id
+            partition by domain_sessionid order by start_tstamp, dvce_created_tstamp, event_id
         ) as page_view_in_session_index,
         count(*) over (partition by domain_sessionid) as page_views_in_session,
         least(

@@ -1,5 +1,8 @@
-{#- Sessions that never end (longer than max_session_days), kept out of sessions as Snowplow
-    does: usually a bot or a tab left open, and they would distort every session metric. -#}
+{#- Sessions that never end: events more than max_session_days after the session's first event
+    (usually a bot, or a tab left open for days). As in Snowplow, page_views and sessions keep such
+    a session's first max_session_days and leave the rest out; this model lists the sessions
+    that were cut, so they can be inspected. Lengths are in event time (derived_tstamp), so an
+    event that merely arrived late does not make a session long. -#}
 
 {{ config(
     unique_key='domain_sessionid',
@@ -9,15 +12,20 @@
     ],
     post_hook="{{ persona.record_watermark([ref('session_bounds')]) }}",
 ) }}
+{#- Built after page_views, which it does not read: on a fresh warehouse page_views'
+    pre-hook creates the shared watermark table, and DuckDB fails two concurrent
+    creations of one table. -#}
+-- depends_on: {{ ref('page_views') }}
 
-with page_views as (
+with events as (
 
-    select * from {{ ref('page_views') }}
-    {%- if persona.incremental_run() %}
-    where domain_sessionid in (
-        select domain_sessionid from ({{ persona.touched_sessions() }}) as touched
-    )
-    {%- endif %}
+    select * from {{ ref('events') }}
+    where
+        domain_sessionid is not null
+        {%- if not var('include_bots') %}
+        and not is_bot
+        {%- endif %}
+        {{- persona.in_touched_sessions() }}
 
 ),
 
@@ -25,20 +33,42 @@ session_spans as (
 
     select
         domain_sessionid,
-        min(start_tstamp) as start_tstamp,
-        max(end_tstamp) as end_tstamp,
-        max(max_load_tstamp) as max_load_tstamp,
-        {{ persona.time_between('second', 'min(start_tstamp)', 'max(end_tstamp)') }}
-            as absolute_time_in_s
-    from page_views
+        min(derived_tstamp) as start_tstamp,
+        max(derived_tstamp) as end_tstamp,
+        {{ dbt.dateadd('day', var('max_session_days'), 'min(derived_tstamp)') }} as cut_off_at,
+        max(load_tstamp) as max_load_tstamp
+    from events
     group by domain_sessionid
+
+),
+
+left_out as (
+
+    select
+        events.domain_sessionid,
+        count(*) as events_left_out
+    from events
+    inner join session_spans
+        on
+            events.domain_sessionid = session_spans.domain_sessionid
+            and events.derived_tstamp > session_spans.cut_off_at
+    group by events.domain_sessionid
 
 ),
 
 final as (
 
-    select * from session_spans
-    where absolute_time_in_s > {{ var('max_session_days') }} * 86400
+    select
+        session_spans.domain_sessionid,
+        session_spans.start_tstamp,
+        session_spans.end_tstamp,
+        session_spans.cut_off_at,
+        left_out.events_left_out,
+        {{ persona.time_between('second', 'session_spans.start_tstamp', 'session_spans.end_tstamp') }}
+            as absolute_time_in_s,
+        session_spans.max_load_tstamp
+    from session_spans
+    inner join left_out on session_spans.domain_sessionid = left_out.domain_sessionid
 
 )
 

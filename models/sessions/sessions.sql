@@ -1,5 +1,8 @@
-{#- One row per domain_sessionid, from its page views plus the conversions among its events.
-    Sessions longer than max_session_days are left out here and kept in quarantined_sessions. -#}
+{#- One row per domain_sessionid with page activity (a page view or a page ping), built from its
+    events: a session runs from its first event to its last, and a tab left open that pings into
+    a new session after the old one expired makes that new session too, with the pinged page as
+    its first page. Events more than max_session_days after the first event of their session are
+    left out; those sessions are listed in quarantined_sessions. -#}
 
 {{ config(
     unique_key='domain_sessionid',
@@ -12,19 +15,14 @@
         "{{ persona.record_watermark([ref('session_bounds')]) }}",
     ],
 ) }}
+{%- set heartbeat = var('heartbeat') -%}
+{%- set min_visit_length = var('min_visit_length') -%}
+{#- Built after page_views, which it does not read: on a fresh warehouse page_views'
+    pre-hook creates the shared watermark table, and DuckDB fails two concurrent
+    creations of one table. -#}
+-- depends_on: {{ ref('page_views') }}
 
-with page_views as (
-
-    select * from {{ ref('page_views') }}
-    {%- if persona.incremental_run() %}
-    where domain_sessionid in (
-        select domain_sessionid from ({{ persona.touched_sessions() }}) as touched
-    )
-    {%- endif %}
-
-),
-
-events as (
+with session_events as (
 
     select * from {{ ref('events') }}
     where
@@ -42,24 +40,79 @@ identity_map as (
 
 ),
 
-session_page_views as (
+events as (
+
+    select * from session_events
+    qualify coalesce(
+        derived_tstamp <= {{ dbt.dateadd(
+            'day',
+            var('max_session_days'),
+            'min(derived_tstamp) over (partition by domain_sessionid)'
+        ) }},
+        true
+    )
+
+),
+
+page_activity as (
+
+    select * from events
+    where
+        event_name in ('page_view', 'page_ping')
+        and page_view_id is not null
+
+),
+
+page_view_engagement as (
+
+    {#- the same formula as page_views, per page view and session -#}
+    select
+        domain_sessionid,
+        page_view_id,
+        {{ heartbeat }} * (
+            count(distinct floor({{ persona.epoch_seconds('dvce_created_tstamp') }} / {{ heartbeat }}))
+            - 1
+        ) + {{ min_visit_length }} as engaged_time_in_s
+    from page_activity
+    where event_name = 'page_ping'
+    group by domain_sessionid, page_view_id
+
+),
+
+session_engagement as (
 
     select
         domain_sessionid,
-        min(start_tstamp) as start_tstamp,
-        max(end_tstamp) as end_tstamp,
-        count(*) as page_views,
-        sum(engaged_time_in_s) as engaged_time_in_s,
-        max(max_load_tstamp) as max_load_tstamp
-    from page_views
+        sum(engaged_time_in_s) as engaged_time_in_s
+    from page_view_engagement
     group by domain_sessionid
 
 ),
 
-session_events as (
+session_page_views as (
 
     select
         domain_sessionid,
+        count(distinct page_view_id) as page_views
+    from page_activity
+    group by domain_sessionid
+
+),
+
+session_events_agg as (
+
+    select
+        domain_sessionid,
+        {#- a ping reports at least min_visit_length seconds of activity before it -#}
+        min(
+            case
+                when event_name = 'page_ping'
+                    then {{ dbt.dateadd('second', -min_visit_length, 'derived_tstamp') }}
+                else derived_tstamp
+            end
+        ) as start_tstamp,
+        max(derived_tstamp) as end_tstamp,
+        max(load_tstamp) as max_load_tstamp,
         count(*) as total_events,
         count(case when event_name = 'page_ping' then 1 end) as page_pings,
         count(case when ecommerce_action = 'product_view' then 1 end) as product_views,
@@ -73,17 +126,22 @@ session_events as (
 
 ),
 
-first_page_views as (
+first_page_activity as (
 
-    select * from page_views
-    where page_view_in_session_index = 1
+    select * from page_activity
+    qualify row_number() over (
+        partition by domain_sessionid order by derived_tstamp, dvce_created_tstamp, event_id
+    ) = 1
 
 ),
 
-last_page_views as (
+last_page_activity as (
 
-    select * from page_views
-    where page_view_in_session_index = page_views_in_session
+    select * from page_activity
+    qualify row_number() over (
+        partition by domain_sessionid
+        order by derived_tstamp desc, dvce_created_tstamp desc, event_id desc
+    ) = 1
 
 ),
 
@@ -99,21 +157,24 @@ joined as (
         f.network_userid,
         coalesce(by_domain.user_id, by_network.user_id, f.user_id, f.domain_userid)
             as stitched_user_id,
-        spv.start_tstamp,
-        spv.end_tstamp,
+        se.start_tstamp,
+        se.end_tstamp,
         spv.page_views,
-        spv.engaged_time_in_s,
-        {{ persona.time_between('second', 'spv.start_tstamp', 'spv.end_tstamp') }}
+        coalesce(eng.engaged_time_in_s, 0) as engaged_time_in_s,
+        {{ persona.time_between('second', 'se.start_tstamp', 'se.end_tstamp') }}
             as absolute_time_in_s,
-        coalesce(se.total_events, 0) as total_events,
-        coalesce(se.page_pings, 0) as page_pings,
-        coalesce(se.product_views, 0) as product_views,
-        coalesce(se.add_to_carts, 0) as add_to_carts,
-        coalesce(se.searches, 0) as searches,
-        coalesce(se.purchases, 0) as purchases,
-        coalesce(se.revenue, 0) as revenue,
-        spv.max_load_tstamp,
-        spv.page_views >= 2 or spv.engaged_time_in_s >= 2 * {{ var('heartbeat') }} as is_engaged,
+        se.total_events,
+        se.page_pings,
+        se.product_views,
+        se.add_to_carts,
+        se.searches,
+        se.purchases,
+        se.revenue,
+        se.max_load_tstamp,
+        {#- Snowplow's rule; a converted session is engaged too, and purchases are the conversions -#}
+        spv.page_views >= 2
+        or coalesce(eng.engaged_time_in_s, 0) >= 2 * {{ heartbeat }}
+        or se.purchases > 0 as is_engaged,
         f.page_title as first_page_title,
         f.page_url as first_page_url,
         f.page_urlhost as first_page_urlhost,
@@ -143,9 +204,10 @@ joined as (
         f.dvce_type,
         f.dvce_ismobile
     from session_page_views as spv
-    inner join first_page_views as f on spv.domain_sessionid = f.domain_sessionid
-    inner join last_page_views as l on spv.domain_sessionid = l.domain_sessionid
-    left join session_events as se on spv.domain_sessionid = se.domain_sessionid
+    inner join session_events_agg as se on spv.domain_sessionid = se.domain_sessionid
+    inner join first_page_activity as f on spv.domain_sessionid = f.domain_sessionid
+    inner join last_page_activity as l on spv.domain_sessionid = l.domain_sessionid
+    left join session_engagement as eng on spv.domain_sessionid = eng.domain_sessionid
     left join identity_map as by_domain
         on by_domain.device_id_type = 'domain_userid' and f.domain_userid = by_domain.device_id
     left join identity_map as by_network
@@ -156,7 +218,6 @@ joined as (
 final as (
 
     select * from joined
-    where absolute_time_in_s <= {{ var('max_session_days') }} * 86400
 
 )
 

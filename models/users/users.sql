@@ -18,8 +18,10 @@ ordered as (
         row_number() over (
             partition by stitched_user_id order by start_tstamp, domain_sessionid
         ) as session_index,
+        {#- the last session is the one that ended last: its last page is the user's last page -#}
         row_number() over (
-            partition by stitched_user_id order by start_tstamp desc, domain_sessionid desc
+            partition by stitched_user_id
+            order by end_tstamp desc, start_tstamp desc, domain_sessionid desc
         ) as session_index_desc
     from sessions
 
