@@ -8,5 +8,5 @@
 {%- endmacro %}
 
 {% macro snowflake__regexp_contains(text, pattern) -%}
-    regexp_like({{ text }}, '.*({{ pattern | replace("'", "''") }}).*', 'is')
+    regexp_like({{ text }}, '.*({{ pattern | replace("\\", "\\\\") | replace("'", "''") }}).*', 'is')
 {%- endmacro %}
