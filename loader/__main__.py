@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -36,6 +37,21 @@ def _load_parser() -> argparse.ArgumentParser:
         "--batch-seconds", type=float, default=1.0, help="or after this long (default 1 s)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary line")
+    collector = p.add_argument_group("collector (--source http://HOST:PORT)")
+    collector.add_argument(
+        "--spool",
+        default=os.environ.get("PERSONA_SPOOL", ".persona/spool"),
+        help="directory of the durable spool and its checkpoint (default .persona/spool)",
+    )
+    collector.add_argument(
+        "--anonymize-ip-octets", type=int, default=1, choices=range(5),
+        help="IPv4 octets to blank out (0 keeps the address); default 1",
+    )  # fmt: skip
+    collector.add_argument(
+        "--pii-fields", default="",
+        help="comma-separated atomic fields to pseudonymize with a salted SHA-256, e.g. "
+        "user_id,user_ipaddress; the salt comes from PERSONA_PII_SALT",
+    )  # fmt: skip
     return p
 
 
@@ -78,8 +94,17 @@ def load(argv: Sequence[str]) -> int:
     args = _load_parser().parse_args(argv)
     if args.batch_rows < 1 or args.batch_seconds <= 0:
         raise PersonaError("--batch-rows must be >= 1 and --batch-seconds > 0")
-    source = open_source(args.source)
+    from loader.enrich import EnrichConfig
+
+    pii = tuple(f.strip() for f in args.pii_fields.split(",") if f.strip())
+    enrich = EnrichConfig.from_env(pii_fields=pii, anonymize_ip_octets=args.anonymize_ip_octets)
+    source = open_source(args.source, spool=args.spool, enrich=enrich)
     sink = open_sink(args.sink)
+    stop = getattr(source, "stop", None)
+    if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop())
+        print(f"listening on {args.source}; Ctrl-C or SIGTERM to stop", file=sys.stderr)
     try:
         with progress_reporter(enabled=not args.quiet) as report:
             summary = pipeline.run(
@@ -91,6 +116,8 @@ def load(argv: Sequence[str]) -> int:
             )
     finally:
         sink.close()
+        if hasattr(source, "close"):
+            source.close()
     print(summary.line(args.sink))
     return 0
 

@@ -31,14 +31,21 @@ class LoadSummary:
 
 
 def run(
-    source: Iterable[Event | FailedEvent],
+    source: Iterable[Event | FailedEvent | None],
     sink: Sink,
     *,
     batch_rows: int = 10_000,
     batch_seconds: float = 1.0,
     on_commit: Callable[[LoadSummary], None] | None = None,
 ) -> LoadSummary:
-    """Load everything the source yields; a batch is committed before the next one starts."""
+    """Load everything the source yields; a batch is committed before the next one starts.
+
+    A streaming source yields ``None`` while it waits for input, so that a batch is committed
+    after ``batch_seconds`` even when nothing else arrives. A source with a ``commit()``
+    (the collector's spool, a Kafka consumer) is told after each warehouse commit, never before:
+    that is what makes delivery at-least-once.
+    """
+    acknowledge = getattr(source, "commit", None)
     summary = LoadSummary()
     started = time.perf_counter()
     batch = Batch()
@@ -47,6 +54,8 @@ def run(
     def commit() -> None:
         nonlocal batch, opened
         sink.write(batch)
+        if acknowledge is not None:
+            acknowledge()
         summary.good += len(batch.events)
         summary.failed += len(batch.failed)
         summary.batches += 1
@@ -56,10 +65,11 @@ def run(
             on_commit(summary)
 
     for item in source:
-        if not batch:
-            opened = time.perf_counter()
-        batch.add(item)
-        if len(batch) >= batch_rows or time.perf_counter() - opened >= batch_seconds:
+        if item is not None:
+            if not batch:
+                opened = time.perf_counter()
+            batch.add(item)
+        if batch and (len(batch) >= batch_rows or time.perf_counter() - opened >= batch_seconds):
             commit()
     if batch:
         commit()

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from loader.enrich import EnrichConfig
 from loader.enriched import Event
 from loader.errors import ConfigError
 from loader.failed import FailedEvent
@@ -18,8 +19,21 @@ SOURCES_HELP = (
 SINKS_HELP = "duckdb:PATH"
 
 
-def open_source(uri: str) -> Iterable[Event | FailedEvent]:
+def open_source(
+    uri: str, spool: str = ".persona/spool", enrich: EnrichConfig | None = None
+) -> Iterable[Event | FailedEvent | None]:
     scheme, _, rest = uri.partition(":")
+    if scheme == "http":
+        from loader.sources.collector import CollectorSource
+
+        parts = urlsplit(uri)
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"--source {uri}: {exc}") from exc
+        if not parts.hostname or port is None:
+            raise ConfigError(f"--source {uri}: give the address to listen on, http://HOST:PORT")
+        return CollectorSource(parts.hostname, port, spool, enrich)
     if scheme == "file" and rest:
         from loader.sources.tsv import TsvFileSource
 

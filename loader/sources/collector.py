@@ -1,0 +1,208 @@
+"""``http://HOST:PORT``: a Snowplow collector, so the real trackers work unchanged.
+
+It speaks the tracker protocol: ``GET /i`` (one event in the query string, answered with a 1x1
+GIF), ``POST /com.snowplowanalytics.snowplow/tp2`` (a ``payload_data`` batch), ``OPTIONS`` for
+CORS, and the ``sp`` cookie that carries ``network_userid``. A request is acknowledged only
+once its events are fsynced to the local spool; the loader then reads the spool, enriches, and
+commits to the warehouse, and only then moves the spool checkpoint. Input that is not an event
+(bad JSON, an unknown payload) is spooled too and becomes a failed event with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from loader.enrich import EnrichConfig, Received, enrich_or_fail
+from loader.enriched import Event
+from loader.failed import FailedEvent
+from loader.spool import Position, Spool, SpoolFull
+
+log = logging.getLogger("persona.collector")
+
+TP2 = "/com.snowplowanalytics.snowplow/tp2"
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+COOKIE_SECONDS = 365 * 24 * 3600
+ANONYMOUS_NUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def build_app(spool: Spool, max_body_bytes: int = 1_000_000, cookie_name: str = "sp"):
+    """The Starlette app; separate from the server so tests can drive it directly."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    def cors(request: Request, response: Response) -> Response:
+        origin = request.headers.get("origin")
+        response.headers["Access-Control-Allow-Origin"] = origin or "*"
+        if origin:
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+        return response
+
+    def identify(request: Request) -> tuple[str, bool]:
+        if request.headers.get("sp-anonymous"):
+            return ANONYMOUS_NUID, False
+        existing = request.cookies.get(cookie_name)
+        return (existing, False) if existing else (str(uuid.uuid4()), True)
+
+    def with_cookie(request: Request, response: Response, nuid: str) -> Response:
+        if nuid != ANONYMOUS_NUID:
+            secure = request.url.scheme == "https"
+            response.set_cookie(cookie_name, nuid, max_age=COOKIE_SECONDS, path="/",
+                                samesite="none" if secure else "lax", secure=secure)  # fmt: skip
+        return cors(request, response)
+
+    async def store(records: list[dict]) -> Response | None:
+        try:
+            await asyncio.wrap_future(spool.append(records))
+        except SpoolFull as exc:
+            log.warning("backpressure: answering 503: %s", exc)
+            return PlainTextResponse("spool full, retry later", status_code=503)
+        return None
+
+    def context(request: Request, nuid: str) -> dict:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        ip = forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
+        return {"t": _now_ms(), "ip": ip, "ua": request.headers.get("user-agent", ""), "nuid": nuid}
+
+    async def pixel(request: Request) -> Response:
+        nuid, _ = identify(request)
+        payload = dict(request.query_params)
+        # a bare GET /i (a health probe, a prefetch) carries no event
+        refused = await store([context(request, nuid) | {"p": payload}]) if payload else None
+        if refused is not None:
+            return refused
+        return with_cookie(request, Response(PIXEL, media_type="image/gif"), nuid)
+
+    async def post(request: Request) -> Response:
+        nuid, _ = identify(request)
+        body = await request.body()
+        if len(body) > max_body_bytes:
+            log.warning("refused a %d-byte request (limit %d)", len(body), max_body_bytes)
+            return cors(request, PlainTextResponse("request too large", status_code=413))
+        base = context(request, nuid)
+        try:
+            envelope = orjson.loads(body)
+            payloads = envelope["data"]
+            if not isinstance(payloads, list) or not all(isinstance(p, dict) for p in payloads):
+                raise TypeError("data must be a list of objects")
+            records = [base | {"p": {str(k): str(v) for k, v in p.items()}} for p in payloads]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            text = body.decode("utf-8", "backslashreplace")
+            records = [base | {"bad": text, "error": f"not a payload_data batch: {exc}"}]
+        if (refused := await store(records)) is not None:
+            return cors(request, refused)
+        return with_cookie(request, PlainTextResponse("ok"), nuid)
+
+    async def options(request: Request) -> Response:
+        response = Response(status_code=200)
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, SP-Anonymous"
+        response.headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS"
+        return cors(request, response)
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[
+        Route("/i", pixel, methods=["GET"]),
+        Route(TP2, post, methods=["POST"]),
+        Route(TP2, options, methods=["OPTIONS"]),
+        Route("/i", options, methods=["OPTIONS"]),
+        Route("/health", health, methods=["GET"]),
+    ])  # fmt: skip
+
+
+def to_event(record: dict, cfg: EnrichConfig, source: str) -> Event | FailedEvent:
+    collector_tstamp = datetime(1970, 1, 1) + timedelta(milliseconds=record["t"])
+    if "bad" in record:
+        return FailedEvent(record["bad"], "invalid_payload", record["error"], source)
+    received = Received(record["p"], collector_tstamp, record.get("ip", ""),
+                        record.get("ua", ""), record.get("nuid", ""))  # fmt: skip
+    return enrich_or_fail(received, cfg, source)
+
+
+class CollectorSource:
+    """Serves the collector on a thread and yields the spooled events, enriched, in order.
+
+    Never ends by itself: ``stop()`` (the CLI calls it on SIGTERM/SIGINT) stops accepting
+    requests, and iteration ends once everything spooled has been yielded.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        spool_dir: str | Path,
+        enrich: EnrichConfig | None = None,
+        max_body_bytes: int = 1_000_000,
+    ) -> None:
+        self.host, self.port = host, port
+        self.spool = Spool(spool_dir)
+        self.enrich = enrich or EnrichConfig()
+        self.max_body_bytes = max_body_bytes
+        self._stop = threading.Event()
+        self._read_to: Position = self.spool.committed
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        import uvicorn
+
+        app = build_app(self.spool, self.max_body_bytes)
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
+                                access_log=False, lifespan="off")  # fmt: skip
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="collector", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the collector could not listen on {self.host}:{self.port}")
+            time.sleep(0.01)
+        log.info("collector listening on %s", self.name)
+
+    def stop(self) -> None:
+        """Stop accepting requests; iteration drains the spool and ends."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._stop.set()
+
+    def __iter__(self) -> Iterator[Event | FailedEvent | None]:
+        if self._server is None:
+            self.start()
+        for item in self.spool.read(self.spool.committed, self._stop):
+            if item is None:
+                yield None  # idle: lets the pipeline commit a batch that has waited long enough
+                continue
+            self._read_to, record = item
+            yield to_event(record, self.enrich, self.name)
+
+    def commit(self) -> None:
+        """Everything yielded so far is in the warehouse."""
+        self.spool.commit(self._read_to)
+
+    def close(self) -> None:
+        self.stop()
+        self.spool.close()

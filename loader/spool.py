@@ -1,0 +1,187 @@
+"""An append-only local spool: the collector acknowledges a request once its events are here.
+
+Records are JSON lines in segment files (``spool-00000001.jsonl``, ...). Writers hand records
+to one writer thread, which writes whatever has queued up and fsyncs once for all of them
+(group commit), so durability costs one fsync per burst rather than per request. The loader
+reads the spool in order and, after each warehouse commit, stores the position it has reached
+in ``checkpoint.json`` (written atomically): a restarted loader resumes there, so an
+acknowledged event is never lost, and at worst the batch in flight is loaded twice.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """Where a reader is: a segment number and a byte offset in it."""
+
+    segment: int = 1
+    offset: int = 0
+
+
+class SpoolFull(Exception):
+    """More is spooled and not yet committed than the limit allows: shed load (HTTP 503)."""
+
+
+class Spool:
+    def __init__(self, directory: str | Path, max_pending_bytes: int = 256 * 1024 * 1024) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_pending_bytes = max_pending_bytes
+        segments = sorted(self.dir.glob("spool-*.jsonl"))
+        self._segment = int(segments[-1].stem.split("-")[1]) if segments else 1
+        self._path = self._segment_path(self._segment)
+        self._fh = self._path.open("ab")
+        self._written = Position(self._segment, self._fh.tell())
+        self._queue: queue.Queue[tuple[list[bytes], concurrent.futures.Future[None]] | None] = (
+            queue.Queue()
+        )
+        self._writer = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
+        self._writer.start()
+        self.committed = self.read_checkpoint()
+
+    def _segment_path(self, segment: int) -> Path:
+        return self.dir / f"spool-{segment:08d}.jsonl"
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def pending_bytes(self) -> int:
+        """Spooled but not yet committed to the warehouse (an estimate across segments)."""
+        written, committed = self._written, self.committed
+        if written.segment == committed.segment:
+            return written.offset - committed.offset
+        return written.offset + (written.segment - committed.segment) * SEGMENT_BYTES
+
+    def append(self, records: list[dict]) -> concurrent.futures.Future[None]:
+        """Queue records; the future completes once they are on disk (fsynced)."""
+        if self.pending_bytes() > self.max_pending_bytes:
+            raise SpoolFull(
+                f"{self.pending_bytes():,} bytes spooled and not yet loaded (limit "
+                f"{self.max_pending_bytes:,}): the warehouse is not keeping up"
+            )
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        lines = [json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records]
+        self._queue.put((lines, done))
+        return done
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            while True:  # take everything that queued up meanwhile: one fsync for all
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                group.append(more)
+            try:
+                for lines, _ in group:
+                    self._fh.writelines(lines)
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._written = Position(self._segment, self._fh.tell())
+                if self._written.offset >= SEGMENT_BYTES:
+                    self._rotate()
+            except OSError as exc:
+                for _, done in group:
+                    done.set_exception(exc)
+                continue
+            for _, done in group:
+                done.set_result(None)
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        self._segment += 1
+        self._path = self._segment_path(self._segment)
+        self._fh = self._path.open("ab")
+        self._written = Position(self._segment, 0)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._writer.join(timeout=10)
+        self._fh.close()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def read(
+        self, start: Position, stop: threading.Event, idle: float = 0.1
+    ) -> Iterator[tuple[Position, dict] | None]:
+        """Records from ``start`` on, each with the position after it; ``None`` while idle.
+
+        Ends when ``stop`` is set and everything written so far has been read."""
+        position = start
+        fh = (
+            self._segment_path(position.segment).open("rb")
+            if self._segment_path(position.segment).exists()
+            else None
+        )
+        if fh is not None:
+            fh.seek(position.offset)
+        while True:
+            line = fh.readline() if fh is not None else b""
+            if line.endswith(b"\n"):
+                position = Position(position.segment, position.offset + len(line))
+                yield position, json.loads(line)
+                continue
+            if fh is not None and line:  # a partial line: the writer is mid-write
+                fh.seek(position.offset)
+            next_path = self._segment_path(position.segment + 1)
+            if next_path.exists():  # the writer rotated: this segment is complete
+                if fh is not None:
+                    fh.close()
+                position = Position(position.segment + 1, 0)
+                fh = next_path.open("rb")
+                continue
+            if fh is None and self._segment_path(position.segment).exists():
+                fh = self._segment_path(position.segment).open("rb")
+                fh.seek(position.offset)
+                continue
+            if stop.is_set() and self._queue.empty() and position >= self._written:
+                if fh is not None:
+                    fh.close()
+                return
+            yield None
+            time.sleep(idle)
+
+    # -- checkpoint ----------------------------------------------------------------------------
+
+    def read_checkpoint(self) -> Position:
+        path = self.dir / "checkpoint.json"
+        if not path.exists():
+            return Position(1, 0)
+        data = json.loads(path.read_text())
+        return Position(int(data["segment"]), int(data["offset"]))
+
+    def commit(self, position: Position) -> None:
+        """Record that everything before ``position`` is in the warehouse; drop done segments."""
+        tmp = self.dir / "checkpoint.json.tmp"
+        with tmp.open("w") as fh:
+            json.dump({"segment": position.segment, "offset": position.offset}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.dir / "checkpoint.json")
+        dir_fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self.committed = position
+        for segment in range(1, position.segment):
+            self._segment_path(segment).unlink(missing_ok=True)

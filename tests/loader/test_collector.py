@@ -1,0 +1,181 @@
+"""The collector as a user runs it: `python -m loader --source http://127.0.0.1:PORT` in its own
+process, the real Snowplow Python tracker as the client, a real DuckDB file."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+from snowplow_tracker import Emitter, SelfDescribingJson, Subject, Tracker
+from snowplow_tracker.events import PagePing, PageView, SelfDescribing
+
+from tests.conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collector:
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.db = tmp / "warehouse.duckdb"
+        self.spool = tmp / "spool"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "loader", "--source", self.url, "--sink", f"duckdb:{self.db}",
+             "--spool", str(self.spool), "--batch-seconds", "0.2", "--quiet"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        stderr = self.proc.stderr.read() if self.proc.poll() is not None else ""
+        raise AssertionError(f"collector did not start: {stderr}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> str:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=60)
+        assert sig == signal.SIGKILL or self.proc.returncode == 0, err
+        return out
+
+    def query(self, sql: str) -> list[tuple]:
+        con = duckdb.connect(str(self.db))
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[Collector]:
+    c = Collector(tmp_path)
+    c.start()
+    yield c
+    if c.proc and c.proc.poll() is None:
+        c.proc.kill()
+        c.proc.wait()
+
+
+WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
+CHECKOUT = "iglu:com.acme/checkout_step/jsonschema/1-0-2"
+
+
+def test_real_python_tracker_events_arrive_once_with_their_fields(collector: Collector) -> None:
+    page_view_id = str(uuid.uuid4())
+    browser = requests.Session()  # keeps the collector's sp cookie, as a browser would
+    emitter = Emitter("127.0.0.1", protocol="http", port=collector.port, method="post",
+                      batch_size=3, session=browser)  # fmt: skip
+    subject = (
+        Subject().set_user_id("jane@example.com").set_lang("de-DE").set_screen_resolution(1280, 800)
+    )
+    tracker = Tracker("pytest", emitter, subject=subject, app_id="shop")
+    web_page = [SelfDescribingJson(WEB_PAGE, {"id": page_view_id})]
+    tracker.track(PageView(page_url="https://shop.example.com/p/1?utm_source=news&utm_medium=email",
+                           page_title="Boots", referrer="https://www.google.com/search?q=boots",
+                           context=web_page))  # fmt: skip
+    for y in (100, 400):
+        tracker.track(PagePing(page_url="https://shop.example.com/p/1", min_x=0, max_x=0,
+                               min_y=0, max_y=y, context=web_page))  # fmt: skip
+    tracker.track(SelfDescribing(SelfDescribingJson(CHECKOUT, {"step": 2}), context=web_page))
+    tracker.flush()
+    ok_get = Emitter("127.0.0.1", protocol="http", port=collector.port, method="get")
+    Tracker("pytest-get", ok_get, app_id="shop").track(
+        PageView(page_url="https://shop.example.com/")
+    )
+    ok_get.flush()
+    out = collector.stop()
+    assert "loaded 5 events (0 failed)" in out
+    rows = collector.query(
+        "select event, event_name, app_id, user_id, br_lang, dvce_screenwidth, page_urlhost, "
+        "page_urlpath, mkt_medium, refr_medium, refr_term, pp_yoffset_max, network_userid, "
+        "contexts_com_snowplowanalytics_snowplow_web_page_1->>'$[0].id', v_collector "
+        "from atomic.events order by dvce_created_tstamp"
+    )
+    assert [r[:2] for r in rows] == [
+        ("page_view", "page_view"), ("page_ping", "page_ping"), ("page_ping", "page_ping"),
+        ("unstruct", "checkout_step"), ("page_view", "page_view"),
+    ]  # fmt: skip
+    first = rows[0]
+    assert first[2:12] == ("shop", "jane@example.com", "de-DE", 1280, "shop.example.com", "/p/1",
+                           "email", "search", "boots", None)  # fmt: skip
+    assert [r[11] for r in rows[1:3]] == [100, 400]
+    assert {r[13] for r in rows[:4]} == {page_view_id}
+    # the sp cookie: one network_userid for the session that kept it, another for a new client
+    assert rows[0][12] == rows[3][12] == browser.cookies["sp"] != rows[4][12]
+    assert collector.query("select count(distinct event_id), count(*) from atomic.events") == [
+        (5, 5)
+    ]
+    step = collector.query(
+        "select unstruct_event_com_acme_checkout_step_1->>'step' from atomic.events "
+        "where event = 'unstruct'"
+    )
+    assert step == [("2",)]
+
+
+def test_bad_input_becomes_failed_events_and_the_collector_stays_up(collector: Collector) -> None:
+    tp2 = f"{collector.url}/com.snowplowanalytics.snowplow/tp2"
+    assert requests.post(tp2, data=b"{not json", timeout=5).status_code == 200
+    assert requests.post(tp2, json={"data": [{"e": "pv"}]}, timeout=5).status_code == 200  # no eid
+    assert requests.post(
+        tp2, json={"data": [{"e": "nope", "eid": str(uuid.uuid4())}]}, timeout=5
+    ).ok
+    assert requests.post(tp2, data=b"x" * 2_000_000, timeout=5).status_code == 413
+    preflight = requests.options(tp2, headers={"Origin": "https://shop.example.com"}, timeout=5)
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+    assert requests.get(f"{collector.url}/health", timeout=5).ok
+    collector.stop()
+    failed = collector.query(
+        "select error_type, message from atomic.failed_events order by message"
+    )
+    assert [f[0] for f in failed] == ["invalid_payload", "missing_field", "invalid_payload"]
+    assert "unknown event type 'nope'" in failed[0][1]
+    assert "not a payload_data batch" in failed[2][1]
+
+
+def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    """Kill the loader repeatedly while a client streams; every acknowledged event is loaded."""
+    collector = Collector(tmp_path)
+    acknowledged: list[str] = []
+    tp2 = lambda: f"{collector.url}/com.snowplowanalytics.snowplow/tp2"  # noqa: E731
+    for _round in range(3):
+        collector.start()
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            ids = [str(uuid.uuid4()) for _ in range(20)]
+            now = str(int(time.time() * 1000))
+            body = {
+                "data": [
+                    {"e": "pv", "eid": i, "dtm": now, "stm": now, "url": "https://x.example/"}
+                    for i in ids
+                ]
+            }
+            if requests.post(tp2(), json=body, timeout=5).status_code == 200:
+                acknowledged.extend(ids)
+        collector.stop(signal.SIGKILL)
+    collector.start()
+    time.sleep(1)
+    collector.stop()
+    loaded = {r[0] for r in collector.query("select event_id from atomic.events")}
+    assert len(acknowledged) > 100
+    assert set(acknowledged) <= loaded
