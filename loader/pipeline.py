@@ -5,11 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from loader.batch import Batch
 from loader.enriched import Event
 from loader.failed import FailedEvent
+from loader.metrics import METRICS
 from loader.sinks.base import Sink
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -53,9 +59,17 @@ def run(
 
     def commit() -> None:
         nonlocal batch, opened
+        write_started = time.perf_counter()
         sink.write(batch)
         if acknowledge is not None:
             acknowledge()
+        newest = max((e["collector_tstamp"] for e in batch.events), default=None)
+        METRICS.add(events_good=len(batch.events), events_failed=len(batch.failed), batches=1)
+        METRICS.set(
+            last_batch_rows=len(batch),
+            last_batch_seconds=time.perf_counter() - write_started,
+            last_end_to_end_seconds=(utcnow() - newest).total_seconds() if newest else 0.0,
+        )
         summary.good += len(batch.events)
         summary.failed += len(batch.failed)
         summary.batches += 1

@@ -24,6 +24,7 @@ import orjson
 from loader.enrich import EnrichConfig, Received, enrich_or_fail
 from loader.enriched import Event
 from loader.failed import FailedEvent
+from loader.metrics import METRICS
 from loader.spool import Position, Spool, SpoolFull
 
 log = logging.getLogger("persona.collector")
@@ -72,8 +73,10 @@ def build_app(spool: Spool, max_body_bytes: int = 1_000_000, cookie_name: str = 
         try:
             await asyncio.wrap_future(spool.append(records))
         except SpoolFull as exc:
+            METRICS.add(requests_refused=1)
             log.warning("backpressure: answering 503: %s", exc)
             return PlainTextResponse("spool full, retry later", status_code=503)
+        METRICS.add(requests=1)
         return None
 
     def context(request: Request, nuid: str) -> dict:
@@ -119,12 +122,17 @@ def build_app(spool: Spool, max_body_bytes: int = 1_000_000, cookie_name: str = 
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def metrics(request: Request) -> Response:
+        METRICS.set(spool_pending_bytes=spool.pending_bytes())
+        return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
+
     return Starlette(routes=[
         Route("/i", pixel, methods=["GET"]),
         Route(TP2, post, methods=["POST"]),
         Route(TP2, options, methods=["OPTIONS"]),
         Route("/i", options, methods=["OPTIONS"]),
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ])  # fmt: skip
 
 

@@ -144,6 +144,15 @@ def test_bad_input_becomes_failed_events_and_the_collector_stays_up(collector: C
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
     assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
     assert requests.get(f"{collector.url}/health", timeout=5).ok
+    deadline = time.monotonic() + 10  # until a batch commit (--batch-seconds 0.2)
+    while time.monotonic() < deadline:
+        metrics = requests.get(f"{collector.url}/metrics", timeout=5).text
+        if "persona_spool_pending_bytes 0" in metrics:
+            break
+        time.sleep(0.1)
+    assert 'persona_events_total{status="failed"} 3' in metrics
+    assert 'persona_collector_requests_total{status="accepted"} 3' in metrics
+    assert "persona_spool_pending_bytes 0" in metrics
     collector.stop()
     failed = collector.query(
         "select error_type, message from atomic.failed_events order by message"

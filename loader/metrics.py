@@ -1,0 +1,63 @@
+"""Process metrics in Prometheus' text format, served by the collector at ``/metrics``.
+
+Plain counters and gauges updated in place; the loader runs one pipeline per process, so one
+module-level registry is enough and nothing here needs a client library.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Metrics:
+    events_good: int = 0
+    events_failed: int = 0
+    batches: int = 0
+    last_batch_rows: int = 0
+    last_batch_seconds: float = 0.0
+    # collector_tstamp -> warehouse commit, of the newest event in the last batch
+    last_end_to_end_seconds: float = 0.0
+    requests: int = 0
+    requests_refused: int = 0
+    spool_pending_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **increments: float) -> None:
+        with self._lock:
+            for name, value in increments.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def set(self, **values: float) -> None:
+        with self._lock:
+            for name, value in values.items():
+                setattr(self, name, value)
+
+    def render(self) -> str:
+        rows = [
+            ("persona_events_total", "counter", 'status="good"', self.events_good),
+            ("persona_events_total", "counter", 'status="failed"', self.events_failed),
+            ("persona_batches_total", "counter", "", self.batches),
+            ("persona_batch_rows", "gauge", "", self.last_batch_rows),
+            ("persona_batch_seconds", "gauge", "", self.last_batch_seconds),
+            ("persona_end_to_end_latency_seconds", "gauge", "", self.last_end_to_end_seconds),
+            ("persona_collector_requests_total", "counter", 'status="accepted"', self.requests),
+            (
+                "persona_collector_requests_total",
+                "counter",
+                'status="refused"',
+                self.requests_refused,
+            ),
+            ("persona_spool_pending_bytes", "gauge", "", self.spool_pending_bytes),
+        ]
+        lines, typed = [], set()
+        for name, kind, labels, value in rows:
+            if name not in typed:
+                lines.append(f"# TYPE {name} {kind}")
+                typed.add(name)
+            lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
+        return "\n".join(lines) + "\n"
+
+
+METRICS = Metrics()
