@@ -129,8 +129,11 @@ def _b64(value: str) -> str:
 
 
 def _set_url(row: list[str], prefix: str, url: str) -> dict[str, str]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, "")
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, "")
+    except ValueError as exc:
+        raise FieldError(f"{'url' if prefix == 'page' else 'refr'}: {exc}") from exc
     for name, value in (("scheme", parts.scheme), ("host", parts.hostname or ""),
                         ("port", str(port)), ("path", parts.path), ("query", parts.query),
                         ("fragment", parts.fragment)):  # fmt: skip
