@@ -3,6 +3,7 @@
     python -m bench                  # all
     python -m bench loader           # enriched TSV → DuckDB, next to DuckDB's read_csv
     python -m bench incremental      # incremental dbt run next to a full refresh
+    python -m bench collector        # the collector under load from a second process
 
 Results print as tables and are written to bench/out/<name>.json; BENCHMARKS.md records them.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import incremental, loader_throughput
+from bench import collector, incremental, loader_throughput
 
 OUT = Path(__file__).resolve().parent / "out"
 MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -67,20 +68,45 @@ def bench_incremental(console: Console, args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def bench_collector(console: Console, args: argparse.Namespace) -> None:
+    with console.status(f"collector under load for {args.seconds:.0f} s"):
+        r = collector.run(seconds=args.seconds)
+    _save("collector", r)
+    title = (f"Collector, tp2 batches of {r['events_per_request']} from {r['client_threads']} "
+             f"client threads in a second process ({MACHINE})")  # fmt: skip
+    table = Table(title=title)
+    for column in (
+        "events/s acknowledged",
+        "ack p50 ms",
+        "ack p99 ms",
+        "server RSS MB start/peak/end",
+    ):
+        table.add_column(column, justify="right")
+    table.add_row(f"{r['events_per_s']:,.0f}", f"{r['ack_p50_ms']:.1f}", f"{r['ack_p99_ms']:.1f}",
+                  f"{r['server_rss_mb_start']:.0f} / {r['server_rss_mb_peak']:.0f} / "
+                  f"{r['server_rss_mb_end']:.0f}")  # fmt: skip
+    console.print(table)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="?", default="all", choices=["all", "loader", "incremental"])
+    parser.add_argument(
+        "which", nargs="?", default="all", choices=["all", "loader", "incremental", "collector"]
+    )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
     parser.add_argument("--days", type=int, default=30, help="loader: synthetic days")
     parser.add_argument("--repeat", type=int, default=3, help="loader: runs per figure (median)")
     parser.add_argument("--sizes", type=int, nargs=2, default=[2_500_000, 5_000_000],
                         help="incremental: the two history sizes, in events")  # fmt: skip
     parser.add_argument("--new", type=int, default=50_000, help="incremental: new events per run")
+    parser.add_argument("--seconds", type=float, default=30, help="collector: load duration")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     console = Console()
     if args.which in ("all", "loader"):
         bench_loader(console, args)
+    if args.which in ("all", "collector"):
+        bench_collector(console, args)
     if args.which in ("all", "incremental"):
         bench_incremental(console, args)
     return 0

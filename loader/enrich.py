@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import os
@@ -159,6 +160,7 @@ def _version(family: str, *parts: str | None) -> str:
     return f"{family} {numbers}" if numbers else family
 
 
+@functools.lru_cache(maxsize=4096)  # a site sees few distinct useragents; parsing is the cost
 def _useragent_context(useragent: str) -> dict[str, Any]:
     from ua_parser import parse
 
@@ -183,6 +185,7 @@ def _useragent_context(useragent: str) -> dict[str, Any]:
 _CRAWLERS: Any = None
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_bot(useragent: str) -> bool:
     global _CRAWLERS
     if _CRAWLERS is None:
