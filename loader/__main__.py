@@ -8,7 +8,6 @@ python -m loader generate --users 100 --days 7 --seed 1 > events.tsv
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,40 +17,37 @@ from loader.uris import SINKS_HELP, SOURCES_HELP
 
 
 def _load_parser() -> argparse.ArgumentParser:
-    default_db = os.environ.get("PERSONA_DUCKDB", "warehouse.duckdb")
     p = argparse.ArgumentParser(
         prog="python -m loader",
         description="Stream Snowplow events into the warehouse in micro-batches. Bad lines are "
         "kept in atomic.failed_events with the reason; nothing is dropped.",
-        epilog="Other commands: 'python -m loader generate --help' writes a synthetic stream.",
+        epilog="Every setting can also come from a YAML file (--config, see loader.example.yml) "
+        "or an environment variable PERSONA_<SETTING> (PERSONA_BATCH_ROWS=5000); flags win, then "
+        "the environment, then the file. Other commands: 'python -m loader generate --help' "
+        "writes a synthetic stream.",
     )
-    p.add_argument("--source", required=True, help=f"where events come from: {SOURCES_HELP}")
+    p.add_argument("--config", help="a YAML file of settings (see loader.example.yml)")
+    p.add_argument("--source", help=f"where events come from: {SOURCES_HELP}")
     p.add_argument(
         "--sink",
-        default=f"duckdb:{default_db}",
-        help=f"where they go: {SINKS_HELP} (default: duckdb:$PERSONA_DUCKDB or "
+        help=f"where they go: {SINKS_HELP} (default duckdb:$PERSONA_DUCKDB, else "
         "duckdb:warehouse.duckdb)",
     )
-    p.add_argument("--batch-rows", type=int, default=10_000, help="commit after this many events")
-    p.add_argument(
-        "--batch-seconds", type=float, default=1.0, help="or after this long (default 1 s)"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar, only the summary line")
+    p.add_argument("--batch-rows", type=int, help="commit after this many events (10000)")
+    p.add_argument("--batch-seconds", type=float, help="or after this long (1.0 s)")
+    p.add_argument("--quiet", action="store_true", default=None, help="no progress, only a summary")
     collector = p.add_argument_group("collector (--source http://HOST:PORT)")
     collector.add_argument(
-        "--spool",
-        default=os.environ.get("PERSONA_SPOOL", ".persona/spool"),
-        help="directory of the durable spool and its checkpoint (default .persona/spool)",
+        "--spool", help="directory of the durable spool and its checkpoint (.persona/spool)"
     )
     collector.add_argument(
-        "--anonymize-ip-octets", type=int, default=1, choices=range(5),
-        help="IPv4 octets to blank out (0 keeps the address); default 1",
-    )  # fmt: skip
+        "--anonymize-ip-octets", type=int, help="IPv4 octets to blank out, 0 to 4 (1)"
+    )
     collector.add_argument(
-        "--pii-fields", default="",
+        "--pii-fields",
         help="comma-separated atomic fields to pseudonymize with a salted SHA-256, e.g. "
         "user_id,user_ipaddress; the salt comes from PERSONA_PII_SALT",
-    )  # fmt: skip
+    )
     return p
 
 
@@ -87,38 +83,35 @@ def generate(argv: Sequence[str]) -> int:
 
 
 def load(argv: Sequence[str]) -> int:
-    from loader import pipeline
+    from loader import pipeline, settings
+    from loader.enrich import EnrichConfig
     from loader.progress import progress_reporter
     from loader.uris import open_sink, open_source
 
-    args = _load_parser().parse_args(argv)
-    if args.batch_rows < 1 or args.batch_seconds <= 0:
-        raise PersonaError("--batch-rows must be >= 1 and --batch-seconds > 0")
-    from loader.enrich import EnrichConfig
-
-    pii = tuple(f.strip() for f in args.pii_fields.split(",") if f.strip())
-    enrich = EnrichConfig.from_env(pii_fields=pii, anonymize_ip_octets=args.anonymize_ip_octets)
-    source = open_source(args.source, spool=args.spool, enrich=enrich)
-    sink = open_sink(args.sink)
+    args = vars(_load_parser().parse_args(argv))
+    config = args.pop("config")
+    s = settings.load(args, config)
+    enrich = EnrichConfig.from_env(
+        pii_fields=s.pii_fields, anonymize_ip_octets=s.anonymize_ip_octets
+    )
+    source = open_source(s.source, spool=s.spool, enrich=enrich)
+    sink = open_sink(s.sink)
     stop = getattr(source, "stop", None)
     if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop())
-        print(f"listening on {args.source}; Ctrl-C or SIGTERM to stop", file=sys.stderr)
+        print(f"listening on {s.source}; Ctrl-C or SIGTERM to stop", file=sys.stderr)
     try:
-        with progress_reporter(enabled=not args.quiet) as report:
+        with progress_reporter(enabled=not s.quiet) as report:
             summary = pipeline.run(
-                source,
-                sink,
-                batch_rows=args.batch_rows,
-                batch_seconds=args.batch_seconds,
+                source, sink, batch_rows=s.batch_rows, batch_seconds=s.batch_seconds,
                 on_commit=report,
-            )
+            )  # fmt: skip
     finally:
         sink.close()
         if hasattr(source, "close"):
             source.close()
-    print(summary.line(args.sink))
+    print(summary.line(s.sink))
     return 0
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 
@@ -58,7 +59,14 @@ def test_bad_settings_fail_fast_and_name_the_setting(tmp_path: Path) -> None:
         ("--source", "synthetic:?colour=red", "--sink", sink): "unknown parameter 'colour'",
         ("--source", "synthetic:?users=0", "--sink", sink): "users",
         ("--source", "file:-", "--sink", "postgres://x"): "--sink 'postgres://x' is not a sink",
-        ("--source", "file:-", "--sink", sink, "--batch-rows", "0"): "--batch-rows",
+        (
+            "--source",
+            "file:-",
+            "--sink",
+            sink,
+            "--batch-rows",
+            "0",
+        ): "batch_rows: must be at least 1",
     }
     for args, message in cases.items():
         done = loader(*args, stdin="")
@@ -72,3 +80,37 @@ def test_help_teaches_the_sources() -> None:
     assert done.returncode == 0
     assert "synthetic:?users=N&days=D&seed=S" in done.stdout
     assert "failed_events" in done.stdout
+
+
+def test_settings_come_from_file_then_environment_then_flags(tmp_path: Path, monkeypatch) -> None:
+    from loader import settings
+    from loader.errors import ConfigError
+
+    config = tmp_path / "loader.yml"
+    config.write_text(
+        "source: file:a.tsv\nbatch_rows: 500\nbatch_seconds: 2\npii_fields: [user_id]\n"
+    )
+    env = {"PERSONA_BATCH_ROWS": "700", "PERSONA_DUCKDB": "x.duckdb"}
+    s = settings.load({"batch_seconds": 0.5}, str(config), env)
+    assert (s.source, s.sink, s.batch_rows, s.batch_seconds, s.pii_fields) == (
+        "file:a.tsv",
+        "duckdb:x.duckdb",
+        700,
+        0.5,
+        ("user_id",),
+    )
+    config.write_text("source: file:a.tsv\nbatch_size: 5\n")
+    with pytest.raises(ConfigError, match=r"unknown keys \['batch_size'\]"):
+        settings.load({}, str(config), {})
+    with pytest.raises(ConfigError, match="batch_rows \\(from PERSONA_BATCH_ROWS\\): 'many'"):
+        settings.load({"source": "file:-"}, None, {"PERSONA_BATCH_ROWS": "many"})
+    with pytest.raises(ConfigError, match="source: required"):
+        settings.load({}, None, {})
+
+
+def test_the_example_config_is_valid() -> None:
+    from loader import settings
+    from tests.conftest import ROOT
+
+    s = settings.load({}, str(ROOT / "loader.example.yml"), {})
+    assert s.source.startswith("http://") and s.batch_rows == 10_000

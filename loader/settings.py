@@ -1,0 +1,93 @@
+"""Loader settings from, in rising precedence: defaults, a YAML file (``--config``),
+``PERSONA_<KEY>`` environment variables, and command-line flags. A bad value fails at start-up
+with the key and where it came from."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loader.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str = ""
+    sink: str = ""
+    batch_rows: int = 10_000
+    batch_seconds: float = 1.0
+    quiet: bool = False
+    spool: str = ".persona/spool"
+    anonymize_ip_octets: int = 1
+    pii_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise ConfigError("source: required (--source, PERSONA_SOURCE or the config file)")
+        if self.batch_rows < 1:
+            raise ConfigError(f"batch_rows: must be at least 1, got {self.batch_rows}")
+        if self.batch_seconds <= 0:
+            raise ConfigError(f"batch_seconds: must be more than 0, got {self.batch_seconds}")
+        if not 0 <= self.anonymize_ip_octets <= 4:
+            raise ConfigError(f"anonymize_ip_octets: 0 to 4, got {self.anonymize_ip_octets}")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    kind = FIELDS[key].type
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes")
+            return bool(value)
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "tuple[str, ...]":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} (from {origin}): {value!r} is not a valid {kind}") from exc
+
+
+def load(
+    flags: Mapping[str, Any], config: str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {"sink": f"duckdb:{environ.get('PERSONA_DUCKDB', 'warehouse.duckdb')}"}
+    if config:
+        import yaml
+
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"--config {config}: no such file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--config {config}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"--config {config}: expected a mapping of settings")
+        unknown = sorted(set(data) - set(FIELDS))
+        if unknown:
+            raise ConfigError(f"--config {config}: unknown keys {unknown}; known: {sorted(FIELDS)}")
+        values.update({k: _coerce(k, v, config) for k, v in data.items()})
+    for key in FIELDS:
+        name = f"PERSONA_{key.upper()}"
+        if environ.get(name):
+            values[key] = _coerce(key, environ[name], name)
+    for key, value in flags.items():
+        if value is not None:
+            values[key] = _coerce(key, value, "--" + key.replace("_", "-"))
+    return Settings(**values)
