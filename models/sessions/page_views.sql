@@ -19,10 +19,10 @@ with session_events as (
     select * from {{ ref('events') }}
     where
         domain_sessionid is not null
+        {{- persona.in_touched_sessions() }}
         {%- if not var('include_bots') %}
         and not is_bot
         {%- endif %}
-        {{- persona.in_touched_sessions() }}
 
 ),
 

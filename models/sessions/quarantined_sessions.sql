@@ -22,10 +22,10 @@ with events as (
     select * from {{ ref('events') }}
     where
         domain_sessionid is not null
+        {{- persona.in_touched_sessions() }}
         {%- if not var('include_bots') %}
         and not is_bot
         {%- endif %}
-        {{- persona.in_touched_sessions() }}
 
 ),
 
@@ -64,8 +64,9 @@ final as (
         session_spans.end_tstamp,
         session_spans.cut_off_at,
         left_out.events_left_out,
-        {{ persona.time_between('second', 'session_spans.start_tstamp', 'session_spans.end_tstamp') }}
-            as absolute_time_in_s,
+        {{ persona.time_between(
+            'second', 'session_spans.start_tstamp', 'session_spans.end_tstamp'
+        ) }} as absolute_time_in_s,
         session_spans.max_load_tstamp
     from session_spans
     inner join left_out on session_spans.domain_sessionid = left_out.domain_sessionid

@@ -27,10 +27,10 @@ with session_events as (
     select * from {{ ref('events') }}
     where
         domain_sessionid is not null
+        {{- persona.in_touched_sessions() }}
         {%- if not var('include_bots') %}
         and not is_bot
         {%- endif %}
-        {{- persona.in_touched_sessions() }}
 
 ),
 
@@ -70,8 +70,9 @@ page_view_engagement as (
         domain_sessionid,
         page_view_id,
         {{ heartbeat }} * (
-            count(distinct floor({{ persona.epoch_seconds('dvce_created_tstamp') }} / {{ heartbeat }}))
-            - 1
+            count(distinct floor(
+                {{ persona.epoch_seconds('dvce_created_tstamp') }} / {{ heartbeat }}
+            )) - 1
         ) + {{ min_visit_length }} as engaged_time_in_s
     from page_activity
     where event_name = 'page_ping'
@@ -171,7 +172,7 @@ joined as (
         se.purchases,
         se.revenue,
         se.max_load_tstamp,
-        {#- Snowplow's rule; a converted session is engaged too, and purchases are the conversions -#}
+        {#- Snowplow's rule: a converted session is engaged too (conversions: purchases) -#}
         spv.page_views >= 2
         or coalesce(eng.engaged_time_in_s, 0) >= 2 * {{ heartbeat }}
         or se.purchases > 0 as is_engaged,
