@@ -11,7 +11,11 @@
 {%- endmacro %}
 
 {% macro watermark_table() -%}
-    {{ api.Relation.create(database=this.database, schema=this.schema, identifier='_persona_watermarks') }}
+    {{ api.Relation.create(
+        database=target.database,
+        schema=env_var('PERSONA_SCHEMA', 'derived'),
+        identifier='_persona_watermarks',
+    ) }}
 {%- endmacro %}
 
 {% macro scope_watermark() -%}
@@ -22,8 +26,12 @@
     )
 {%- endmacro %}
 
+{#- on-run-start: once per invocation, before any model runs in parallel. -#}
 {% macro ensure_watermark_table() -%}
     {%- if target.type != 'snowflake' -%}
+        create schema if not exists {{ api.Relation.create(
+            database=target.database, schema=env_var('PERSONA_SCHEMA', 'derived')
+        ) }};
         create table if not exists {{ persona.watermark_table() }} (
             model_name varchar, watermark timestamp
         )

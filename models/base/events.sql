@@ -47,12 +47,15 @@ deduplicated as (
 kept as (
 
     select
-        event_id,
-        collector_tstamp,
-        coalesce(dvce_created_tstamp, cast('9999-12-31' as timestamp)) as dvce_created_tstamp
-    from {{ this }}
+        kept_events.event_id,
+        kept_events.collector_tstamp,
+        coalesce(
+            kept_events.dvce_created_tstamp, cast('9999-12-31' as timestamp)
+        ) as dvce_created_tstamp
+    from {{ this }} as kept_events
     where
-        collector_tstamp >= (select min(collector_tstamp) from deduplicated)
+        kept_events.collector_tstamp
+        >= (select min(deduplicated.collector_tstamp) from deduplicated)
         - interval '{{ var("dedupe_lookback_days") }} days'
 
 ),

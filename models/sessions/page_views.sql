@@ -7,7 +7,6 @@
 {{ config(
     unique_key='domain_sessionid',
     pre_hook=[
-        "{{ persona.ensure_watermark_table() }}",
         "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
     ],
     post_hook="{{ persona.record_watermark([ref('session_bounds')]) }}",
@@ -131,6 +130,7 @@ joined as (
         pv.mkt_campaign,
         pv.mkt_clickid,
         pv.mkt_network,
+        {{ persona.channel_group('pv.') }} as default_channel_group,
         pv.page_referrer,
         pv.refr_urlscheme,
         pv.refr_urlhost,

@@ -7,15 +7,10 @@
 {{ config(
     unique_key='domain_sessionid',
     pre_hook=[
-        "{{ persona.ensure_watermark_table() }}",
         "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
     ],
     post_hook="{{ persona.record_watermark([ref('session_bounds')]) }}",
 ) }}
-{#- Built after page_views, which it does not read: on a fresh warehouse page_views'
-    pre-hook creates the shared watermark table, and DuckDB fails two concurrent
-    creations of one table. -#}
--- depends_on: {{ ref('page_views') }}
 
 with events as (
 

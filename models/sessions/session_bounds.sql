@@ -7,7 +7,7 @@ with events as (
 
     select * from {{ ref('events') }}
     where
-        domain_sessionid is not null
+        domain_sessionid is not null  -- noqa: LT02
         {%- if persona.incremental_run() %}
         and load_tstamp > {{ persona.watermark() }}
         {%- endif %}

@@ -7,7 +7,6 @@
 {{ config(
     unique_key='domain_sessionid',
     pre_hook=[
-        "{{ persona.ensure_watermark_table() }}",
         "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
     ],
     post_hook=[
@@ -20,7 +19,6 @@
 {#- Built after page_views, which it does not read: on a fresh warehouse page_views'
     pre-hook creates the shared watermark table, and DuckDB fails two concurrent
     creations of one table. -#}
--- depends_on: {{ ref('page_views') }}
 
 with session_events as (
 
@@ -196,6 +194,7 @@ joined as (
         f.mkt_campaign,
         f.mkt_clickid,
         f.mkt_network,
+        {{ persona.channel_group('f.') }} as default_channel_group,
         f.geo_country,
         f.geo_region_name,
         f.geo_city,

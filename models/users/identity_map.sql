@@ -49,12 +49,12 @@ kept as (
         max_load_tstamp as load_tstamp,
         first_seen_at,
         last_seen_at
-    from {{ this }} as existing
+    from {{ this }} as known_devices
     where exists (
         select 1 from device_ids
         where
-            device_ids.device_id_type = existing.device_id_type
-            and device_ids.device_id = existing.device_id
+            device_ids.device_id_type = known_devices.device_id_type
+            and device_ids.device_id = known_devices.device_id
     )
 
 ),
@@ -70,12 +70,27 @@ devices as (
         max(collector_tstamp) as last_seen_at,
         max(load_tstamp) as max_load_tstamp
     from (
-        select device_id_type, device_id, collector_tstamp, load_tstamp from device_ids
+        select
+            device_id_type,
+            device_id,
+            collector_tstamp,
+            load_tstamp
+        from device_ids
         {%- if persona.incremental_run() %}
         union all
-        select device_id_type, device_id, first_seen_at, load_tstamp from kept
+        select
+            device_id_type,
+            device_id,
+            first_seen_at,
+            load_tstamp
+        from kept
         union all
-        select device_id_type, device_id, last_seen_at, load_tstamp from kept
+        select
+            device_id_type,
+            device_id,
+            last_seen_at,
+            load_tstamp
+        from kept
         {%- endif %}
     ) as seen
     group by device_id_type, device_id
@@ -90,12 +105,22 @@ latest_user as (
         user_id,
         collector_tstamp as identified_at
     from (
-        select device_id_type, device_id, user_id, collector_tstamp from device_ids
+        select
+            device_id_type,
+            device_id,
+            user_id,
+            collector_tstamp
+        from device_ids
         {%- if persona.incremental_run() %}
         union all
-        select device_id_type, device_id, user_id, collector_tstamp from kept
+        select
+            device_id_type,
+            device_id,
+            user_id,
+            collector_tstamp
+        from kept
         {%- endif %}
-    ) as identified
+    ) as identities
     where user_id is not null
     qualify row_number() over (
         partition by device_id_type, device_id order by collector_tstamp desc, user_id asc

@@ -88,7 +88,8 @@ final as (
         firsts.refr_source,
         firsts.mkt_medium,
         firsts.mkt_source,
-        firsts.mkt_campaign
+        firsts.mkt_campaign,
+        firsts.default_channel_group as acquisition_channel
     from totals
     inner join firsts on totals.user_id = firsts.stitched_user_id
     inner join lasts on totals.user_id = lasts.stitched_user_id
