@@ -40,7 +40,7 @@ select strftime(start_tstamp, '%Y-%m-%d %H:%M') as started,
     left(domain_userid, 8) as device,
     case when user_id is null then 'anonymous' else 'logged in' end as "login",
     page_views as pages, engaged_time_in_s as engaged_s, purchases, round(revenue, 2) as revenue,
-    coalesce(mkt_medium, refr_medium, 'direct') as medium
+    default_channel_group as channel
 from derived.sessions
 where stitched_user_id = ?
 order by start_tstamp
@@ -53,7 +53,7 @@ def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> Table:
     names = [d[0] for d in cursor.description]
     for name in names:
         table.add_column(
-            name, justify="left" if name in ("user_id", "device", "login", "medium") else "right"
+            name, justify="left" if name in ("user_id", "device", "login", "channel") else "right"
         )
     for row in cursor.fetchall():
         table.add_row(
