@@ -36,6 +36,11 @@ def _load_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-rows", type=int, help="commit after this many events (10000)")
     p.add_argument("--batch-seconds", type=float, help="or after this long (1.0 s)")
     p.add_argument("--quiet", action="store_true", default=None, help="no progress, only a summary")
+    p.add_argument(
+        "--channel",
+        help="Snowflake sink: this loader's Snowpipe Streaming channel, one per loader process "
+        "(default persona-<hostname>)",
+    )
     collector = p.add_argument_group("collector (--source http://HOST:PORT)")
     collector.add_argument(
         "--spool", help="directory of the durable spool and its checkpoint (.persona/spool)"
@@ -95,7 +100,7 @@ def load(argv: Sequence[str]) -> int:
         pii_fields=s.pii_fields, anonymize_ip_octets=s.anonymize_ip_octets
     )
     source = open_source(s.source, spool=s.spool, enrich=enrich)
-    sink = open_sink(s.sink)
+    sink = open_sink(s.sink, s.channel)
     stop = getattr(source, "stop", None)
     if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
         for signum in (signal.SIGTERM, signal.SIGINT):

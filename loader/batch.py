@@ -41,6 +41,8 @@ class Batch:
 
     events: list[Event] = field(default_factory=list)
     failed: list[FailedEvent] = field(default_factory=list)
+    # the source position after the batch's last item, for sinks that resume from it
+    offset_token: str | None = None
 
     def add(self, item: Event | FailedEvent) -> None:
         if isinstance(item, FailedEvent):

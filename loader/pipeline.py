@@ -52,6 +52,13 @@ def run(
     that is what makes delivery at-least-once.
     """
     acknowledge = getattr(source, "commit", None)
+    position = getattr(source, "position", None)
+    # A sink that remembers the last committed position (Snowflake's offset tokens) is the
+    # authority on where to resume: the source skips what the warehouse already has.
+    committed = getattr(sink, "committed_offset_token", None)
+    seek = getattr(source, "seek", None)
+    if committed is not None and seek is not None and (token := committed()) is not None:
+        seek(token)
     summary = LoadSummary()
     started = time.perf_counter()
     batch = Batch()
@@ -60,6 +67,8 @@ def run(
     def commit() -> None:
         nonlocal batch, opened
         write_started = time.perf_counter()
+        if position is not None:
+            batch.offset_token = position()
         sink.write(batch)
         if acknowledge is not None:
             acknowledge()

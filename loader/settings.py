@@ -24,6 +24,7 @@ class Settings:
     spool: str = ".persona/spool"
     anonymize_ip_octets: int = 1
     pii_fields: tuple[str, ...] = ()
+    channel: str = ""  # Snowflake: this loader's channel (default persona-<hostname>)
 
     def __post_init__(self) -> None:
         if not self.source:

@@ -16,7 +16,9 @@ SOURCES_HELP = (
     "file:PATH, file:- (stdin), csv:PATH (warehouse export with a header), "
     "synthetic:?users=N&days=D&seed=S"
 )
-SINKS_HELP = "duckdb:PATH"
+SINKS_HELP = (
+    "duckdb:PATH, snowflake:DATABASE.SCHEMA (Snowpipe Streaming; needs the snowflake extra)"
+)
 
 
 def open_source(
@@ -57,12 +59,18 @@ def open_source(
     raise ConfigError(f"--source {uri!r} is not a source I know; use one of: {SOURCES_HELP}")
 
 
-def open_sink(uri: str) -> Sink:
+def open_sink(uri: str, channel: str = "") -> Sink:
     scheme, _, rest = uri.partition(":")
     if scheme == "duckdb" and rest:
         from loader.sinks.duckdb import DuckDBSink
 
         return DuckDBSink(rest)
+    if scheme == "snowflake" and rest:
+        import socket
+
+        from loader.sinks.snowflake import connect
+
+        return connect(rest, channel or f"persona-{socket.gethostname()}")
     raise ConfigError(f"--sink {uri!r} is not a sink I know; use one of: {SINKS_HELP}")
 
 

@@ -166,6 +166,7 @@ class CollectorSource:
         self.max_body_bytes = max_body_bytes
         self._stop = threading.Event()
         self._read_to: Position = self.spool.committed
+        self._start: Position = self.spool.committed
         self._server = None
         self._thread: threading.Thread | None = None
 
@@ -200,7 +201,7 @@ class CollectorSource:
     def __iter__(self) -> Iterator[Event | FailedEvent | None]:
         if self._server is None:
             self.start()
-        for item in self.spool.read(self.spool.committed, self._stop):
+        for item in self.spool.read(self._start, self._stop):
             if item is None:
                 yield None  # idle: lets the pipeline commit a batch that has waited long enough
                 continue
@@ -210,6 +211,15 @@ class CollectorSource:
     def commit(self) -> None:
         """Everything yielded so far is in the warehouse."""
         self.spool.commit(self._read_to)
+
+    def position(self) -> str:
+        """The spool position after the last yielded event, as an offset token."""
+        return f"{self._read_to.segment:010d}:{self._read_to.offset:015d}"
+
+    def seek(self, token: str) -> None:
+        """Resume after ``token`` (the warehouse's committed offset token), not the checkpoint."""
+        segment, offset = token.split(":")
+        self._start = self._read_to = Position(int(segment), int(offset))
 
     def close(self) -> None:
         self.stop()
