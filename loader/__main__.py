@@ -8,7 +8,9 @@ python -m loader generate --users 100 --days 7 --seed 1 > events.tsv
 from __future__ import annotations
 
 import argparse
+import hashlib
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -39,7 +41,7 @@ def _load_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--channel",
         help="Snowflake sink: this loader's Snowpipe Streaming channel, one per loader process "
-        "(default persona-<hostname>)",
+        "(default persona-<hostname>-<hash of --source>)",
     )
     collector = p.add_argument_group("collector (--source http://HOST:PORT)")
     collector.add_argument(
@@ -48,6 +50,10 @@ def _load_parser() -> argparse.ArgumentParser:
     collector.add_argument(
         "--anonymize-ip-octets", type=int, help="IPv4 octets to blank out, 0 to 4 (1)"
     )
+    collector.add_argument(
+        "--trust-forwarded-for", action="store_true", default=None,
+        help="take the client IP from X-Forwarded-For (only behind a proxy that sets it)",
+    )  # fmt: skip
     collector.add_argument(
         "--pii-fields",
         help="comma-separated atomic fields to pseudonymize with a salted SHA-256, e.g. "
@@ -99,8 +105,12 @@ def load(argv: Sequence[str]) -> int:
     enrich = EnrichConfig.from_env(
         pii_fields=s.pii_fields, anonymize_ip_octets=s.anonymize_ip_octets
     )
-    source = open_source(s.source, spool=s.spool, enrich=enrich)
-    sink = open_sink(s.sink, s.channel)
+    source = open_source(
+        s.source, spool=s.spool, enrich=enrich, trust_forwarded_for=s.trust_forwarded_for
+    )
+    # one Snowflake channel per host and source: each resumes only from its own positions
+    source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
+    sink = open_sink(s.sink, s.channel or f"persona-{socket.gethostname()}-{source_key}")
     stop = getattr(source, "stop", None)
     if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
         for signum in (signal.SIGTERM, signal.SIGINT):

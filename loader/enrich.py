@@ -247,10 +247,8 @@ def enrich(received: Received, cfg: EnrichConfig, etl_tstamp: datetime | None = 
     _page_and_referrer(row, p)
     _self_describing(row, p, e, useragent, cfg)
     for name in cfg.pii_fields:
-        value = row[_INDEX[name]]
-        if value:
-            digest = hashlib.sha256((cfg.pii_salt + value).encode()).hexdigest()
-            row[_INDEX[name]] = digest
+        if row[_INDEX[name]]:
+            row[_INDEX[name]] = _hash(cfg, row[_INDEX[name]])
     return parse_fields(row)
 
 
@@ -303,6 +301,8 @@ def _self_describing(
         row[_INDEX["unstruct_event"]] = unstruct
         try:
             schema = orjson.loads(unstruct)["data"]["schema"]
+            if not isinstance(schema, str):
+                raise TypeError(f"schema is {type(schema).__name__}, not an Iglu URI")
             vendor, name, fmt, version = schema.removeprefix("iglu:").split("/")
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise FieldError(f"ue_pr: not a self-describing event ({exc})") from exc
@@ -324,9 +324,24 @@ def _self_describing(
         ).decode()
 
 
+# tracker parameters that carry a pseudonymized field, so failed events do not leak them either
+_PII_PARAMS = {"user_id": ("uid",), "user_ipaddress": ("ip",), "user_fingerprint": ("fp",),
+               "domain_userid": ("duid",), "network_userid": ("nuid", "tnuid")}  # fmt: skip
+
+
+def _hash(cfg: EnrichConfig, value: str) -> str:
+    return hashlib.sha256((cfg.pii_salt + value).encode()).hexdigest()
+
+
 def enrich_or_fail(received: Received, cfg: EnrichConfig, source: str = "") -> Event | FailedEvent:
-    """``enrich`` that never raises: a payload that cannot be an event is kept with its reason."""
-    raw = orjson.dumps({"payload": received.payload,
+    """``enrich`` that never raises: a payload that cannot be an event is kept with its reason
+    (its PII parameters pseudonymized like the fields they fill)."""
+    payload = dict(received.payload)
+    for name in cfg.pii_fields:
+        for param in _PII_PARAMS.get(name, ()):
+            if payload.get(param):
+                payload[param] = _hash(cfg, payload[param])
+    raw = orjson.dumps({"payload": payload,
                         "collector_tstamp": _fmt(received.collector_tstamp)}).decode()  # fmt: skip
     try:
         event = enrich(received, cfg)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from loader.batch import Batch
 from loader.enriched import Event
+from loader.errors import ConfigError, TransientSinkError
 from loader.failed import FailedEvent
 from loader.metrics import METRICS
 from loader.sinks.base import Sink
+
+log = logging.getLogger("persona.pipeline")
 
 
 def utcnow() -> datetime:
@@ -36,6 +40,37 @@ class LoadSummary:
         )
 
 
+class Counted:
+    """Gives a replayable source (a file, an export, the synthetic stream) a position: the
+    number of items yielded. A sink that remembers the last committed position (Snowflake's
+    offset tokens) then resumes a re-run right after the items it already has."""
+
+    PREFIX = "items:"
+
+    def __init__(self, source: Iterable[Event | FailedEvent | None]) -> None:
+        self.source, self.count, self.skip = source, 0, 0
+
+    def position(self) -> str:
+        return f"{self.PREFIX}{self.count:020d}"
+
+    def seek(self, token: str) -> None:
+        if not token.startswith(self.PREFIX):
+            raise ConfigError(
+                f"the sink's last committed position {token!r} came from another kind of source: "
+                "give this source its own channel (--channel)"
+            )
+        self.skip = int(token.removeprefix(self.PREFIX))
+
+    def __iter__(self) -> Iterator[Event | FailedEvent | None]:
+        for item in self.source:
+            if item is None:
+                yield item
+                continue
+            self.count += 1
+            if self.count > self.skip:
+                yield item
+
+
 def run(
     source: Iterable[Event | FailedEvent | None],
     sink: Sink,
@@ -43,14 +78,18 @@ def run(
     batch_rows: int = 10_000,
     batch_seconds: float = 1.0,
     on_commit: Callable[[LoadSummary], None] | None = None,
+    retries: int = 8,
 ) -> LoadSummary:
     """Load everything the source yields; a batch is committed before the next one starts.
 
     A streaming source yields ``None`` while it waits for input, so that a batch is committed
     after ``batch_seconds`` even when nothing else arrives. A source with a ``commit()``
     (the collector's spool, a Kafka consumer) is told after each warehouse commit, never before:
-    that is what makes delivery at-least-once.
+    that is what makes delivery at-least-once. A transient sink error (a lock, a timeout) is
+    retried with backoff, up to ``retries`` times, while a collector keeps spooling.
     """
+    if getattr(source, "position", None) is None:
+        source = Counted(source)
     acknowledge = getattr(source, "commit", None)
     position = getattr(source, "position", None)
     # A sink that remembers the last committed position (Snowflake's offset tokens) is the
@@ -69,7 +108,16 @@ def run(
         write_started = time.perf_counter()
         if position is not None:
             batch.offset_token = position()
-        sink.write(batch)
+        for attempt in range(retries + 1):
+            try:
+                sink.write(batch)
+                break
+            except TransientSinkError as exc:
+                if attempt == retries:
+                    raise
+                delay = min(30.0, 0.5 * 2**attempt)
+                log.warning("batch not committed (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
         if acknowledge is not None:
             acknowledge()
         newest = max((e["collector_tstamp"] for e in batch.events), default=None)

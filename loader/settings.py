@@ -24,7 +24,8 @@ class Settings:
     spool: str = ".persona/spool"
     anonymize_ip_octets: int = 1
     pii_fields: tuple[str, ...] = ()
-    channel: str = ""  # Snowflake: this loader's channel (default persona-<hostname>)
+    channel: str = ""  # Snowflake: this loader's channel (default persona-<host>-<source hash>)
+    trust_forwarded_for: bool = False  # collector behind a proxy that sets X-Forwarded-For
 
     def __post_init__(self) -> None:
         if not self.source:

@@ -43,6 +43,7 @@ class Spool:
         segments = sorted(self.dir.glob("spool-*.jsonl"))
         self._segment = int(segments[-1].stem.split("-")[1]) if segments else 1
         self._path = self._segment_path(self._segment)
+        _drop_partial_line(self._path)
         self._fh = self._path.open("ab")
         self._written = Position(self._segment, self._fh.tell())
         self._queue: queue.Queue[tuple[list[bytes], concurrent.futures.Future[None]] | None] = (
@@ -58,11 +59,12 @@ class Spool:
     # -- writing -------------------------------------------------------------------------------
 
     def pending_bytes(self) -> int:
-        """Spooled but not yet committed to the warehouse (an estimate across segments)."""
+        """Spooled but not yet committed to the warehouse (segments count as full)."""
         written, committed = self._written, self.committed
         if written.segment == committed.segment:
             return written.offset - committed.offset
-        return written.offset + (written.segment - committed.segment) * SEGMENT_BYTES
+        middle = (written.segment - committed.segment - 1) * SEGMENT_BYTES
+        return (SEGMENT_BYTES - committed.offset) + middle + written.offset
 
     def append(self, records: list[dict]) -> concurrent.futures.Future[None]:
         """Queue records; the future completes once they are on disk (fsynced)."""
@@ -138,13 +140,22 @@ class Spool:
             line = fh.readline() if fh is not None else b""
             if line.endswith(b"\n"):
                 position = Position(position.segment, position.offset + len(line))
-                yield position, json.loads(line)
+                try:
+                    record = json.loads(line)
+                except ValueError:  # cannot happen after _drop_partial_line; never wedge on it
+                    record = {"t": 0, "bad": line.decode("utf-8", "backslashreplace"),
+                              "error": "unreadable spool record"}  # fmt: skip
+                yield position, record
                 continue
             if fh is not None and line:  # a partial line: the writer is mid-write
                 fh.seek(position.offset)
             next_path = self._segment_path(position.segment + 1)
-            if next_path.exists():  # the writer rotated: this segment is complete
+            if next_path.exists():  # the writer rotated: this segment is complete...
                 if fh is not None:
+                    rest = fh.read()  # ...but may have grown since the read above
+                    if rest:
+                        fh.seek(position.offset)
+                        continue
                     fh.close()
                 position = Position(position.segment + 1, 0)
                 fh = next_path.open("rb")
@@ -185,3 +196,29 @@ class Spool:
         self.committed = position
         for segment in range(1, position.segment):
             self._segment_path(segment).unlink(missing_ok=True)
+
+
+def _drop_partial_line(path: Path) -> None:
+    """A crash mid-write can leave a segment ending in half a record, never acknowledged: cut it,
+    so the next record does not get glued onto it."""
+    if not path.exists():
+        return
+    with path.open("r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(max(0, size - 1))
+        if fh.read(1) == b"\n":
+            return
+        data_end = size
+        step = 64 * 1024
+        while data_end > 0:
+            start = max(0, data_end - step)
+            fh.seek(start)
+            chunk = fh.read(data_end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                fh.truncate(start + cut + 1)
+                return
+            data_end = start
+        fh.truncate(0)

@@ -22,7 +22,10 @@ SINKS_HELP = (
 
 
 def open_source(
-    uri: str, spool: str = ".persona/spool", enrich: EnrichConfig | None = None
+    uri: str,
+    spool: str = ".persona/spool",
+    enrich: EnrichConfig | None = None,
+    trust_forwarded_for: bool = False,
 ) -> Iterable[Event | FailedEvent | None]:
     scheme, _, rest = uri.partition(":")
     if scheme == "http":
@@ -35,7 +38,9 @@ def open_source(
             raise ConfigError(f"--source {uri}: {exc}") from exc
         if not parts.hostname or port is None:
             raise ConfigError(f"--source {uri}: give the address to listen on, http://HOST:PORT")
-        return CollectorSource(parts.hostname, port, spool, enrich)
+        return CollectorSource(
+            parts.hostname, port, spool, enrich, trust_forwarded_for=trust_forwarded_for
+        )
     if scheme == "file" and rest:
         from loader.sources.tsv import TsvFileSource
 
@@ -66,11 +71,9 @@ def open_sink(uri: str, channel: str = "") -> Sink:
 
         return DuckDBSink(rest)
     if scheme == "snowflake" and rest:
-        import socket
-
         from loader.sinks.snowflake import connect
 
-        return connect(rest, channel or f"persona-{socket.gethostname()}")
+        return connect(rest, channel)
     raise ConfigError(f"--sink {uri!r} is not a sink I know; use one of: {SINKS_HELP}")
 
 

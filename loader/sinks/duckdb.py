@@ -25,6 +25,14 @@ SQL_TYPES = {
     Kind.DOUBLE: "DOUBLE",
     Kind.BOOL: "BOOLEAN",
 }
+# A value the table refuses; anything else (locks, I/O, conflicts) is not the data's fault.
+_DATA_ERRORS = (
+    duckdb.ConversionException,
+    duckdb.ConstraintException,
+    duckdb.InvalidInputException,
+    duckdb.OutOfRangeException,
+    duckdb.TypeMismatchException,
+)
 _ENTITY_COLUMN = re.compile(r"^(contexts|unstruct_event)_[a-z0-9_]+_[0-9]+$")
 
 EVENTS_DDL = (
@@ -69,11 +77,13 @@ class DuckDBSink:
         table = batch.to_arrow() if batch.events else None
         try:
             self._commit(table, batch.failed)
-        except duckdb.Error:
-            if table is None or table.num_rows <= 1:
+        except _DATA_ERRORS:
+            if table is None:
                 raise
             # One bad value must not cost the batch: find it by halves, keep the rest.
             self._commit_by_halves(table, batch.failed)
+        except duckdb.Error as exc:  # a lock, I/O, a conflict: the same batch may work later
+            raise TransientSinkError(f"{self.path}: {exc}") from exc
 
     def _commit(self, table: pa.Table | None, failed: list[FailedEvent]) -> None:
         con = self.con
@@ -100,7 +110,7 @@ class DuckDBSink:
         if table.num_rows == 1:
             try:
                 self._commit(table, failed)
-            except duckdb.Error as exc:
+            except _DATA_ERRORS as exc:
                 row = {k: v for k, v in table.to_pylist()[0].items() if v is not None}
                 raw = json.dumps(row, default=str)
                 self._commit(None, [*failed, FailedEvent(raw, "warehouse_rejected", str(exc), "")])
@@ -108,11 +118,11 @@ class DuckDBSink:
         middle = table.num_rows // 2
         try:
             self._commit(table.slice(0, middle), failed)
-        except duckdb.Error:
+        except _DATA_ERRORS:
             self._commit_by_halves(table.slice(0, middle), failed)
         try:
             self._commit(table.slice(middle), [])
-        except duckdb.Error:
+        except _DATA_ERRORS:
             self._commit_by_halves(table.slice(middle), [])
 
     def _add_entity_columns(self, names: list[str]) -> list[str]:

@@ -15,16 +15,16 @@ without the ``snowflake`` extra. Objects and grants the sink needs: docs/snowfla
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from loader.batch import Batch
-from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP
+from loader.contract import LOAD_TSTAMP
 from loader.errors import ConfigError, TerminalSinkError, TransientSinkError
 
 _ENTITY_COLUMN = re.compile(r"(contexts|unstruct_event)_[a-z0-9_]+_[0-9]+")
-_ATOMIC = frozenset(f.name for f in ATOMIC_FIELDS)
 # SDK error codes that a person must fix; everything else is worth a retry.
 _TERMINAL = {
     "SF_API_NOT_FOUND_ERROR": "the table or its pipe does not exist (docs/snowflake.md)",
@@ -91,7 +91,6 @@ class SnowflakeSink:
         self.timeout = commit_timeout_seconds
         self._channel = self._open(events, channel_name)
         self._failed_channel = self._open(failed, channel_name)
-        self._sequence = 0
 
     @staticmethod
     def _open(client: Client, name: str) -> Channel:
@@ -102,12 +101,17 @@ class SnowflakeSink:
         return channel
 
     def committed_offset_token(self) -> str | None:
-        """Where a restarted loader resumes: the token of the last committed batch."""
-        return self._channel.get_latest_committed_offset_token()
+        """Where a restarted loader resumes: the token of the last batch committed whole (its
+        failed events go first, so the events channel's token is the one to trust)."""
+        token = self._channel.get_latest_committed_offset_token()
+        return None if token is None or token.startswith("time:") else token
 
     def write(self, batch: Batch) -> None:
-        self._sequence += 1
-        token = batch.offset_token or f"{self._sequence:020d}"
+        token = batch.offset_token or f"time:{time.time_ns():020d}"  # still rising after a restart
+        if batch.failed:  # first: resuming follows the events channel, which must not run ahead
+            rows = [_row({"failed_at": f.failed_at, "source": f.source, "error_type": f.error_type,
+                          "message": f.message, "raw": f.raw}) for f in batch.failed]  # fmt: skip
+            self._append(self._failed_channel, rows, token, "FAILED_EVENTS")
         if batch.events:
             new = [c for c in batch.entity_columns() if c not in self.columns]
             for column in new:
@@ -121,10 +125,6 @@ class SnowflakeSink:
             loaded_at = datetime.now(UTC).replace(tzinfo=None)
             rows = [_row(e) | {LOAD_TSTAMP.upper(): loaded_at} for e in batch.events]
             self._append(self._channel, rows, token, "EVENTS")
-        if batch.failed:
-            rows = [_row({"failed_at": f.failed_at, "source": f.source, "error_type": f.error_type,
-                          "message": f.message, "raw": f.raw}) for f in batch.failed]  # fmt: skip
-            self._append(self._failed_channel, rows, token, "FAILED_EVENTS")
 
     def _append(self, channel: Channel, rows: list[dict[str, Any]], token: str, table: str) -> None:
         try:
@@ -152,14 +152,26 @@ def connect(
     import snowflake.connector
     from snowflake.ingest.streaming import StreamingIngestClient
 
-    database, _, schema = uri_rest.partition(".")
-    if not database or not schema:
+    database, _, schema = uri_rest.upper().partition(".")
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_$]*", database) or not re.fullmatch(
+        r"[A-Z_][A-Z0-9_$]*", schema
+    ):
         raise ConfigError(f"--sink snowflake:{uri_rest}: expected snowflake:DATABASE.SCHEMA")
     missing = [v for v in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PRIVATE_KEY_PATH")
                if not os.environ.get(v)]  # fmt: skip
     if missing:
         raise ConfigError(f"--sink snowflake: set {', '.join(missing)} (key-pair auth)")
-    key = open(os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"]).read()  # noqa: SIM115
+    from cryptography.hazmat.primitives import serialization
+
+    passphrase = os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE") or None
+    with open(os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"], "rb") as fh:
+        private = serialization.load_pem_private_key(
+            fh.read(), password=passphrase.encode() if passphrase else None
+        )
+    # the SDK takes an unencrypted PEM; it stays in this process's memory only
+    key = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     props = {
         "account": os.environ["SNOWFLAKE_ACCOUNT"],
         "user": os.environ["SNOWFLAKE_USER"],
@@ -169,7 +181,7 @@ def connect(
     con = snowflake.connector.connect(
         account=props["account"], user=props["user"], role=props["role"],
         private_key_file=os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"],
-        private_key_file_pwd=os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE") or None,
+        private_key_file_pwd=passphrase,
         database=database, schema=schema,
     )  # fmt: skip
     cur = con.cursor()

@@ -23,6 +23,7 @@ import orjson
 
 from loader.enrich import EnrichConfig, Received, enrich_or_fail
 from loader.enriched import Event
+from loader.errors import ConfigError
 from loader.failed import FailedEvent
 from loader.metrics import METRICS
 from loader.spool import Position, Spool, SpoolFull
@@ -42,7 +43,12 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def build_app(spool: Spool, max_body_bytes: int = 1_000_000, cookie_name: str = "sp"):
+def build_app(
+    spool: Spool,
+    max_body_bytes: int = 1_000_000,
+    cookie_name: str = "sp",
+    trust_forwarded_for: bool = False,
+):
     """The Starlette app; separate from the server so tests can drive it directly."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -56,11 +62,10 @@ def build_app(spool: Spool, max_body_bytes: int = 1_000_000, cookie_name: str = 
             response.headers["Access-Control-Allow-Credentials"] = "true"
         return response
 
-    def identify(request: Request) -> tuple[str, bool]:
+    def identify(request: Request) -> str:
         if request.headers.get("sp-anonymous"):
-            return ANONYMOUS_NUID, False
-        existing = request.cookies.get(cookie_name)
-        return (existing, False) if existing else (str(uuid.uuid4()), True)
+            return ANONYMOUS_NUID
+        return request.cookies.get(cookie_name) or str(uuid.uuid4())
 
     def with_cookie(request: Request, response: Response, nuid: str) -> Response:
         if nuid != ANONYMOUS_NUID:
@@ -80,12 +85,15 @@ def build_app(spool: Spool, max_body_bytes: int = 1_000_000, cookie_name: str = 
         return None
 
     def context(request: Request, nuid: str) -> dict:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        ip = forwarded.split(",")[0].strip() or (request.client.host if request.client else "")
+        ip = request.client.host if request.client else ""
+        if trust_forwarded_for:  # only behind a proxy that sets it; clients can forge it
+            ip = request.headers.get("x-forwarded-for", "").split(",")[0].strip() or ip
+        if nuid == ANONYMOUS_NUID:  # SP-Anonymous: the tracker asked not to be identified
+            ip = ""
         return {"t": _now_ms(), "ip": ip, "ua": request.headers.get("user-agent", ""), "nuid": nuid}
 
     async def pixel(request: Request) -> Response:
-        nuid, _ = identify(request)
+        nuid = identify(request)
         payload = dict(request.query_params)
         # a bare GET /i (a health probe, a prefetch) carries no event
         refused = await store([context(request, nuid) | {"p": payload}]) if payload else None
@@ -94,11 +102,20 @@ def build_app(spool: Spool, max_body_bytes: int = 1_000_000, cookie_name: str = 
         return with_cookie(request, Response(PIXEL, media_type="image/gif"), nuid)
 
     async def post(request: Request) -> Response:
-        nuid, _ = identify(request)
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            log.warning("refused a %d-byte request (limit %d)", len(body), max_body_bytes)
-            return cors(request, PlainTextResponse("request too large", status_code=413))
+        nuid = identify(request)
+        declared = request.headers.get("content-length", "")
+        too_large = cors(request, PlainTextResponse("request too large", status_code=413))
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            log.warning("refused a %s-byte request (limit %d)", declared, max_body_bytes)
+            return too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():  # never more than the limit in memory
+            size += len(chunk)
+            if size > max_body_bytes:
+                log.warning("refused a request over %d bytes", max_body_bytes)
+                return too_large
+            chunks.append(chunk)
+        body = b"".join(chunks)
         base = context(request, nuid)
         try:
             envelope = orjson.loads(body)
@@ -137,12 +154,19 @@ def build_app(spool: Spool, max_body_bytes: int = 1_000_000, cookie_name: str = 
 
 
 def to_event(record: dict, cfg: EnrichConfig, source: str) -> Event | FailedEvent:
-    collector_tstamp = datetime(1970, 1, 1) + timedelta(milliseconds=record["t"])
-    if "bad" in record:
-        return FailedEvent(record["bad"], "invalid_payload", record["error"], source)
-    received = Received(record["p"], collector_tstamp, record.get("ip", ""),
-                        record.get("ua", ""), record.get("nuid", ""))  # fmt: skip
-    return enrich_or_fail(received, cfg, source)
+    """Never raises: a spooled record that cannot be enriched must not wedge the loader, which
+    would meet it again after every restart."""
+    try:
+        collector_tstamp = datetime(1970, 1, 1) + timedelta(milliseconds=record["t"])
+        if "bad" in record:
+            return FailedEvent(record["bad"], "invalid_payload", record["error"], source)
+        received = Received(record["p"], collector_tstamp, record.get("ip", ""),
+                            record.get("ua", ""), record.get("nuid", ""))  # fmt: skip
+        return enrich_or_fail(received, cfg, source)
+    except Exception as exc:  # a bug in enrichment: keep the input and the reason
+        log.exception("enrichment failed")
+        raw = orjson.dumps(record, default=str).decode()
+        return FailedEvent(raw, "enrich_error", f"{type(exc).__name__}: {exc}", source)
 
 
 class CollectorSource:
@@ -159,11 +183,13 @@ class CollectorSource:
         spool_dir: str | Path,
         enrich: EnrichConfig | None = None,
         max_body_bytes: int = 1_000_000,
+        trust_forwarded_for: bool = False,
     ) -> None:
         self.host, self.port = host, port
         self.spool = Spool(spool_dir)
         self.enrich = enrich or EnrichConfig()
         self.max_body_bytes = max_body_bytes
+        self.trust_forwarded_for = trust_forwarded_for
         self._stop = threading.Event()
         self._read_to: Position = self.spool.committed
         self._start: Position = self.spool.committed
@@ -177,7 +203,9 @@ class CollectorSource:
     def start(self) -> None:
         import uvicorn
 
-        app = build_app(self.spool, self.max_body_bytes)
+        app = build_app(
+            self.spool, self.max_body_bytes, trust_forwarded_for=self.trust_forwarded_for
+        )
         config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
                                 access_log=False, lifespan="off")  # fmt: skip
         self._server = uvicorn.Server(config)
@@ -214,11 +242,17 @@ class CollectorSource:
 
     def position(self) -> str:
         """The spool position after the last yielded event, as an offset token."""
-        return f"{self._read_to.segment:010d}:{self._read_to.offset:015d}"
+        return f"spool:{self._read_to.segment:010d}:{self._read_to.offset:015d}"
 
     def seek(self, token: str) -> None:
         """Resume after ``token`` (the warehouse's committed offset token), not the checkpoint."""
-        segment, offset = token.split(":")
+        kind, _, rest = token.partition(":")
+        if kind != "spool":
+            raise ConfigError(
+                f"the sink's last committed position {token!r} came from another kind of source: "
+                "give the collector its own channel (--channel)"
+            )
+        segment, offset = rest.split(":")
         self._start = self._read_to = Position(int(segment), int(offset))
 
     def close(self) -> None:

@@ -28,34 +28,17 @@ def parse_lines(lines: Iterable[bytes], source: str) -> Iterator[Event | FailedE
 
 @dataclass
 class TsvFileSource:
-    """``file:PATH``; ``file:-`` reads stdin. Finite: ends at end of file.
-
-    Its position is the number of lines read, so a sink that remembers the last committed
-    position (Snowflake) resumes a re-run after the lines it already has."""
+    """``file:PATH``; ``file:-`` reads stdin. Finite: ends at end of file."""
 
     path: str
-    _lines: int = 0
-    _skip: int = 0
 
     @property
     def name(self) -> str:
         return f"file:{self.path}"
 
-    def position(self) -> str:
-        return f"{self._lines:020d}"
-
-    def seek(self, token: str) -> None:
-        self._skip = int(token)
-
     def __iter__(self) -> Iterator[Event | FailedEvent]:
         if self.path == "-":
-            yield from parse_lines(self._count(sys.stdin.buffer), self.name)
+            yield from parse_lines(sys.stdin.buffer, self.name)
             return
         with Path(self.path).open("rb") as fh:
-            yield from parse_lines(self._count(fh), self.name)
-
-    def _count(self, lines: Iterable[bytes]) -> Iterator[bytes]:
-        for line in lines:
-            self._lines += 1
-            if self._lines > self._skip:
-                yield line
+            yield from parse_lines(fh, self.name)

@@ -94,3 +94,27 @@ def test_batch_keeps_failed_events_apart(fixture_line: str) -> None:
     table = batch.to_arrow()
     assert table.num_rows == 1
     assert "unstruct_event_com_snowplowanalytics_snowplow_link_click_1" in table.column_names
+
+
+def test_a_locked_warehouse_is_retried_not_turned_into_failed_events(
+    tmp_path: Path, fixture_line: str
+) -> None:
+    """A transient error (here: the sink's transaction conflicts once) is retried by the
+    pipeline; no event becomes a failed event for the warehouse's trouble."""
+    from loader.errors import TransientSinkError
+
+    sink = DuckDBSink(tmp_path / "w.duckdb")
+    calls = []
+    write = sink.write
+
+    def flaky(batch: Batch) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise TransientSinkError("database is locked")
+        write(batch)
+
+    sink.write = flaky  # type: ignore[method-assign]
+    summary = pipeline.run([parse_line(make_line(fixture_line)) for _ in range(3)], sink)
+    assert (summary.good, summary.failed, calls) == (3, 0, [3, 3])
+    count = sink.con.execute("select count(*) from atomic.failed_events").fetchone()
+    assert count == (0,)

@@ -176,6 +176,7 @@ VALUES = st.one_of(
 @example(payload={"e": "ue", "eid": EID, "ue_pr": '{"data":{"schema":"iglu:a/b/c"}}'})
 @example(payload={"e": "pv", "eid": EID, "dtm": "99999999999999999"})
 @example(payload={"e": "pv", "eid": EID, "cx": "%%"})
+@example(payload={"e": "ue", "eid": EID, "ue_pr": '{"data":{"schema":1}}'})
 def test_any_payload_becomes_an_event_or_a_failed_event(payload: dict[str, str]) -> None:
     result = enrich_or_fail(Received(payload, AT), EnrichConfig())
     if isinstance(result, FailedEvent):

@@ -111,7 +111,7 @@ def test_batches_commit_with_offset_tokens_and_new_entity_columns(tmp_path, fixt
     # the fixture's entities became VARIANT columns before their rows were appended
     assert "CONTEXTS_ORG_SCHEMA_WEB_PAGE_1" in events.columns
     assert events.rows[0]["CONTEXTS_ORG_SCHEMA_WEB_PAGE_1"][0]["author"] == "Fred Blundun"
-    assert events.tokens["loader-1"] == f"{11:020d}"  # 11 lines read, all committed
+    assert events.tokens["loader-1"] == f"items:{11:020d}"  # 11 items read, all committed
 
 
 def test_a_restarted_loader_resumes_after_the_last_committed_token(tmp_path, fixture_line) -> None:
@@ -129,7 +129,7 @@ def test_a_restarted_loader_resumes_after_the_last_committed_token(tmp_path, fix
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(TsvFileSource(str(path)), crashing, batch_rows=4)
     assert len(events.rows) == 3  # batch 1: lines 1-4, one of them broken
-    assert events.tokens["loader-1"] == f"{4:020d}"
+    assert events.tokens["loader-1"] == f"items:{4:020d}"
     pipeline.run(TsvFileSource(str(path)), sink_for(events, failed), batch_rows=4)
     ids = [r["EVENT_ID"] for r in events.rows]
     assert len(ids) == len(set(ids)) == 10  # nothing lost, nothing loaded twice

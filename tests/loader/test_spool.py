@@ -52,3 +52,16 @@ def test_backpressure_when_too_much_is_not_yet_loaded(tmp_path: Path) -> None:
     s.commit(items[-1][0])  # the warehouse caught up
     s.append([{"n": 2}]).result(timeout=5)
     s.close()
+
+
+def test_a_half_written_record_from_a_crash_is_cut_not_glued(tmp_path: Path) -> None:
+    s = Spool(tmp_path)
+    s.append([{"n": 1}]).result(timeout=5)
+    s.close()
+    segment = next(tmp_path.glob("spool-*.jsonl"))
+    with segment.open("ab") as fh:  # killed mid-write: never acknowledged
+        fh.write(b'{"n": 2, "pad": "xx')
+    again = Spool(tmp_path)
+    again.append([{"n": 3}]).result(timeout=5)
+    assert [r["n"] for _, r in drain(again, again.committed)] == [1, 3]
+    again.close()
