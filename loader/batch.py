@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 import operator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 import pyarrow as pa
 
-from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind
+from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind, utcnow
 from loader.enriched import Event
 from loader.failed import FailedEvent
 
@@ -64,7 +64,7 @@ class Batch:
 
     def to_arrow(self, loaded_at: datetime | None = None) -> pa.Table:
         """The events as a table: atomic columns in contract order, then entity columns."""
-        loaded_at = loaded_at or datetime.now(UTC).replace(tzinfo=None)
+        loaded_at = loaded_at or utcnow()
         events = self.events
         rows = [_atomic_values(e) for e in events]
         columns = zip(*rows, strict=True) if rows else ([] for _ in ATOMIC_FIELDS)

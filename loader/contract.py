@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 
 
@@ -177,11 +178,17 @@ ATOMIC_FIELDS: tuple[Field, ...] = tuple(
     f for f in FIELDS if f.kind not in (Kind.CONTEXTS, Kind.UNSTRUCT)
 )
 
+
+def utcnow() -> datetime:
+    """Now, as every timestamp of the contract is kept: UTC, without tzinfo."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 #: Loader metadata appended after the atomic columns, as the Snowflake loader does.
 LOAD_TSTAMP = "load_tstamp"
 
-#: An Iglu schema URI; groups: vendor, name, format, version, major (the vectorised parser
-#: uses the same pattern in DuckDB, so it avoids Python-only syntax such as named groups).
+#: An Iglu schema URI; groups: vendor, name, format, version, major. Plain RE2-compatible
+#: syntax (no named groups), so the same pattern works in DuckDB and Snowflake.
 IGLU_RE = (
     r"iglu:([a-zA-Z0-9_.-]+)/([a-zA-Z0-9_-]+)/([a-zA-Z0-9_-]+)/(([0-9]{1,9})-[0-9]{1,9}-[0-9]{1,9})"
 )
@@ -215,5 +222,5 @@ class SchemaKey:
         return f"{prefix}_{vendor}_{name}_{self.major}"
 
 
-def is_entity_column(name: str) -> bool:
-    return name.startswith(("contexts_", "unstruct_event_"))
+#: A column the loader may create for an entity schema: checked before any DDL uses the name.
+ENTITY_COLUMN_RE = re.compile(r"(contexts|unstruct_event)_[a-z0-9_]+_[0-9]+")

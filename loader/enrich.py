@@ -14,13 +14,13 @@ import hashlib
 import ipaddress
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from loader.contract import FIELDS
+from loader.contract import FIELDS, utcnow
 from loader.enriched import Event, FieldError, check_required, parse_fields
 from loader.errors import ConfigError
 from loader.failed import FailedEvent
@@ -211,7 +211,7 @@ def enrich(received: Received, cfg: EnrichConfig, etl_tstamp: datetime | None = 
         row[_INDEX["event_name"]] = event_name
         row[_INDEX["event_format"]] = "jsonschema"
         row[_INDEX["event_version"]] = "1-0-0"
-    etl = etl_tstamp or datetime.now(UTC).replace(tzinfo=None)
+    etl = etl_tstamp or utcnow()
     row[_INDEX["collector_tstamp"]] = _fmt(received.collector_tstamp)
     row[_INDEX["etl_tstamp"]] = _fmt(etl)
     row[_INDEX["v_collector"]], row[_INDEX["v_etl"]] = V_COLLECTOR, V_ETL

@@ -30,9 +30,9 @@ class FieldError(ValueError):
     """A single field's value does not fit its type; the message names the field."""
 
 
-# The grammar of each typed field, shared with the vectorised parser (loader/tsv_batch.py) so
-# that both accept exactly the same lines. Enrich writes these forms; anything looser is a sign
-# of a broken line.
+# The grammar of each typed field, explicit (not whatever Python's converters happen to accept)
+# so that another parser (a vectorised one, the warehouse's) can accept exactly the same lines.
+# Enrich writes these forms; anything looser is a sign of a broken line.
 TSTAMP_RE = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
     r"(Z|[+-][0-9]{2}:[0-9]{2})?"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+
+from loader.contract import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,4 +16,4 @@ class FailedEvent:
     error_type: str
     message: str
     source: str = ""
-    failed_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+    failed_at: datetime = field(default_factory=utcnow)

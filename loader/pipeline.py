@@ -6,9 +6,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from loader.batch import Batch
+from loader.contract import utcnow
 from loader.enriched import Event
 from loader.errors import ConfigError, TransientSinkError
 from loader.failed import FailedEvent
@@ -16,10 +16,6 @@ from loader.metrics import METRICS
 from loader.sinks.base import Sink
 
 log = logging.getLogger("persona.pipeline")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -84,7 +80,7 @@ def run(
 
     A streaming source yields ``None`` while it waits for input, so that a batch is committed
     after ``batch_seconds`` even when nothing else arrives. A source with a ``commit()``
-    (the collector's spool, a Kafka consumer) is told after each warehouse commit, never before:
+    (the collector's spool) is told after each warehouse commit, never before:
     that is what makes delivery at-least-once. A transient sink error (a lock, a timeout) is
     retried with backoff, up to ``retries`` times, while a collector keeps spooling.
     """

@@ -13,6 +13,7 @@ from loader.failed import FailedEvent
 from loader.sinks.base import Sink
 
 SOURCES_HELP = (
+    "http://HOST:PORT (a Snowplow collector), "
     "file:PATH, file:- (stdin), csv:PATH (warehouse export with a header), "
     "synthetic:?users=N&days=D&seed=S"
 )

@@ -7,14 +7,13 @@ appears later adds a JSON column, in the same transaction as the rows that need 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from loader.batch import ATOMIC_SCHEMA, Batch
-from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind
+from loader.contract import ATOMIC_FIELDS, ENTITY_COLUMN_RE, LOAD_TSTAMP, Kind
 from loader.errors import TerminalSinkError, TransientSinkError
 from loader.failed import FailedEvent
 
@@ -33,7 +32,6 @@ _DATA_ERRORS = (
     duckdb.OutOfRangeException,
     duckdb.TypeMismatchException,
 )
-_ENTITY_COLUMN = re.compile(r"^(contexts|unstruct_event)_[a-z0-9_]+_[0-9]+$")
 
 EVENTS_DDL = (
     "CREATE TABLE IF NOT EXISTS atomic.events (\n    "
@@ -128,7 +126,7 @@ class DuckDBSink:
     def _add_entity_columns(self, names: list[str]) -> list[str]:
         new = [n for n in names if n not in self._columns]
         for name in new:
-            if not _ENTITY_COLUMN.match(name):
+            if not ENTITY_COLUMN_RE.fullmatch(name):
                 raise TerminalSinkError(f"refusing to create column {name!r}: not an entity name")
             self.con.execute(f'ALTER TABLE atomic.events ADD COLUMN IF NOT EXISTS "{name}" JSON')
         return new

@@ -1,5 +1,5 @@
 """Snowflake sink: Snowpipe Streaming (the ``snowpipe-streaming`` SDK), one channel per loader
-instance and source partition.
+process and source.
 
 Each batch is appended with an offset token, the source position after its last event, and
 ``write`` returns only once Snowflake reports that token committed; a restarted loader asks the
@@ -17,14 +17,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from loader.batch import Batch
-from loader.contract import LOAD_TSTAMP
+from loader.contract import ENTITY_COLUMN_RE, LOAD_TSTAMP, utcnow
 from loader.errors import ConfigError, TerminalSinkError, TransientSinkError
 
-_ENTITY_COLUMN = re.compile(r"(contexts|unstruct_event)_[a-z0-9_]+_[0-9]+")
 # SDK error codes that a person must fix; everything else is worth a retry.
 _TERMINAL = {
     "SF_API_NOT_FOUND_ERROR": "the table or its pipe does not exist (docs/snowflake.md)",
@@ -115,14 +113,14 @@ class SnowflakeSink:
         if batch.events:
             new = [c for c in batch.entity_columns() if c not in self.columns]
             for column in new:
-                if not _ENTITY_COLUMN.fullmatch(column):
+                if not ENTITY_COLUMN_RE.fullmatch(column):
                     raise TerminalSinkError(f"refusing to create column {column!r}")
                 self._add_column(column)
                 self.columns.add(column)
             if new:  # the pipe reads the table's columns when a channel opens
                 self._channel.close()
                 self._channel = self._open(self._events, self.channel_name)
-            loaded_at = datetime.now(UTC).replace(tzinfo=None)
+            loaded_at = utcnow()
             rows = [_row(e) | {LOAD_TSTAMP.upper(): loaded_at} for e in batch.events]
             self._append(self._channel, rows, token, "EVENTS")
 
@@ -187,7 +185,7 @@ def connect(
     cur = con.cursor()
     columns = [r[0] for r in cur.execute(f'describe table "{database}"."{schema}"."EVENTS"')]
 
-    def add_column(name: str) -> None:  # name is checked against _ENTITY_COLUMN by the sink
+    def add_column(name: str) -> None:  # name is checked against ENTITY_COLUMN_RE by the sink
         cur.execute(
             f'alter table "{database}"."{schema}"."EVENTS" add column if not exists {name} variant'
         )

@@ -16,9 +16,6 @@
 ) }}
 {%- set heartbeat = var('heartbeat') -%}
 {%- set min_visit_length = var('min_visit_length') -%}
-{#- Built after page_views, which it does not read: on a fresh warehouse page_views'
-    pre-hook creates the shared watermark table, and DuckDB fails two concurrent
-    creations of one table. -#}
 
 with session_events as (
 
