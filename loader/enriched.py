@@ -24,6 +24,7 @@ from loader.failed import FailedEvent
 Event = dict[str, Any]
 
 N_FIELDS = len(FIELDS)
+REQUIRED = tuple(f.name for f in FIELDS if f.required)  # event_id, collector_tstamp
 
 
 class FieldError(ValueError):
@@ -172,11 +173,10 @@ def check_required(
     Enrich always writes a UUID event_id; ``require_uuid=False`` accepts any id, for exports of
     warehouses that hold other ids.
     """
-    event_id = event.get("event_id")
-    if event_id is None:
-        return FailedEvent(raw, "missing_field", "event_id is required", source)
-    if event.get("collector_tstamp") is None:
-        return FailedEvent(raw, "missing_field", "collector_tstamp is required", source)
+    for name in REQUIRED:
+        if event.get(name) is None:
+            return FailedEvent(raw, "missing_field", f"{name} is required", source)
+    event_id = event["event_id"]
     if require_uuid and not _UUID(event_id):
         return FailedEvent(raw, "invalid_field", f"event_id: {event_id!r} is not a UUID", source)
     return event
