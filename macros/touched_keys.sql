@@ -9,8 +9,18 @@
     where max_load_tstamp > {{ persona.scope_watermark() }}
 {%- endmacro %}
 
-{#- A filter for `events` on an incremental run: the touched sessions, read from the earliest
-    arrival among them (DuckDB skips older row groups by their min/max). -#}
+{#- Which `events` the session models read: events of a session, bots left out unless
+    include_bots, and on an incremental run only the touched sessions, read from the earliest
+    arrival among them. One place, so the three session models cannot disagree. -#}
+{% macro session_scope() -%}
+    domain_sessionid is not null
+    {%- if not var('include_bots') %}
+        and not is_bot
+    {%- endif %}
+    {{- persona.in_touched_sessions() }}
+{%- endmacro %}
+
+{#- The incremental part of session_scope (DuckDB skips older row groups by their min/max). -#}
 {% macro in_touched_sessions() -%}
     {%- if persona.incremental_run() %}
         and collector_tstamp >= (

@@ -16,12 +16,7 @@
 with session_events as (
 
     select * from {{ ref('events') }}
-    where
-        domain_sessionid is not null
-        {{- persona.in_touched_sessions() }}
-        {%- if not var('include_bots') %}
-        and not is_bot
-        {%- endif %}
+    where {{ persona.session_scope() }}
 
 ),
 
