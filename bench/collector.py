@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import queue
 import socket
 import statistics
 import subprocess
@@ -90,10 +91,15 @@ def run(seconds: float = 20, batch: int = 10, threads: int = 8) -> dict:
     started = time.perf_counter()
     client.start()
     mid_rss = []
-    while client.is_alive():
+    while True:  # read the result while the client runs: a full pipe would block its exit
         mid_rss.append(_rss_mb(server.pid))
-        time.sleep(1)
-    events, latencies = out.get()
+        try:
+            events, latencies = out.get(timeout=1)
+            break
+        except queue.Empty:
+            if not client.is_alive():
+                raise RuntimeError("the load generator died without a result") from None
+    client.join()
     elapsed = time.perf_counter() - started
     rss_after = _rss_mb(server.pid)
     server.terminate()
