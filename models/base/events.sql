@@ -3,7 +3,7 @@
     days after they were created are dropped first, as Snowplow's web package does, and bots
     are flagged. Incremental runs read only rows loaded since the last run and compare them
     with copies already kept from the last dedupe_lookback_days. -#}
-{{ config(unique_key='event_id', target_lag='downstream') }}
+{{ config(unique_key='event_id', target_lag='downstream', incremental_strategy='lookback') }}
 {%- set atomic_events = source('atomic', 'events') -%}
 {%- set web_page = 'contexts_com_snowplowanalytics_snowplow_web_page_1' -%}
 {%- set robots = 'contexts_com_iab_snowplow_spiders_and_robots_1' -%}

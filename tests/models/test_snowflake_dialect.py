@@ -26,7 +26,8 @@ DUCKDB_ONLY = ("json_extract_string", "regexp_matches", "date_diff(", "epoch(", 
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("snowflake")
     shutil.copy(ROOT / "profiles.example.yml", work / "profiles.yml")
-    env = {"PERSONA_TARGET": "snowflake", "SNOWFLAKE_ACCOUNT": "offline-check"}
+    env = {"PERSONA_TARGET": "snowflake", "SNOWFLAKE_ACCOUNT": "offline-check",
+           "PERSONA_TARGET_LAG_USERS": "5 minutes"}  # fmt: skip
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -62,5 +63,8 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
         assert config["materialized"] == "dynamic_table", model["name"]
         assert config["refresh_mode"] == "INCREMENTAL", model["name"]
         assert config["target_lag"], model["name"]
+        lag = {"events": "downstream", "session_bounds": "downstream",
+               "users": "5 minutes", "identity_map": "5 minutes"}  # the users layer  # fmt: skip
+        assert config["target_lag"] == lag.get(model["name"], "1 minute"), model["name"]
         # the DuckDB incremental machinery must not render into a dynamic table's query
         assert "_persona_watermarks" not in model["compiled_code"], model["name"]
