@@ -15,7 +15,7 @@ with source_events as (
 
     select * from {{ atomic_events }}
     where
-        collector_tstamp >= cast('{{ var("start_date") }}' as timestamp)
+        collector_tstamp >= cast('{{ var("start_date") }}' as timestamp)  -- noqa: LT02
         {%- if persona.incremental_run() %}
         and load_tstamp > {{ persona.watermark('load_tstamp') }}
         {%- endif %}

@@ -8,7 +8,7 @@ with events as (
 
     select * from {{ ref('events') }}
     where
-        not is_bot
+        not is_bot  -- noqa: LT02
         {%- if persona.incremental_run() %}
         and load_tstamp > {{ persona.watermark() }}
         {%- endif %}
