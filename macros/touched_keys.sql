@@ -37,3 +37,4 @@
         delete from {{ this }} where {{ key }} in (select {{ key }} from ({{ touched }}) as touched)
     {%- endif -%}
 {%- endmacro %}
+

@@ -23,14 +23,7 @@ with session_events as (
 within_session_length as (
 
     select * from session_events
-    qualify coalesce(
-        derived_tstamp <= {{ dbt.dateadd(
-            'day',
-            var('max_session_days'),
-            'min(derived_tstamp) over (partition by domain_sessionid)'
-        ) }},
-        true
-    )
+    qualify {{ persona.within_session_length() }}
 
 ),
 
