@@ -14,7 +14,8 @@ from loader.sinks.base import Sink
 
 SOURCES_HELP = (
     "http://HOST:PORT (a Snowplow collector), "
-    "file:PATH, file:- (stdin), csv:PATH (warehouse export with a header), "
+    "file:PATH, file:- (stdin), tail:PATH (follow a growing file), "
+    "csv:PATH (warehouse export with a header), "
     "synthetic:?users=N&days=D&seed=S"
 )
 SINKS_HELP = (
@@ -54,6 +55,10 @@ def open_source(
         if not Path(rest).is_file():
             raise ConfigError(f"--source {uri}: no such file {rest!r}")
         return CsvFileSource(rest)
+    if scheme == "tail" and rest:
+        from loader.sources.tail import TailSource
+
+        return TailSource(rest)
     if scheme == "synthetic":
         from loader.sources.synthetic import SyntheticConfig, SyntheticSource
 
