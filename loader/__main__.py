@@ -39,6 +39,9 @@ def _load_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-seconds", type=float, help="or after this long (1.0 s)")
     p.add_argument("--quiet", action="store_true", default=None, help="no progress, only a summary")
     p.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text or JSON (text)"
+    )
+    p.add_argument(
         "--channel",
         help="Snowflake sink: this loader's Snowpipe Streaming channel, one per loader process "
         "(default persona-<hostname>-<hash of --source>)",
@@ -94,7 +97,7 @@ def generate(argv: Sequence[str]) -> int:
 
 
 def load(argv: Sequence[str]) -> int:
-    from loader import pipeline, settings
+    from loader import logs, pipeline, settings
     from loader.enrich import EnrichConfig
     from loader.progress import progress_reporter
     from loader.uris import open_sink, open_source
@@ -102,6 +105,7 @@ def load(argv: Sequence[str]) -> int:
     args = vars(_load_parser().parse_args(argv))
     config = args.pop("config")
     s = settings.load(args, config)
+    logs.configure(s.log_format)
     enrich = EnrichConfig.from_env(
         pii_fields=s.pii_fields, anonymize_ip_octets=s.anonymize_ip_octets
     )

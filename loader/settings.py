@@ -26,6 +26,7 @@ class Settings:
     pii_fields: tuple[str, ...] = ()
     channel: str = ""  # Snowflake: this loader's channel (default persona-<host>-<source hash>)
     trust_forwarded_for: bool = False  # collector behind a proxy that sets X-Forwarded-For
+    log_format: str = "text"  # or json: one object per line, for log shippers
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -34,6 +35,8 @@ class Settings:
             raise ConfigError(f"batch_rows: must be at least 1, got {self.batch_rows}")
         if self.batch_seconds <= 0:
             raise ConfigError(f"batch_seconds: must be more than 0, got {self.batch_seconds}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format: text or json, got {self.log_format!r}")
         if not 0 <= self.anonymize_ip_octets <= 4:
             raise ConfigError(f"anonymize_ip_octets: 0 to 4, got {self.anonymize_ip_octets}")
 

@@ -38,7 +38,8 @@ class Collector:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "loader", "--source", self.url, "--sink", f"duckdb:{self.db}",
-             "--spool", str(self.spool), "--batch-seconds", "0.2", "--quiet"],
+             "--spool", str(self.spool), "--batch-seconds", "0.2", "--quiet",
+             "--log-format", "json"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -57,6 +58,13 @@ class Collector:
         out, err = self.proc.communicate(timeout=60)
         assert sig == signal.SIGKILL or self.proc.returncode == 0, err
         return out
+
+    def stop_and_logs(self) -> str:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err
+        return err
 
     def query(self, sql: str) -> list[tuple]:
         con = duckdb.connect(str(self.db))
@@ -140,6 +148,11 @@ def test_bad_input_becomes_failed_events_and_the_collector_stays_up(collector: C
         tp2, json={"data": [{"e": "nope", "eid": str(uuid.uuid4())}]}, timeout=5
     ).ok
     assert requests.post(tp2, data=b"x" * 2_000_000, timeout=5).status_code == 413
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=5) as raw:
+        # a declared 5 MB body is refused before a byte of it is read into memory
+        raw.sendall(b"POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: 5000000\r\n\r\n")  # fmt: skip
+        assert raw.recv(100).startswith(b"HTTP/1.1 413")
     preflight = requests.options(tp2, headers={"Origin": "https://shop.example.com"}, timeout=5)
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
     assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
