@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from loader import offsets
 from loader.batch import Batch
 from loader.contract import utcnow
 from loader.enriched import Event
-from loader.errors import ConfigError, TransientSinkError
+from loader.errors import TransientSinkError
 from loader.failed import FailedEvent
 from loader.metrics import METRICS
 from loader.sinks.base import Sink
@@ -41,21 +42,14 @@ class Counted:
     number of items yielded. A sink that remembers the last committed position (Snowflake's
     offset tokens) then resumes a re-run right after the items it already has."""
 
-    PREFIX = "items:"
-
     def __init__(self, source: Iterable[Event | FailedEvent | None]) -> None:
         self.source, self.count, self.skip = source, 0, 0
 
     def position(self) -> str:
-        return f"{self.PREFIX}{self.count:020d}"
+        return offsets.token("items", self.count)
 
     def seek(self, token: str) -> None:
-        if not token.startswith(self.PREFIX):
-            raise ConfigError(
-                f"the sink's last committed position {token!r} came from another kind of source: "
-                "give this source its own channel (--channel)"
-            )
-        self.skip = int(token.removeprefix(self.PREFIX))
+        (self.skip,) = offsets.parse(token, "items")
 
     def __iter__(self) -> Iterator[Event | FailedEvent | None]:
         for item in self.source:

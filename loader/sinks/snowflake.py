@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from loader import offsets
 from loader.batch import Batch
 from loader.contract import ENTITY_COLUMN_RE, LOAD_TSTAMP, utcnow
 from loader.errors import ConfigError, TerminalSinkError, TransientSinkError
@@ -105,7 +106,7 @@ class SnowflakeSink:
         return None if token is None or token.startswith("time:") else token
 
     def write(self, batch: Batch) -> None:
-        token = batch.offset_token or f"time:{time.time_ns():020d}"  # still rising after a restart
+        token = batch.offset_token or offsets.token("time", time.time_ns())  # rises across restarts
         if batch.failed:  # first: resuming follows the events channel, which must not run ahead
             rows = [_row({"failed_at": f.failed_at, "source": f.source, "error_type": f.error_type,
                           "message": f.message, "raw": f.raw}) for f in batch.failed]  # fmt: skip

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import orjson
 
+from loader import offsets
 from loader.enrich import EnrichConfig, Received, enrich_or_fail
 from loader.enriched import Event
-from loader.errors import ConfigError
 from loader.failed import FailedEvent
 from loader.metrics import METRICS
 from loader.spool import Position, Spool, SpoolFull
@@ -242,18 +242,12 @@ class CollectorSource:
 
     def position(self) -> str:
         """The spool position after the last yielded event, as an offset token."""
-        return f"spool:{self._read_to.segment:010d}:{self._read_to.offset:015d}"
+        return offsets.token("spool", self._read_to.segment, self._read_to.offset)
 
     def seek(self, token: str) -> None:
         """Resume after ``token`` (the warehouse's committed offset token), not the checkpoint."""
-        kind, _, rest = token.partition(":")
-        if kind != "spool":
-            raise ConfigError(
-                f"the sink's last committed position {token!r} came from another kind of source: "
-                "give the collector its own channel (--channel)"
-            )
-        segment, offset = rest.split(":")
-        self._start = self._read_to = Position(int(segment), int(offset))
+        segment, offset = offsets.parse(token, "spool")
+        self._start = self._read_to = Position(segment, offset)
 
     def close(self) -> None:
         self.stop()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from loader import offsets
 from loader.enriched import Event
 from loader.errors import ConfigError
 from loader.failed import FailedEvent
@@ -51,16 +52,11 @@ class TailSource:
         self._stop.set()
 
     def position(self) -> str:
-        return f"tail:{self._read_to:020d}"
+        return offsets.token("tail", self._read_to)
 
     def seek(self, token: str) -> None:
-        kind, _, offset = token.partition(":")
-        if kind != "tail":
-            raise ConfigError(
-                f"the sink's last committed position {token!r} came from another kind of source: "
-                "give this source its own channel (--channel)"
-            )
-        self._start = self._read_to = int(offset)
+        (self._start,) = offsets.parse(token, "tail")
+        self._read_to = self._start
 
     def commit(self) -> None:
         tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")

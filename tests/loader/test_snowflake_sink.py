@@ -149,3 +149,14 @@ def test_setup_problems_fail_with_what_to_do() -> None:
     batch.add(parse_line(line.strip()))
     with pytest.raises(TerminalSinkError, match="rejected as invalid"):
         sink.write(batch)
+
+
+def test_a_channel_never_resumes_one_kind_of_source_from_anothers_position() -> None:
+    from loader import offsets
+    from loader.errors import ConfigError
+    from loader.pipeline import Counted
+
+    assert offsets.parse(offsets.token("spool", 3, 42), "spool") == [3, 42]
+    assert offsets.token("items", 9) < offsets.token("items", 10)  # string order = position order
+    with pytest.raises(ConfigError, match="expected items.*--channel"):
+        Counted([]).seek(offsets.token("spool", 1, 0))
