@@ -158,5 +158,5 @@ def test_a_channel_never_resumes_one_kind_of_source_from_anothers_position() -> 
 
     assert offsets.parse(offsets.token("spool", 3, 42), "spool") == [3, 42]
     assert offsets.token("items", 9) < offsets.token("items", 10)  # string order = position order
-    with pytest.raises(ConfigError, match="expected items.*--channel"):
+    with pytest.raises(ConfigError, match=r"expected items.*--channel"):
         Counted([]).seek(offsets.token("spool", 1, 0))
