@@ -38,3 +38,21 @@
     {%- endif -%}
 {%- endmacro %}
 
+
+{#- Devices (domain_userid) whose per-user aggregates must be rebuilt: a session of theirs
+    changed, or a login re-stitched them to another user (by cookie or by network_userid).
+    Rebuilding every row of a touched device, whoever it was stitched to before, keeps the
+    per-user aggregates exact when stitching moves a device between users. -#}
+{% macro touched_devices() -%}
+    select domain_userid from {{ ref('sessions') }}
+    where max_load_tstamp > {{ persona.scope_watermark() }}
+    union
+    select device_id as domain_userid from {{ ref('identity_map') }}
+    where device_id_type = 'domain_userid' and max_load_tstamp > {{ persona.scope_watermark() }}
+    union
+    select stitched.domain_userid from {{ ref('sessions') }} as stitched
+    inner join {{ ref('identity_map') }} as by_network
+        on by_network.device_id_type = 'network_userid'
+        and stitched.network_userid = by_network.device_id
+    where by_network.max_load_tstamp > {{ persona.scope_watermark() }}
+{%- endmacro %}

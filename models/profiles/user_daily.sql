@@ -1,0 +1,51 @@
+{#- Daily activity per stitched user, the incremental layer under `profiles`: one row per user,
+    device, day, channel, device type and hour of the session start (UTC), so the final layer
+    can derive any window and the preferred channel, device and hour without reading sessions.
+    Only sessions with a domain_userid count. DuckDB rebuilds every row of a touched device
+    (macros/touched_keys.sql), so a login that moves a device to another user moves its rows. -#}
+{{ config(
+    unique_key='domain_userid',
+    target_lag='downstream',
+    pre_hook=["{{ persona.clear_touched('domain_userid', persona.touched_devices()) }}"],
+    post_hook="{{ persona.record_watermark([ref('sessions'), ref('identity_map')]) }}",
+) }}
+
+with sessions as (
+
+    select * from {{ ref('sessions') }}
+    where
+        domain_userid is not null  -- noqa: LT02
+        {%- if persona.incremental_run() %}
+        and domain_userid in (
+            select domain_userid from ({{ persona.touched_devices() }}) as touched
+        )
+        {%- endif %}
+
+),
+
+final as (
+
+    select
+        stitched_user_id as user_id,
+        domain_userid,
+        cast(start_tstamp as date) as activity_date,
+        default_channel_group as channel,
+        dvce_type,
+        extract(hour from start_tstamp) as start_hour,
+        count(*) as sessions,
+        sum(page_views) as page_views,
+        sum(engaged_time_in_s) as engaged_time_in_s,
+        sum(product_views) as product_views,
+        sum(add_to_carts) as add_to_carts,
+        sum(purchases) as purchases,
+        sum(revenue) as revenue,
+        min(start_tstamp) as first_start_tstamp,
+        max(end_tstamp) as last_end_tstamp,
+        max(case when purchases > 0 then end_tstamp end) as last_purchase_tstamp,
+        max(max_load_tstamp) as max_load_tstamp
+    from sessions
+    group by 1, 2, 3, 4, 5, 6
+
+)
+
+select * from final
