@@ -20,20 +20,6 @@ with users as (
 
 ),
 
-user_daily as (
-
-    select * from {{ ref('user_daily') }}
-    where activity_date <= cast({{ persona.as_of() }} as date)
-
-),
-
-user_product_daily as (
-
-    select * from {{ ref('user_product_daily') }}
-    where activity_date <= cast({{ persona.as_of() }} as date)
-
-),
-
 clock as (
 
     select
@@ -42,11 +28,25 @@ clock as (
 
 ),
 
+user_daily as (
+
+    select * from {{ ref('user_daily') }}
+    where activity_date <= (select clock.as_of_date from clock)
+
+),
+
+user_product_daily as (
+
+    select * from {{ ref('user_product_daily') }}
+    where activity_date <= (select clock.as_of_date from clock)
+
+),
+
 activity as (
 
     select
         user_daily.*,
-        {{ dbt.datediff('user_daily.activity_date', 'clock.as_of_date', 'day') }} as age_days
+        {{ dbt.datediff('user_daily.activity_date', 'clock.as_of_date', 'day') }} as age_days  -- noqa: LT05
     from user_daily
     cross join clock
 
@@ -73,7 +73,7 @@ totals as (
 
 ),
 
-{#- lifecycle: each user's own rhythm, the median gap between active days before the latest -#}
+{# lifecycle: each user's own rhythm, the median gap between active days before the latest -#}
 active_days as (
 
     select distinct
@@ -109,7 +109,7 @@ rhythm as (
 
 ),
 
-{#- preferences: the value with the most sessions (ties: alphabetical) -#}
+{# preferences: the value with the most sessions (ties: alphabetical) -#}
 {%- for facet in ['channel', 'dvce_type', 'start_hour'] %}
 
 preferred_{{ facet }} as (
@@ -127,7 +127,7 @@ preferred_{{ facet }} as (
 ),
 {%- endfor %}
 
-{#- interests: views, carts and purchases weighted, halved every interest_half_life_days -#}
+{# interests: views, carts and purchases weighted, halved every interest_half_life_days -#}
 interest as (
 
     select
@@ -135,9 +135,9 @@ interest as (
         user_product_daily.product_id,
         user_product_daily.category,
         (
-            views * {{ weights['product_view'] }}
-            + add_to_carts * {{ weights['add_to_cart'] }}
-            + purchases * {{ weights['transaction'] }}
+            user_product_daily.product_views * {{ weights['product_view'] }}
+            + user_product_daily.add_to_carts * {{ weights['add_to_cart'] }}
+            + user_product_daily.purchases * {{ weights['transaction'] }}
         ) * power(
             0.5,
             {{ dbt.datediff('user_product_daily.activity_date', 'clock.as_of_date', 'day') }}
@@ -176,7 +176,7 @@ top_{{ item }} as (
 ),
 {%- endfor %}
 
-{#- RFM among purchasers: quintiles by percent_rank, so tied customers share the lower score
+{# RFM among purchasers: quintiles by percent_rank, so tied customers share the lower score
     (most customers bought once: they are F=1, not spread over 1-5 by chance) -#}
 purchasers as (
 
@@ -278,8 +278,10 @@ final as (
             else 'active'
         end as lifecycle_stage,
         case
-            when active_days_7d >= {{ tiers['power_days_7d'] }}
-                or active_days_28d >= {{ tiers['power_days_28d'] }} then 'power'
+            when
+                active_days_7d >= {{ tiers['power_days_7d'] }}
+                or active_days_28d >= {{ tiers['power_days_28d'] }}
+                then 'power'
             when active_days_28d >= {{ tiers['regular_days_28d'] }} then 'regular'
             when active_days_28d >= 1 then 'casual'
             else 'dormant'

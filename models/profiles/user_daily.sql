@@ -17,7 +17,7 @@ with sessions as (
         domain_userid is not null  -- noqa: LT02
         {%- if persona.incremental_run() %}
         and domain_userid in (
-            select domain_userid from ({{ persona.touched_devices() }}) as touched
+            select touched.domain_userid from ({{ persona.touched_devices() }}) as touched
         )
         {%- endif %}
 

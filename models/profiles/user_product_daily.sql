@@ -16,7 +16,7 @@ with sessions as (
         domain_userid is not null  -- noqa: LT02
         {%- if persona.incremental_run() %}
         and domain_userid in (
-            select domain_userid from ({{ persona.touched_devices() }}) as touched
+            select touched.domain_userid from ({{ persona.touched_devices() }}) as touched
         )
         {%- endif %}
 
@@ -54,7 +54,7 @@ final as (
         cast(derived_tstamp as date) as activity_date,
         product_id,
         max(category) as category,
-        count(case when ecommerce_action = 'product_view' then 1 end) as views,
+        count(case when ecommerce_action = 'product_view' then 1 end) as product_views,
         count(case when ecommerce_action = 'add_to_cart' then 1 end) as add_to_carts,
         count(case when ecommerce_action = 'transaction' then 1 end) as purchases,
         coalesce(sum(case when ecommerce_action = 'transaction' then quantity end), 0) as units,

@@ -1,0 +1,26 @@
+{#- The segment definitions as rows (name, description, compiled predicate), so activation
+    tools and analysts can see what each segment means next to its members. -#}
+{{ config(materialized='view') }}
+{%- set segments = persona.segment_definitions() -%}
+
+with definitions as (
+
+    {%- for segment in segments %}
+    select
+        '{{ segment.name }}' as segment,
+        '{{ (segment.get("description") or "") | replace("'", "''") }}' as description,
+        '{{ persona.segment_predicate(segment, []) | replace("'", "''") }}' as definition
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as description,
+        cast(null as {{ dbt.type_string() }}) as definition
+    where false
+    {%- endfor %}
+
+)
+
+select * from definitions
