@@ -96,5 +96,5 @@ def shop(make_dbt: Callable[[str], Dbt]) -> tuple[Dbt, list[Event]]:
     ]
     dbt = make_dbt("shop")
     dbt.load(events)
-    dbt("build")  # data tests and unit tests included
+    dbt("build", vars={"as_of": "latest_event"})  # data tests and unit tests included
     return dbt, events
