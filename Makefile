@@ -7,6 +7,8 @@ export PERSONA_DUCKDB
 # About 200,000 events: 2,000 shoppers over 30 days.
 DEMO_SOURCE ?= synthetic:?users=2000&days=30&seed=0
 
+BROWSER := tests/browser
+
 .PHONY: demo test lint bench clean
 
 # uv when it is there (or can be installed from PyPI), plain venv + pip otherwise.
@@ -25,6 +27,13 @@ $(VENV)/.installed: pyproject.toml
 profiles.yml:
 	cp profiles.example.yml profiles.yml
 
+# The real Snowplow browser tracker for the headless Chromium test, pinned by package-lock.json.
+# Without npm the browser test skips (it fails instead under CI, where .ci/run installs npm).
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the browser tracker test will skip"; fi
+
 demo: $(VENV)/.installed profiles.yml
 	@echo "== Fresh warehouse: $(PERSONA_DUCKDB)"
 	rm -f $(PERSONA_DUCKDB) $(PERSONA_DUCKDB).wal
@@ -32,7 +41,7 @@ demo: $(VENV)/.installed profiles.yml
 	$(BIN)/dbt build --quiet
 	$(BIN)/python scripts/demo_summary.py $(PERSONA_DUCKDB)
 
-test: $(VENV)/.installed profiles.yml
+test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed profiles.yml
@@ -44,5 +53,5 @@ bench: $(VENV)/.installed profiles.yml
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) target logs .pytest_cache .ruff_cache .hypothesis bench/out
+	rm -rf $(VENV) $(BROWSER)/node_modules target logs .pytest_cache .ruff_cache .hypothesis bench/out
 	rm -f warehouse.duckdb warehouse.duckdb.wal profiles.yml

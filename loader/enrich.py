@@ -125,8 +125,15 @@ def _fmt(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
 
 
+_STANDARD_B64 = str.maketrans("-_", "+/")
+
+
 def _b64(value: str) -> str:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("utf-8")
+    """Base64url as the trackers send it (unpadded), standard base64 accepted too. Strict: a
+    character outside the alphabet is an error, not skipped (which would turn ``%%%`` into an
+    empty, seemingly missing value)."""
+    padded = value.translate(_STANDARD_B64) + "=" * (-len(value) % 4)
+    return base64.b64decode(padded, validate=True).decode("utf-8")
 
 
 def _set_url(row: list[str], prefix: str, url: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
     PersonaError
     ├── ConfigError      bad flag, URI or setting: stop and tell the user which one
+    ├── SourceError      the source cannot go on (a fatal Kafka client error)
     └── SinkError
         ├── TransientSinkError  retry (lock held, network blip)
         └── TerminalSinkError   stop (missing privilege, schema that cannot be migrated)
@@ -18,6 +19,10 @@ class PersonaError(Exception):
 
 class ConfigError(PersonaError):
     """A setting is wrong; the message names it and says what would be accepted."""
+
+
+class SourceError(PersonaError):
+    """The source failed in a way that retrying will not fix."""
 
 
 class SinkError(PersonaError):

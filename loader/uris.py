@@ -16,6 +16,7 @@ SOURCES_HELP = (
     "http://HOST:PORT (a Snowplow collector), "
     "file:PATH, file:- (stdin), tail:PATH (follow a growing file), "
     "csv:PATH (warehouse export with a header), "
+    "kafka://BROKERS/TOPIC?group=NAME (enriched TSV messages; needs the kafka extra), "
     "synthetic:?users=N&days=D&seed=S"
 )
 SINKS_HELP = (
@@ -59,6 +60,10 @@ def open_source(
         from loader.sources.tail import TailSource
 
         return TailSource(rest)
+    if scheme == "kafka":
+        from loader.sources.kafka import KafkaSource, parse_uri
+
+        return KafkaSource(parse_uri(uri))
     if scheme == "synthetic":
         from loader.sources.synthetic import SyntheticConfig, SyntheticSource
 

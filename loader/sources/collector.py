@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -37,6 +39,12 @@ PIXEL = (
 )
 COOKIE_SECONDS = 365 * 24 * 3600
 ANONYMOUS_NUID = "00000000-0000-0000-0000-000000000000"
+# An sp cookie is an id this collector (or Snowplow's) issued; anything else is replaced.
+NUID_RE = re.compile(r"[A-Za-z0-9-]{1,128}")
+# Snowplow's collector refuses longer URIs too; the browser tracker's GETs stay far below.
+MAX_QUERY_BYTES = 32 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 100
 
 
 def _now_ms() -> int:
@@ -65,7 +73,8 @@ def build_app(
     def identify(request: Request) -> str:
         if request.headers.get("sp-anonymous"):
             return ANONYMOUS_NUID
-        return request.cookies.get(cookie_name) or str(uuid.uuid4())
+        cookie = request.cookies.get(cookie_name, "")
+        return cookie if NUID_RE.fullmatch(cookie) else str(uuid.uuid4())
 
     def with_cookie(request: Request, response: Response, nuid: str) -> Response:
         if nuid != ANONYMOUS_NUID:
@@ -143,7 +152,7 @@ def build_app(
         METRICS.set(spool_pending_bytes=spool.pending_bytes())
         return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
 
-    return Starlette(routes=[
+    app = Starlette(routes=[
         Route("/i", pixel, methods=["GET"]),
         Route(TP2, post, methods=["POST"]),
         Route(TP2, options, methods=["OPTIONS"]),
@@ -151,6 +160,33 @@ def build_app(
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ])  # fmt: skip
+    return limit_request_head(app)
+
+
+def limit_request_head(app: Any) -> Any:
+    """Refuse an oversized query string (414) or header block (431: too many headers or too
+    many bytes) before any route sees it, so a hostile request costs a status line, not a
+    spool record."""
+
+    async def limited(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            status = 0
+            if len(scope["query_string"]) > MAX_QUERY_BYTES:
+                status = 414
+            elif len(scope["headers"]) > MAX_HEADERS or (
+                sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES
+            ):
+                status = 431
+            if status:
+                METRICS.add(requests_refused=1)
+                log.warning("refused a request: %d (query or headers over the limit)", status)
+                headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": b"request too large"})
+                return
+        await app(scope, receive, send)
+
+    return limited
 
 
 def to_event(record: dict, cfg: EnrichConfig, source: str) -> Event | FailedEvent:

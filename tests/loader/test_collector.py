@@ -5,84 +5,15 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
-import pytest
 import requests
 from snowplow_tracker import Emitter, SelfDescribingJson, Subject, Tracker
 from snowplow_tracker.events import PagePing, PageView, SelfDescribing
 
-from tests.conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Collector:
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.db = tmp / "warehouse.duckdb"
-        self.spool = tmp / "spool"
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "loader", "--source", self.url, "--sink", f"duckdb:{self.db}",
-             "--spool", str(self.spool), "--batch-seconds", "0.2", "--quiet",
-             "--log-format", "json"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        stderr = self.proc.stderr.read() if self.proc.poll() is not None else ""
-        raise AssertionError(f"collector did not start: {stderr}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> str:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        out, err = self.proc.communicate(timeout=60)
-        assert sig == signal.SIGKILL or self.proc.returncode == 0, err
-        return out
-
-    def stop_and_logs(self) -> str:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0, err
-        return err
-
-    def query(self, sql: str) -> list[tuple]:
-        con = duckdb.connect(str(self.db))
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    c = Collector(tmp_path)
-    c.start()
-    yield c
-    if c.proc and c.proc.poll() is None:
-        c.proc.kill()
-        c.proc.wait()
-
+from tests.loader.live_collector import Collector
 
 WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
 CHECKOUT = "iglu:com.acme/checkout_step/jsonschema/1-0-2"

@@ -1,0 +1,239 @@
+"""``kafka://BROKERS/TOPIC?group=NAME``: enriched TSV from a Kafka topic, as a consumer group.
+
+One message is one enriched event (a message holding several lines is split on newlines), as
+Snowplow Enrich writes its enriched stream. Offsets are committed to Kafka only after the
+warehouse commit (the pipeline calls ``commit()`` after ``sink.write``), never automatically,
+so a crash re-reads at most the batch in flight. Scale by running more loader processes with
+the same ``group``: Kafka spreads the topic's partitions across them.
+
+The position (the Snowflake sink's offset token) lists, for each partition this process reads,
+the offset of the next message: ``kafka:P:NEXT:P:NEXT...``. A restarted loader starts each
+partition at the later of Kafka's committed offset and the warehouse's token, so a crash
+between the warehouse commit and the Kafka commit is not loaded twice.
+
+Needs the ``kafka`` extra (``pip install 'persona[kafka]'``, confluent-kafka).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+from loader import offsets
+from loader.enriched import Event
+from loader.errors import ConfigError, SourceError
+from loader.failed import FailedEvent
+from loader.sources.tsv import parse_lines
+
+log = logging.getLogger("persona.kafka")
+
+TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")
+BROKER_RE = re.compile(r"[A-Za-z0-9._-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?")
+# Settings this source owns: offsets are committed by hand, after the warehouse commit.
+MANAGED = frozenset(
+    {"bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"}
+)
+ENV_PREFIX = "PERSONA_KAFKA_"  # PERSONA_KAFKA_SASL_PASSWORD=... sets sasl.password
+
+
+class Consumer(Protocol):
+    """The part of ``confluent_kafka.Consumer`` this source uses."""
+
+    def subscribe(self, topics: list[str], on_assign: Callable[..., None] = ...,
+                  on_revoke: Callable[..., None] = ...) -> None: ...  # fmt: skip
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]: ...
+
+    def committed(self, partitions: list[Any], timeout: float = -1) -> list[Any]: ...
+
+    def assign(self, partitions: list[Any]) -> None: ...
+
+    def commit(self, offsets: list[Any] | None = None, asynchronous: bool = True) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    brokers: str
+    topic: str
+    group: str = "persona"
+    offset_reset: str = "earliest"  # where a group with no committed offset starts
+    client: dict[str, str] = field(default_factory=dict)  # other librdkafka settings
+
+    def consumer_config(self) -> dict[str, Any]:
+        return {
+            **self.client,
+            "bootstrap.servers": self.brokers,
+            "group.id": self.group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": self.offset_reset,
+        }
+
+
+def parse_uri(uri: str, environ: Mapping[str, str] | None = None) -> KafkaConfig:
+    """``kafka://HOST:PORT[,HOST:PORT...]/TOPIC?group=NAME&offset_reset=earliest|latest``;
+    any other parameter with a dot in its name (``security.protocol=SASL_SSL``) and any
+    ``PERSONA_KAFKA_<KEY>`` variable (``PERSONA_KAFKA_SASL_PASSWORD``) go to librdkafka."""
+    environ = os.environ if environ is None else environ
+    parts = urlsplit(uri)
+    brokers = parts.netloc
+    if not brokers or not all(BROKER_RE.fullmatch(b) for b in brokers.split(",")):
+        raise ConfigError(
+            f"--source {uri}: give the brokers as kafka://HOST:PORT[,HOST:PORT...]/TOPIC"
+        )
+    topic = parts.path.lstrip("/")
+    if not TOPIC_RE.fullmatch(topic):
+        raise ConfigError(
+            f"--source {uri}: give one topic after the brokers, kafka://BROKERS/TOPIC "
+            "(letters, digits, '.', '_', '-')"
+        )
+    values: dict[str, Any] = {}
+    client: dict[str, str] = {}
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and value:
+            client[name.removeprefix(ENV_PREFIX).lower().replace("_", ".")] = value
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in ("group", "offset_reset"):
+            if not value:
+                raise ConfigError(f"--source {uri}: {key} must not be empty")
+            values[key] = value
+        elif "." in key:
+            client[key] = value
+        else:
+            raise ConfigError(
+                f"--source {uri}: unknown parameter {key!r}; use group, offset_reset, or a "
+                "librdkafka setting such as security.protocol"
+            )
+    if taken := sorted(MANAGED & set(client)):
+        raise ConfigError(
+            f"--source {uri}: {', '.join(taken)} cannot be set: the loader sets the brokers "
+            "and group from the URI and commits offsets itself, after the warehouse commit"
+        )
+    if values.get("offset_reset", "earliest") not in ("earliest", "latest"):
+        raise ConfigError(f"--source {uri}: offset_reset is earliest or latest")
+    return KafkaConfig(brokers, topic, client=client, **values)
+
+
+def real_consumer(config: dict[str, Any]) -> Consumer:
+    """A ``confluent_kafka.Consumer``; a setting librdkafka refuses is a configuration error."""
+    try:
+        import confluent_kafka
+    except ImportError as exc:
+        raise ConfigError(
+            "the kafka source needs the kafka extra: pip install 'persona[kafka]'"
+        ) from exc
+    try:
+        return confluent_kafka.Consumer(
+            {**config, "logger": log, "error_cb": lambda err: log.warning("kafka: %s", err)}
+        )
+    except confluent_kafka.KafkaException as exc:
+        raise ConfigError(f"kafka consumer settings: {exc.args[0].str()}") from exc
+
+
+class KafkaSource:
+    """Yields the events of every message of the partitions this process is assigned; ``None``
+    while the topic is idle, so the pipeline commits a waiting batch on time."""
+
+    def __init__(
+        self,
+        config: KafkaConfig,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = real_consumer,
+        max_messages: int = 1000,
+        idle_seconds: float = 0.2,
+    ) -> None:
+        self.config = config
+        self.consumer = consumer_factory(config.consumer_config())
+        self.max_messages, self.idle = max_messages, idle_seconds
+        self._next: dict[int, int] = {}  # partition -> offset after the last message yielded
+        self._resume: dict[int, int] = {}  # partition -> offset from the warehouse's token
+        self._stop = threading.Event()
+
+    @property
+    def name(self) -> str:
+        return f"kafka://{self.config.brokers}/{self.config.topic}"
+
+    def position(self) -> str:
+        return offsets.token("kafka", *(n for p in sorted(self._next) for n in (p, self._next[p])))
+
+    def seek(self, token: str) -> None:
+        """Resume after ``token`` (the warehouse's last committed position), applied to each
+        partition as it is assigned."""
+        numbers = offsets.parse(token, "kafka")
+        if len(numbers) % 2:
+            raise ConfigError(f"offset token {token!r}: expected partition/offset pairs")
+        self._resume = dict(zip(numbers[::2], numbers[1::2], strict=True))
+
+    def commit(self) -> None:
+        """Everything yielded so far is in the warehouse: commit it to Kafka."""
+        if not self._next:
+            return
+        from confluent_kafka import KafkaException, TopicPartition
+
+        topic = self.config.topic
+        done = [TopicPartition(topic, p, n) for p, n in sorted(self._next.items())]
+        try:
+            self.consumer.commit(offsets=done, asynchronous=False)
+        except KafkaException as exc:  # a rebalance, a broker away: the next commit carries them
+            log.warning("kafka offsets not committed (%s); they are in the warehouse, and the "
+                        "next commit includes them", exc)  # fmt: skip
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
+        resumed = [tp for tp in partitions if tp.partition in self._resume]
+        if resumed:  # start at the later of Kafka's commit and the warehouse's token
+            committed = {tp.partition: tp.offset for tp in consumer.committed(resumed)}
+            for tp in resumed:
+                tp.offset = max(committed.get(tp.partition, -1), self._resume[tp.partition])
+        log.info("assigned partitions %s of %s", [tp.partition for tp in partitions],
+                 self.config.topic)  # fmt: skip
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[Any]) -> None:
+        # Another process owns them now and starts at Kafka's committed offset; what this one
+        # still has in flight may be loaded twice (the models deduplicate), never lost.
+        for tp in partitions:
+            self._next.pop(tp.partition, None)
+        log.info("revoked partitions %s", [tp.partition for tp in partitions])
+
+    def __iter__(self) -> Iterator[Event | FailedEvent | None]:
+        self.consumer.subscribe(
+            [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        while not self._stop.is_set():
+            messages = self.consumer.consume(self.max_messages, self.idle)
+            if not messages:
+                yield None
+                continue
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if getattr(error, "fatal", lambda: False)():
+                        raise SourceError(f"kafka: {error}")
+                    log.warning("kafka: %s", error)
+                    continue
+                partition, offset = message.partition(), message.offset()
+                where = f"{self.name}/{partition}@{offset}"
+                value = message.value()
+                items: list[Event | FailedEvent] = (
+                    list(parse_lines(value.split(b"\n"), where)) if value else []
+                )
+                if not items:
+                    items = [FailedEvent("", "invalid_payload", "empty Kafka message", where)]
+                yield from items[:-1]
+                # the message counts as read once its last event is in hand, so a commit in
+                # the middle of a message never marks the rest of it done
+                self._next[partition] = offset + 1
+                yield items[-1]

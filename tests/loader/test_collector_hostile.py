@@ -1,0 +1,253 @@
+"""Hostile HTTP input against a live collector process on 127.0.0.1: raw sockets, so that the
+bytes on the wire are exactly the hostile ones. Each request must get a sane status (never a
+5xx, never a hang), the collector must answer ``/health`` after each, bad events must land in
+``atomic.failed_events`` with the raw input and a reason, and good ones must still load.
+
+test_collector.py covers a non-JSON body, a missing event id, an unknown event type, an
+oversized body and a declared oversized length; test_enrich.py fuzzes payload fields. This file
+covers the HTTP layer around them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import socket
+import time
+import uuid
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.loader.live_collector import Collector
+
+TP2 = b"/com.snowplowanalytics.snowplow/tp2"
+SANE = {200, 400, 404, 405, 413, 414, 431}
+
+
+def send(collector: Collector, data: bytes, timeout: float = 5.0) -> int:
+    """Send raw bytes, return the response's status code (0: closed with no response, -1: no
+    answer yet, the server waiting for the rest of a request the client declared longer)."""
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=timeout) as s:
+        # refused mid-send (a huge request): the status may still be readable
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(data)
+        head = b""
+        try:
+            while b"\r\n" not in head:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        except ConnectionResetError:
+            pass
+        except TimeoutError:
+            return -1
+    if not head:
+        return 0
+    version, status, *_ = head.split(b" ", 2)
+    assert version.startswith(b"HTTP/1."), head[:100]
+    return int(status)
+
+
+def healthy(collector: Collector) -> bool:
+    return send(collector, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") == 200
+
+
+def post(body: bytes, content_type: bytes = b"application/json", extra: bytes = b"") -> bytes:
+    return (b"POST " + TP2 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
+            + content_type + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+            + extra + b"\r\n" + body)  # fmt: skip
+
+
+def get(query: bytes, extra: bytes = b"") -> bytes:
+    return b"GET /i?" + query + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + extra + b"\r\n"
+
+
+def b64(value: object) -> bytes:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=")
+
+
+def pv(eid: str, **more: str) -> dict[str, str]:
+    return {"e": "pv", "eid": eid, "url": "https://shop.example.com/", **more}
+
+
+def test_hostile_requests_get_sane_answers_and_bad_events_are_kept(
+    collector: Collector,
+) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    checkout = {"schema": "iglu:com.acme/checkout_step/jsonschema/1-0-2", "data": {}}
+    ue = b64({"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+              "data": checkout})  # fmt: skip
+    corpus: list[tuple[str, bytes, int | tuple[int, ...]]] = [
+        # content types: the body decides, as for Snowplow's collector
+        ("json as text/plain", post(orjson.dumps({"data": [pv(ids[0])]}), b"text/plain"), 200),
+        ("form content type", post(b"a=1&b=2", b"application/x-www-form-urlencoded"), 200),
+        ("multipart", post(b"--x\r\n\r\n--x--", b"multipart/form-data; boundary=x"), 200),
+        # truncated and invalid JSON
+        ("truncated json", post(b'{"schema":"s","data":[{"e":"pv","eid":"'), 200),
+        ("data is not a list", post(b'{"data":{"e":"pv"}}'), 200),
+        ("data of non-objects", post(b'{"data":[1,"x",null]}'), 200),
+        ("nested too deep", post(b"[" * 5000 + b"]" * 5000), 200),
+        ("nul and non-UTF-8 body", post(b'{"data":[{"e":"pv\x00\xff\xfe"}]}'), 200),
+        # invalid base64 in ue_px and cx, by GET and by POST
+        ("ue_px not base64", get(b"e=ue&eid=" + ids[1].encode() + b"&ue_px=%25%25%25"), 200),
+        ("cx not base64", post(orjson.dumps({"data": [pv(ids[2], cx="!!not base64!!")]})), 200),
+        ("ue_px not JSON", get(b"e=ue&eid=" + ids[3].encode() + b"&ue_px=bm90IGpzb24"), 200),
+        ("a good ue_px", get(b"e=ue&eid=" + ids[4].encode() + b"&ue_px=" + ue), 200),
+        # huge query strings and headers: refused before they reach the spool
+        ("query over 32 KiB", get(b"e=pv&url=" + b"a" * 40_000), 414),
+        ("headers over 64 KiB", get(b"e=pv", b"X-Pad: " + b"a" * 70_000 + b"\r\n"), 431),
+        (
+            "3000 headers",
+            get(b"e=pv", b"".join(b"X-%d: %d\r\n" % (i, i) for i in range(3000))),
+            431,
+        ),
+        (
+            "request line of 20 MB",
+            get(b"e=pv&url=" + b"a" * 20_000_000),
+            (400, 0),
+        ),  # 0: reset mid-send
+        # header abuse
+        ("two content lengths", post(b"{}", extra=b"Content-Length: 9\r\n"), 400),
+        ("negative content length", post(b"{}").replace(b"Length: 2", b"Length: -1"), 400),
+        (
+            "non-UTF-8 user agent",
+            get(b"e=pv&eid=" + ids[5].encode(), b"User-Agent: \xff\xfe\r\n"),
+            200,
+        ),
+        (
+            "forged sp cookie",
+            get(
+                b"e=pv&eid=" + str(uuid.uuid4()).encode(),
+                b"Cookie: sp=<script>" + b"z" * 5000 + b"\r\n",
+            ),
+            200,
+        ),
+        ("raw non-UTF-8 in the target", get(b"e=pv&url=\xff\xfe"), 400),
+        (
+            "percent-encoded non-UTF-8",
+            get(b"e=pv&eid=" + str(uuid.uuid4()).encode() + b"&url=https%3A%2F%2Fa%2F%FF%FE"),
+            200,
+        ),
+        ("not HTTP at all", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 64, 400),
+        ("wrong method", b"PUT /i HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
+        ("unknown path", b"GET /wp-admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (
+            "chunked past the limit",
+            b"POST " + TP2 + b" HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            + (b"80000\r\n" + b"a" * 0x80000 + b"\r\n") * 3
+            + b"0\r\n\r\n",
+            413,
+        ),
+    ]
+    for name, request, expected in corpus:
+        status = send(collector, request, timeout=10)
+        assert status in (expected if isinstance(expected, tuple) else (expected,)), (name, status)
+        assert healthy(collector), f"the collector stopped answering after: {name}"
+
+    collector.stop()
+    loaded = dict(collector.query("select event_id, network_userid from atomic.events"))
+    # good events arrive despite their hostile wrapping; the forged cookie was replaced
+    assert {ids[0], ids[4], ids[5]} <= set(loaded)
+    assert all(len(n) == 36 for n in loaded.values())
+    # header bytes that are not UTF-8 are read as Latin-1, as HTTP defines them
+    ua = collector.query(f"select useragent from atomic.events where event_id = '{ids[5]}'")
+    assert ua == [("ÿþ",)]
+    failed = collector.query(
+        "select error_type, message, raw from atomic.failed_events order by failed_at"
+    )
+    assert len(failed) == 10, failed
+    reasons = [(f[0], f[1]) for f in failed]
+    raws = [f[2] for f in failed]
+    # each bad body is kept whole, with the reason
+    assert raws[:4] == [
+        "a=1&b=2", "--x\r\n\r\n--x--", '{"schema":"s","data":[{"e":"pv","eid":"',
+        '{"data":{"e":"pv"}}',
+    ]  # fmt: skip
+    assert all(t == "invalid_payload" and "not a payload_data batch" in m for t, m in reasons[:7])
+    assert "unexpected end of data" in reasons[2][1]
+    assert "data must be a list of objects" in reasons[3][1] and reasons[3][1] == reasons[4][1]
+    assert "depth limit exceeded" in reasons[5][1] and len(raws[5]) == 10_000
+    assert raws[6] == '{"data":[{"e":"pv\x00\\xff\\xfe"}]}'  # undecodable bytes escaped, kept
+    # events with bad base64 or JSON inside: the tracker payload kept, the field named
+    by_id = {json.loads(r)["payload"]["eid"]: (t, m) for t, m, r in failed[7:]}
+    assert by_id[ids[1]][0] == by_id[ids[2]][0] == "invalid_payload"
+    assert "cx/ue_px: not base64url" in by_id[ids[1]][1]
+    assert "cx/ue_px: not base64url" in by_id[ids[2]][1]
+    assert by_id[ids[3]][0] == "invalid_json" and "not a self-describing event" in by_id[ids[3]][1]
+
+
+def test_slow_and_abandoned_requests_do_not_block_the_collector(collector: Collector) -> None:
+    """Slowloris, bounded: 50 connections that send half a request head and stall, and one
+    that sends half a body and hangs up. Others are served meanwhile; the half body is never
+    acknowledged, so it is not spooled (the tracker retries it)."""
+    stalled = []
+    try:
+        for i in range(50):
+            s = socket.create_connection(("127.0.0.1", collector.port), timeout=5)
+            s.sendall(b"GET /i?e=pv&eid=%d HTTP/1.1\r\nHost: x\r\nX-Slow: " % i)
+            stalled.append(s)
+        half = socket.create_connection(("127.0.0.1", collector.port), timeout=5)
+        half.sendall(post(orjson.dumps({"data": [pv(str(uuid.uuid4()))]}))[:-10])
+        started = time.monotonic()
+        assert healthy(collector)
+        good = str(uuid.uuid4())
+        assert send(collector, post(orjson.dumps({"data": [pv(good)]}))) == 200
+        assert time.monotonic() - started < 5
+        half.close()
+    finally:
+        for s in stalled:
+            s.close()
+    assert healthy(collector)
+    collector.stop()
+    assert collector.query("select event_id from atomic.events") == [(good,)]
+    assert collector.query("select count(*) from atomic.failed_events") == [(0,)]
+
+
+TOKENS = st.sampled_from([b"GET", b"POST", b"OPTIONS", b"HEAD", b"PUT", b"\x00", b"G ET"])
+PATHS = st.sampled_from([b"/i", TP2, b"/health", b"/", b"//i", b"/i/../i", b"*", b"/\xff"])
+HEADER_NAMES = st.sampled_from(
+    [b"Content-Length", b"Content-Type", b"Cookie", b"Transfer-Encoding", b"User-Agent",
+     b"SP-Anonymous", b"Origin", b"X-Forwarded-For", b"Host", b"Expect", b"X"]
+)  # fmt: skip
+HEADER_VALUES = st.one_of(
+    st.binary(max_size=40).filter(lambda b: b"\r" not in b and b"\n" not in b),
+    st.sampled_from([b"0", b"-1", b"99999999999", b"chunked", b"sp=x", b"100-continue", b""]),
+)
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.builds(lambda p: orjson.dumps({"data": p}),
+              st.lists(st.dictionaries(st.sampled_from(["e", "eid", "url", "ue_px", "cx", "dtm"]),
+                                       st.text(max_size=20), max_size=4), max_size=3)),
+)  # fmt: skip
+
+
+@st.composite
+def raw_requests(draw: st.DrawFn) -> bytes:
+    query = (
+        draw(st.binary(max_size=60)).replace(b" ", b"%20").replace(b"\r", b"").replace(b"\n", b"")
+    )
+    target = draw(PATHS) + (b"?" + query if draw(st.booleans()) else b"")
+    version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/9.9", b""]))
+    headers = draw(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=6))
+    body = draw(BODIES)
+    head = b" ".join(x for x in (draw(TOKENS), target, version) if x) + b"\r\n"
+    head += b"".join(k + b": " + v + b"\r\n" for k, v in headers)
+    if draw(st.booleans()):  # usually a body that matches its declared length
+        head += b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+    return head + b"Connection: close\r\n\r\n" + body
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(request=raw_requests())
+def test_any_raw_request_gets_a_sane_answer(collector: Collector, request: bytes) -> None:
+    """One collector serves every example; it must never answer 5xx nor stop answering."""
+    status = send(collector, request, timeout=2)
+    assert status in SANE | {0, -1}, status
+    assert healthy(collector)

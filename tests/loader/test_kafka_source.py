@@ -1,0 +1,339 @@
+"""The ``kafka://`` source, tested as far as is possible without a broker.
+
+There is no Kafka broker on this machine or in CI, so the delivery tests drive the source with
+``FakeConsumer``, a stand-in for ``confluent_kafka.Consumer`` that implements the calls the
+source makes with the broker semantics that matter here (a group's committed offsets, ordered
+messages per partition, assignment and revocation callbacks during ``consume``). Everything
+else is real: the pipeline, a DuckDB warehouse, the enriched TSV parser, librdkafka's own
+validation of settings, and the real client's ``subscribe``/``consume``/``close`` against a
+closed port on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from itertools import islice, pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_INVALID, TopicPartition
+
+from loader import offsets, pipeline
+from loader.batch import Batch
+from loader.errors import ConfigError, TerminalSinkError
+from loader.sinks.duckdb import DuckDBSink
+from loader.sources.kafka import KafkaConfig, KafkaSource, parse_uri
+from loader.sources.synthetic import SyntheticConfig, generate_lines
+from loader.uris import open_source
+
+TOPIC = "enriched"
+
+
+class FakeMessage:
+    def __init__(self, partition: int, offset: int, value: bytes | None) -> None:
+        self._partition, self._offset, self._value = partition, offset, value
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return TOPIC
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+
+class FakeConsumer:
+    """A fake ``confluent_kafka.Consumer`` (no broker here; see the module docstring)."""
+
+    def __init__(
+        self,
+        log: list[tuple[str, dict[int, int]]],
+        topic: dict[int, list[bytes | None]],
+        group_offsets: dict[int, int],
+        per_call: int = 7,
+        on_commit: Callable[[dict[int, int]], None] | None = None,
+        revoke_after_calls: tuple[int, list[int]] | None = None,
+    ) -> None:
+        self.log, self.topic, self.group_offsets = log, topic, group_offsets
+        self.per_call, self.on_commit, self.revoke_after = per_call, on_commit, revoke_after_calls
+        self.positions: dict[int, int] = {}
+        self.calls = 0
+        self.subscribed: tuple[Any, Any] | None = None
+        self.when_drained: Callable[[], None] = lambda: None
+        self.closed = False
+
+    def subscribe(self, topics: list[str], on_assign: Any = None, on_revoke: Any = None) -> None:
+        assert topics == [TOPIC]
+        self.subscribed = (on_assign, on_revoke)
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        assert self.subscribed is not None, "consume before subscribe"
+        on_assign, on_revoke = self.subscribed
+        if self.calls == 0:  # the group's first rebalance happens inside consume, as in Kafka
+            on_assign(self, [TopicPartition(TOPIC, p, OFFSET_INVALID) for p in self.topic])
+        self.calls += 1
+        if self.revoke_after and self.calls == self.revoke_after[0]:
+            lost = self.revoke_after[1]
+            on_revoke(self, [TopicPartition(TOPIC, p) for p in lost])
+            for p in lost:
+                del self.positions[p]
+        out: list[FakeMessage] = []
+        for p in sorted(self.positions):  # up to per_call messages of each partition, in order
+            start = self.positions[p]
+            end = min(len(self.topic[p]), start + self.per_call)
+            out.extend(
+                FakeMessage(p, offset, self.topic[p][offset]) for offset in range(start, end)
+            )
+            self.positions[p] = end
+        assert len(out) <= num_messages
+        if not out:
+            self.when_drained()
+        return out
+
+    def committed(self, partitions: list[Any], timeout: float = -1) -> list[Any]:
+        return [
+            TopicPartition(TOPIC, tp.partition, self.group_offsets.get(tp.partition, -1001))
+            for tp in partitions
+        ]
+
+    def assign(self, partitions: list[Any]) -> None:
+        for tp in partitions:
+            start = tp.offset if tp.offset >= 0 else self.group_offsets.get(tp.partition, 0)
+            self.positions[tp.partition] = start
+
+    def commit(self, offsets: list[Any] | None = None, asynchronous: bool = True) -> None:
+        assert offsets and not asynchronous
+        done = {tp.partition: tp.offset for tp in offsets}
+        if self.on_commit is not None:
+            self.on_commit(done)
+        self.log.append(("commit", done))
+        self.group_offsets.update(done)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def make_topic(partitions: int = 2, events: int = 60) -> dict[int, list[bytes | None]]:
+    lines = list(islice(generate_lines(SyntheticConfig(users=20, days=2, seed=3)), events))
+    assert len(lines) == events
+    return {p: [line.encode() for line in lines[p::partitions]] for p in range(partitions)}
+
+
+def event_id(message: bytes | None) -> str:
+    assert message is not None
+    return message.decode().split("\t")[6]
+
+
+class RecordingSink(DuckDBSink):
+    """The real DuckDB sink, noting each write in the shared log (and failing on request)."""
+
+    def __init__(self, path: Path, log: list[tuple[str, Any]], fail_on_write: int = 0) -> None:
+        super().__init__(path)
+        self.log, self.fail_on_write, self.writes = log, fail_on_write, 0
+
+    def write(self, batch: Batch) -> None:
+        self.writes += 1
+        if self.writes == self.fail_on_write:
+            raise TerminalSinkError("the warehouse refused the batch (on purpose)")
+        super().write(batch)
+        self.log.append(("write", len(batch)))
+
+    def event_ids(self) -> set[str]:
+        rows = self.con.cursor().execute("select event_id from atomic.events").fetchall()
+        return {r[0] for r in rows}
+
+
+def source_for(consumer: FakeConsumer, **kw: Any) -> KafkaSource:
+    source = KafkaSource(KafkaConfig("127.0.0.1:9092", TOPIC), lambda _cfg: consumer, **kw)
+    consumer.when_drained = source.stop
+    return source
+
+
+def test_offsets_are_committed_only_after_the_warehouse_has_the_events(tmp_path: Path) -> None:
+    topic = make_topic()
+    log: list[tuple[str, Any]] = []
+    sink = RecordingSink(tmp_path / "w.duckdb", log)
+
+    def check(done: dict[int, int]) -> None:  # at the moment of each Kafka commit
+        committed = {event_id(m) for p, n in done.items() for m in topic[p][:n]}
+        missing = committed - sink.event_ids()
+        assert not missing, f"committed to Kafka before the warehouse had {missing}"
+
+    consumer = FakeConsumer(log, topic, {}, on_commit=check)
+    summary = pipeline.run(source_for(consumer), sink, batch_rows=10)
+    assert summary.good == 60 and summary.failed == 0
+    kinds = [k for k, _ in log]
+    assert kinds[:2] == ["write", "commit"] and kinds.count("commit") == kinds.count("write") > 3
+    assert all(a == "write" for a, b in pairwise(kinds) if b == "commit")
+    assert log[-1] == ("commit", {0: 30, 1: 30})
+    assert sink.event_ids() == {event_id(m) for msgs in topic.values() for m in msgs}
+    sink.close()
+
+
+def test_a_failed_warehouse_write_commits_nothing_and_a_restart_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    topic = make_topic()
+    log: list[tuple[str, Any]] = []
+    group: dict[int, int] = {}
+    sink = RecordingSink(tmp_path / "w.duckdb", log, fail_on_write=2)
+    with pytest.raises(TerminalSinkError):
+        pipeline.run(source_for(FakeConsumer(log, topic, group)), sink, batch_rows=10)
+    assert [k for k, _ in log] == ["write", "commit"]  # the second batch: no write, no commit
+    first = dict(group)
+    assert 0 < sum(first.values()) < 60
+    sink.close()
+
+    sink = RecordingSink(tmp_path / "w.duckdb", log)  # restart: the group resumes where it was
+    summary = pipeline.run(source_for(FakeConsumer(log, topic, group)), sink, batch_rows=10)
+    assert summary.good == 60 - sum(first.values())
+    assert sink.event_ids() == {event_id(m) for msgs in topic.values() for m in msgs}
+    assert group == {0: 30, 1: 30}
+    sink.close()
+
+
+def test_position_is_a_token_per_partition_and_seek_resumes_after_the_warehouse(
+    tmp_path: Path,
+) -> None:
+    topic = make_topic()
+    log: list[tuple[str, Any]] = []
+    # The warehouse committed partition 0 up to 12 and 1 up to 5, but the loader died before
+    # the Kafka commit of partition 0 (Kafka says 4); partition 1 moved on in another process.
+    group = {0: 4, 1: 9}
+    source = source_for(FakeConsumer(log, topic, group))
+    token = offsets.token("kafka", 0, 12, 1, 5)
+    source.seek(token)
+    seen = [item for item in source if item is not None]
+    assert [e["event_id"] for e in seen] == [
+        *[event_id(m) for m in topic[0][12:19]], *[event_id(m) for m in topic[1][9:16]],
+        *[event_id(m) for m in topic[0][19:26]], *[event_id(m) for m in topic[1][16:23]],
+        *[event_id(m) for m in topic[0][26:30]], *[event_id(m) for m in topic[1][23:30]],
+    ]  # fmt: skip
+    assert source.position() == offsets.token("kafka", 0, 30, 1, 30) > token
+    assert offsets.parse(source.position(), "kafka") == [0, 30, 1, 30]
+    with pytest.raises(ConfigError, match="another kind of source"):
+        source.seek(offsets.token("spool", 1, 2))
+    with pytest.raises(ConfigError, match="partition/offset pairs"):
+        source.seek(offsets.token("kafka", 1, 2, 3))
+
+
+def test_a_revoked_partition_is_no_longer_committed(tmp_path: Path) -> None:
+    topic = make_topic()
+    log: list[tuple[str, Any]] = []
+    consumer = FakeConsumer(log, topic, {}, revoke_after_calls=(3, [1]))
+    sink = RecordingSink(tmp_path / "w.duckdb", log)
+    pipeline.run(source_for(consumer), sink, batch_rows=7)
+    commits = [done for kind, done in log if kind == "commit"]
+    assert commits[:2] == [{0: 7}, {0: 7, 1: 7}]
+    assert commits[-1] == {0: 30}  # partition 1 is another process's now: never committed again
+    assert set(commits[-2]) == {0}
+    sink.close()
+
+
+def test_bad_messages_become_failed_events_and_their_offsets_are_committed(
+    tmp_path: Path,
+) -> None:
+    good = make_topic(partitions=1, events=3)[0]
+    topic: dict[int, list[bytes | None]] = {
+        0: [good[0], b"\xff\xfe not utf-8", b"", good[1], b"too\tfew\tfields", None, good[2]]
+    }
+    log: list[tuple[str, Any]] = []
+    sink = RecordingSink(tmp_path / "w.duckdb", log)
+    summary = pipeline.run(source_for(FakeConsumer(log, topic, {})), sink, batch_rows=100)
+    assert (summary.good, summary.failed) == (3, 4)
+    failed = (
+        sink.con.cursor()
+        .execute("select source, error_type, message from atomic.failed_events order by source")
+        .fetchall()
+    )
+    name = f"kafka://127.0.0.1:9092/{TOPIC}/0"
+    assert [f[:2] for f in failed] == [
+        (f"{name}@1", "invalid_encoding"), (f"{name}@2", "invalid_payload"),
+        (f"{name}@4", "wrong_field_count"), (f"{name}@5", "invalid_payload"),
+    ]  # fmt: skip
+    assert log[-1] == ("commit", {0: 7})
+    sink.close()
+
+
+def test_a_multi_line_message_is_marked_read_only_with_its_last_line() -> None:
+    lines = make_topic(partitions=1, events=2)[0]
+    topic: dict[int, list[bytes | None]] = {0: [b"\n".join(x for x in lines if x)]}
+    source = source_for(FakeConsumer([], topic, {}))
+    items = iter(source)
+    assert next(items) is not None
+    assert source.position() == offsets.token("kafka")  # half the message: nothing done yet
+    assert next(items) is not None
+    assert source.position() == offsets.token("kafka", 0, 1)
+
+
+def test_uri_parsing() -> None:
+    cfg = parse_uri(
+        "kafka://k1:9092,k2:9093/snowplow.enriched?group=loaders&offset_reset=latest"
+        "&security.protocol=SASL_SSL",
+        environ={"PERSONA_KAFKA_SASL_PASSWORD": "s3cret", "PERSONA_BATCH_ROWS": "5"},
+    )
+    assert (cfg.brokers, cfg.topic, cfg.group, cfg.offset_reset) == (
+        "k1:9092,k2:9093", "snowplow.enriched", "loaders", "latest",
+    )  # fmt: skip
+    assert cfg.consumer_config() == {
+        "security.protocol": "SASL_SSL",
+        "sasl.password": "s3cret",
+        "bootstrap.servers": "k1:9092,k2:9093",
+        "group.id": "loaders",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "latest",
+    }
+    assert parse_uri("kafka://[::1]:9092/t", environ={}).group == "persona"
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("kafka:///topic", "give the brokers"),
+        ("kafka://a b:9092/topic", "give the brokers"),
+        ("kafka://k:9092", "give one topic"),
+        ("kafka://k:9092/a/b", "give one topic"),
+        ("kafka://k:9092/t?grup=x", "unknown parameter 'grup'"),
+        ("kafka://k:9092/t?group=", "group must not be empty"),
+        ("kafka://k:9092/t?offset_reset=newest", "offset_reset is earliest or latest"),
+        ("kafka://k:9092/t?enable.auto.commit=true", "enable.auto.commit cannot be set"),
+        ("kafka://k:9092/t?group.id=x", "group.id cannot be set"),
+    ],
+)
+def test_uri_errors_say_what_would_work(uri: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_uri(uri, environ={})
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_real_client_refuses_a_bad_setting_as_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"no\.such\.setting"):
+        open_source(f"kafka://127.0.0.1:{closed_port()}/t?no.such.setting=1")
+
+
+def test_the_real_client_subscribes_idles_and_stops_without_a_broker() -> None:
+    """The real confluent_kafka.Consumer against a closed port: the calls the source makes
+    (subscribe with callbacks, consume, close) match the client's, and no broker means idle."""
+    source = open_source(f"kafka://127.0.0.1:{closed_port()}/enriched?group=t")
+    assert isinstance(source, KafkaSource)
+    items = iter(source)
+    assert next(items) is None and next(items) is None  # idle: the pipeline can commit on time
+    source.stop()
+    assert list(items) == []
+    source.commit()  # nothing read: nothing to commit, and no error
+    source.close()
