@@ -1,0 +1,129 @@
+"""Segments across refreshes (entries, exits, since) and definitions that must fail the build."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from loader.enriched import Event
+from tests.models.conftest import Dbt
+
+SCHEMA = "derived_segments"  # a copy of the shop's models, so moving the clock harms no one
+
+
+@pytest.fixture(scope="module")
+def two_refreshes(shop: tuple[Dbt, list[Event]]) -> tuple[Dbt, datetime, datetime]:
+    """Refresh at the newest event, then again 45 days later: the clock alone moves people."""
+    dbt, _ = shop
+    con = dbt.connect()
+    newest = con.execute("select max(collector_tstamp) from derived.events").fetchone()[0]
+    con.close()
+    first = newest.replace(microsecond=0)
+    later = first + timedelta(days=45)
+    dbt("build", "--exclude-resource-type", "test", "unit_test",
+        vars={"as_of": str(first)}, schema=SCHEMA)  # fmt: skip
+    dbt("build", "--exclude-resource-type", "test", "unit_test",
+        vars={"as_of": str(later)}, schema=SCHEMA)  # fmt: skip
+    return dbt, first, later
+
+
+def test_membership_is_what_the_definitions_select_now(two_refreshes) -> None:
+    dbt, _, _ = two_refreshes
+    con = dbt.connect()
+    members = set(
+        con.execute(f"select user_id, segment from {SCHEMA}.segment_membership").fetchall()
+    )
+    expected = set(
+        con.execute(
+            f"""
+            select user_id, 'lapsed' from {SCHEMA}.profiles where lifecycle_stage = 'lapsed'
+            union all
+            select user_id, 'champions' from {SCHEMA}.profiles where rfm_segment = 'Champions'
+            union all
+            select user_id, 'cart_abandoners' from {SCHEMA}.profiles
+            where add_to_carts_7d >= 1 and purchases_7d = 0
+            """
+        ).fetchall()
+    )
+    listed = {m for m in members if m[1] in ("lapsed", "champions", "cart_abandoners")}
+    assert listed == expected
+    assert any(s == "lapsed" for _, s in members)
+
+
+def test_history_records_entries_and_exits_and_keeps_since_for_stayers(two_refreshes) -> None:
+    dbt, _, _ = two_refreshes
+    con = dbt.connect()
+    snapshots = [r[0] for r in con.execute(
+        f"select distinct dbt_valid_from from {SCHEMA}.segment_history order by 1"
+    ).fetchall()]  # fmt: skip
+    assert len(snapshots) == 2
+    first, second = snapshots
+    changes = con.execute(
+        f"select change_type, changed_at, count(*) from {SCHEMA}.segment_changes group by all"
+    ).fetchall()
+    counts = {(c, t): n for c, t, n in changes}
+    # 45 days later no one abandoned a cart last week, and the active have lapsed
+    exited = con.execute(
+        f"select segment from {SCHEMA}.segment_changes where change_type = 'exit'"
+    ).fetchall()
+    assert ("cart_abandoners",) in exited
+    entered_later = con.execute(
+        f"select segment from {SCHEMA}.segment_changes "
+        "where change_type = 'enter' and changed_at = ?",
+        [second],
+    ).fetchall()
+    assert ("lapsed",) in entered_later
+    assert counts[("exit", second)] > 0 and counts[("enter", first)] > 0
+    # Champions are ranked among buyers, whom the clock does not change: they stay, since the first
+    stayers = con.execute(
+        f"select count(*), min(since), max(since) from {SCHEMA}.segment_membership "
+        "where segment = 'champions'"
+    ).fetchone()
+    assert stayers[0] > 0 and stayers[1] == stayers[2] == first
+
+
+@pytest.mark.parametrize(
+    ("segments", "message"),
+    [
+        (
+            [{"name": "broken", "where": {"no_such_column": 1}}],
+            "unknown profiles column 'no_such_column'",
+        ),
+        ([{"name": "broken", "where": {"revenue": {"~": 1}}}], "unknown operator '~'"),
+        ([{"name": "broken", "where": {"revenue": {"in": []}}}], "needs a non-empty list"),
+        ([{"name": "broken"}], "needs `where` or `any`"),
+        ([{"name": "Broken Name", "where": {"revenue": 1}}], "lower_snake_case"),
+        ([{"name": "twice", "where": {"revenue": 1}}] * 2, "defined twice"),
+    ],
+)
+def test_a_bad_definition_fails_the_build_naming_the_segment(
+    two_refreshes, segments: list[dict], message: str | None
+) -> None:
+    dbt, first, _ = two_refreshes
+    vars = {"as_of": str(first), "segments": segments, "audiences": []}
+    with pytest.raises(AssertionError) as failure:
+        dbt("build", "-s", "segment_members", vars=vars, schema=SCHEMA)
+    text = str(failure.value)
+    assert message in text
+    assert segments[0]["name"] in text
+
+
+def test_an_audience_of_an_unknown_segment_fails_naming_both(two_refreshes) -> None:
+    dbt, first, _ = two_refreshes
+    vars = {"as_of": str(first), "audiences": [{"name": "ads", "segment": "nobody"}]}
+    with pytest.raises(AssertionError, match="audience 'ads': unknown segment 'nobody'"):
+        dbt("build", "-s", "audiences", vars=vars, schema=SCHEMA)
+
+
+def test_a_definition_cannot_inject_sql(two_refreshes) -> None:
+    """Values are literals: a quote in one is data, so the statement it tries to end never runs."""
+    dbt, first, _ = two_refreshes
+    payload = f"x'; drop table {SCHEMA}.profiles; --"
+    segments = [{"name": "sneaky", "where": {"top_category": payload}}]
+    vars = {"as_of": str(first), "segments": segments, "audiences": []}
+    dbt("build", "-s", "segment_members", "--exclude-resource-type", "test", "unit_test",
+        vars=vars, schema=SCHEMA)  # fmt: skip
+    con = dbt.connect()
+    assert con.execute(f"select count(*) from {SCHEMA}.profiles").fetchone()[0] > 0
+    assert con.execute(f"select count(*) from {SCHEMA}.segment_members").fetchone()[0] == 0
