@@ -38,7 +38,7 @@ demo: $(VENV)/.installed profiles.yml
 	@echo "== Fresh warehouse: $(PERSONA_DUCKDB)"
 	rm -f $(PERSONA_DUCKDB) $(PERSONA_DUCKDB).wal
 	$(BIN)/python -m loader --source '$(DEMO_SOURCE)' --sink duckdb:$(PERSONA_DUCKDB)
-	$(BIN)/dbt build --quiet
+	$(BIN)/dbt build --quiet --vars '{as_of: latest_event}'
 	$(BIN)/python scripts/demo_summary.py $(PERSONA_DUCKDB)
 
 test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed

@@ -35,6 +35,25 @@ order by devices > 1 desc, purchases > 0 desc, sessions between 4 and 12 desc, r
 limit 1
 """
 
+SEGMENTS = """
+select d.segment, d.description, count(m.user_id) as members
+from derived.segment_definitions as d
+left join derived.segment_membership as m using (segment)
+group by all
+order by members desc, d.segment
+"""
+
+PROFILE = """
+select user_id, as_of, lifecycle_stage, engagement_tier, rfm_segment,
+    recency_score || '/' || frequency_score || '/' || monetary_score as rfm,
+    sessions, sessions_30d, purchases, round(revenue, 2) as revenue,
+    round(avg_order_value, 2) as avg_order_value, days_since_last_visit, days_since_last_purchase,
+    usual_visit_gap_days, top_categories, top_products, preferred_channel,
+    preferred_device_type, preferred_hour_utc
+from derived.profiles
+where user_id = ?
+"""
+
 SESSIONS = """
 select strftime(start_tstamp, '%Y-%m-%d %H:%M') as started,
     left(domain_userid, 8) as device,
@@ -79,6 +98,13 @@ def main(path: str) -> int:
         return 0
     console.print(_table("Example customer", con.execute(EXAMPLE)))
     console.print(_table("Their sessions, on every device", con.execute(SESSIONS, [example[0]])))
+    profile = con.execute(PROFILE, [example[0]])
+    names = [d[0] for d in profile.description]
+    card = Table(title="Their profile (derived.profiles)", title_justify="left", show_header=False)
+    for name, value in zip(names, profile.fetchone(), strict=True):
+        card.add_row(name, "" if value is None else str(value))
+    console.print(card)
+    console.print(_table("Segments (derived.segment_membership)", con.execute(SEGMENTS)))
     return 0
 
 

@@ -30,7 +30,16 @@ final as (
         domain_userid,
         cast(start_tstamp as date) as activity_date,
         default_channel_group as channel,
-        dvce_type,
+        {#- dvce_type when the tracker set it, else a coarse class from the useragent -#}
+        coalesce(
+            dvce_type,
+            case
+                when {{ persona.regexp_contains('useragent', 'ipad|tablet') }} then 'Tablet'
+                when {{ persona.regexp_contains('useragent', 'mobile|android|iphone') }}
+                    then 'Mobile'
+                when useragent is not null then 'Computer'
+            end
+        ) as dvce_type,
         extract(hour from start_tstamp) as start_hour,
         count(*) as sessions,
         sum(page_views) as page_views,
