@@ -4,6 +4,7 @@
     python -m bench loader           # enriched TSV → DuckDB, next to DuckDB's read_csv
     python -m bench incremental      # incremental dbt run next to a full refresh
     python -m bench collector        # the collector under load from a second process
+    python -m bench freshness        # event arrival -> profiles / segments, while streaming
 
 Results print as tables and are written to bench/out/<name>.json; BENCHMARKS.md records them.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import collector, incremental, loader_throughput
+from bench import collector, freshness, incremental, loader_throughput
 
 OUT = Path(__file__).resolve().parent / "out"
 MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -88,10 +89,31 @@ def bench_collector(console: Console, args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def bench_freshness(console: Console, args: argparse.Namespace) -> None:
+    users, days = args.fresh_users, args.fresh_days
+    with console.status(f"freshness: {users} users x {days} days of history, then streaming"):
+        r = freshness.run(OUT, users, days, args.fresh_seconds, args.fresh_rate)
+    _save("freshness", r)
+    title = (f"Freshness while streaming {r['stream_events_per_s']:.0f} events/s over "
+             f"~{r['history_events_approx']:,.0f} events of history, {r['probes']} probes "
+             f"({MACHINE})")  # fmt: skip
+    table = Table(title=title)
+    for column in ("arrival -> visible in", "p50 s", "p95 s", "max s"):
+        table.add_column(column, justify="right")
+    for name in ("profiles", "segment_membership"):
+        table.add_row(name, f"{r[name + '_p50_s']:.2f}", f"{r[name + '_p95_s']:.2f}",
+                      f"{r[name + '_max_s']:.2f}")  # fmt: skip
+    table.add_row("(one refresh cycle, median)", f"{r['refresh_cycle_s_median']:.2f}", "", "")
+    console.print(table)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "which", nargs="?", default="all", choices=["all", "loader", "incremental", "collector"]
+        "which",
+        nargs="?",
+        default="all",
+        choices=["all", "loader", "incremental", "collector", "freshness"],
     )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
     parser.add_argument("--days", type=int, default=30, help="loader: synthetic days")
@@ -100,6 +122,10 @@ def main() -> int:
                         help="incremental: the two history sizes, in events")  # fmt: skip
     parser.add_argument("--new", type=int, default=50_000, help="incremental: new events per run")
     parser.add_argument("--seconds", type=float, default=30, help="collector: load duration")
+    parser.add_argument("--fresh-users", type=int, default=2000, help="freshness: history users")
+    parser.add_argument("--fresh-days", type=int, default=30, help="freshness: history days")
+    parser.add_argument("--fresh-seconds", type=float, default=60, help="freshness: stream time")
+    parser.add_argument("--fresh-rate", type=float, default=200, help="freshness: events/s")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     console = Console()
@@ -107,6 +133,8 @@ def main() -> int:
         bench_loader(console, args)
     if args.which in ("all", "collector"):
         bench_collector(console, args)
+    if args.which in ("all", "freshness"):
+        bench_freshness(console, args)
     if args.which in ("all", "incremental"):
         bench_incremental(console, args)
     return 0
