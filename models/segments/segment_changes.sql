@@ -1,10 +1,22 @@
 {#- Entries and exits, one row per change: an activation tool syncs the rows after its last
     sync instead of diffing whole lists. -#}
 {{ config(materialized='view') }}
+-- depends_on: {{ ref('segment_members') }}
 
 with history as (
 
+    {%- if persona.snapshot_exists(ref('segment_history')) %}
     select * from {{ ref('segment_history') }}
+    {%- else %}
+    {#- no snapshot yet (a plain `dbt run`): no changes recorded -#}
+    select
+        user_id,
+        segment,
+        cast(null as timestamp) as dbt_valid_from,
+        cast(null as timestamp) as dbt_valid_to
+    from {{ ref('segment_members') }}
+    where false
+    {%- endif %}
 
 ),
 
