@@ -59,7 +59,7 @@ traffic as (
         bucket_start,
         coalesce(app_id, '(none)') as app_id,
         coalesce(event_name, '(none)') as event_name,
-        sum(events) as events
+        sum(events - bot_events) as events
     from traffic_hourly
     group by bucket_start, coalesce(app_id, '(none)'), coalesce(event_name, '(none)')
 
@@ -173,8 +173,11 @@ traffic_scores as (
         traffic_scored.bucket_start,
         traffic_scored.events,
         traffic_medians.expected,
+        {#- the Poisson sd, widened by the dispersion of session-clustered events, floors the
+            scale: a tiny or very regular count cannot make a small MAD explode the score -#}
         (traffic_scored.events - traffic_medians.expected) / greatest(
-            1.4826 * traffic_mads.mad, sqrt(greatest(traffic_medians.expected, 1))
+            1.4826 * traffic_mads.mad,
+            sqrt({{ var('anomalies_traffic_dispersion') }} * greatest(traffic_medians.expected, 1))
         ) as score
     from traffic_scored
     inner join traffic_medians
@@ -201,7 +204,10 @@ traffic_anomalies as (
         cast(expected as double) as expected,
         cast(score as double) as score,
         cast({{ traffic_threshold }} as double) as threshold,
-        {{ persona.anomaly_severity('score', traffic_threshold) }} as severity,
+        case
+            when events = 0 then 'high'
+            else {{ persona.anomaly_severity('score', traffic_threshold) }}
+        end as severity,
         case
             when events = 0 then 'dropped to zero'
             when score > 0 then 'spike'
@@ -214,8 +220,11 @@ traffic_anomalies as (
         cast(null as boolean) as is_known_bot
     from traffic_scores
     where
-        abs(score) >= {{ traffic_threshold }}
-        and greatest(events, expected) >= {{ var('anomalies_traffic_min_events') }}
+        (
+            abs(score) >= {{ traffic_threshold }}
+            and greatest(events, expected) >= {{ var('anomalies_traffic_min_events') }}
+        )
+        or (events = 0 and expected >= {{ var('anomalies_traffic_min_expected_for_zero') }})
 
 ),
 
