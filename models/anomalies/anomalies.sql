@@ -51,7 +51,7 @@ window_bounds as (
 
 ),
 
-{#- ---------------------------------------------------------------- traffic -#}
+{# ---------------------------------------------------------------- traffic #}
 
 traffic as (
 
@@ -129,9 +129,9 @@ traffic_baseline as (
             scored.app_id = baseline.app_id
             and scored.event_name = baseline.event_name
             and scored.hour_of_week = baseline.hour_of_week
-            and baseline.bucket_start < scored.bucket_start
-            and baseline.bucket_start
-            >= {{ dbt.dateadd('week', -weeks, 'scored.bucket_start') }}
+            and scored.bucket_start > baseline.bucket_start
+            and {{ dbt.dateadd('week', -weeks, 'scored.bucket_start') }}
+            <= baseline.bucket_start
 
 ),
 
@@ -174,7 +174,7 @@ traffic_scores as (
         traffic_scored.events,
         traffic_medians.expected,
         {#- the Poisson sd, widened by the dispersion of session-clustered events, floors the
-            scale: a tiny or very regular count cannot make a small MAD explode the score -#}
+            scale: a tiny or very regular count cannot make a small MAD explode the score #}
         (traffic_scored.events - traffic_medians.expected) / greatest(
             1.4826 * traffic_mads.mad,
             sqrt({{ var('anomalies_traffic_dispersion') }} * greatest(traffic_medians.expected, 1))
@@ -228,7 +228,7 @@ traffic_anomalies as (
 
 ),
 
-{#- ---------------------------------------------------------------- behaviour -#}
+{# ---------------------------------------------------------------- behaviour #}
 
 behaviour_signals as (
 
@@ -284,21 +284,24 @@ behaviour_anomalies as (
         substr(
             case
                 when is_fast = 1
-                    then '; ' || cast(max_events_per_minute as {{ dbt.type_string() }})
-                    || ' events in one minute'
+                    then
+                        '; ' || cast(max_events_per_minute as {{ dbt.type_string() }})
+                        || ' events in one minute'
                 else ''
             end
             || case
                 when is_pingless = 1
-                    then '; ' || cast(page_views as {{ dbt.type_string() }})
-                    || ' page views without a page ping'
+                    then
+                        '; ' || cast(page_views as {{ dbt.type_string() }})
+                        || ' page views without a page ping'
                 else ''
             end
             || case
                 when is_uniform = 1
-                    then '; page view gaps nearly uniform (cv '
-                    || cast(round(page_view_gap_cv, 3) as {{ dbt.type_string() }})
-                    || ' over ' || cast(page_view_gaps as {{ dbt.type_string() }}) || ' gaps)'
+                    then
+                        '; page view gaps nearly uniform (cv '
+                        || cast(round(page_view_gap_cv, 3) as {{ dbt.type_string() }})
+                        || ' over ' || cast(page_view_gaps as {{ dbt.type_string() }}) || ' gaps)'
                 else ''
             end
             || case when is_bot then '; already flagged as a bot by events.is_bot' else '' end,
@@ -310,7 +313,7 @@ behaviour_anomalies as (
 
 ),
 
-{#- ---------------------------------------------------------------- data quality -#}
+{# ---------------------------------------------------------------- data quality #}
 
 hourly_volume as (
 
@@ -380,9 +383,9 @@ failed_baseline as (
     from failed_scored as scored
     inner join failed_dense as baseline
         on
-            baseline.bucket_start < scored.bucket_start
-            and baseline.bucket_start
-            >= {{ dbt.dateadd('hour', -failed_hours, 'scored.bucket_start') }}
+            scored.bucket_start > baseline.bucket_start
+            and {{ dbt.dateadd('hour', -failed_hours, 'scored.bucket_start') }}
+            <= baseline.bucket_start
 
 ),
 

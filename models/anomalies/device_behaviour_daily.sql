@@ -12,7 +12,6 @@ with events as (
     select * from {{ ref('events') }}
     where
         domain_userid is not null  -- noqa: LT02
-        and collector_tstamp is not null
         {{- persona.in_touched_buckets(ref('events'), day, ['domain_userid']) }}
 
 ),
