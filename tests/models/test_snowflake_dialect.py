@@ -66,10 +66,17 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
         mode = "FULL" if model["name"] in full_refresh else "INCREMENTAL"
         assert config["refresh_mode"] == mode, model["name"]
         assert config["target_lag"], model["name"]
-        lag = {"events": "downstream", "session_bounds": "downstream", "product_events": "downstream",
-               "users": "5 minutes", "identity_map": "5 minutes",  # the users layer
-               "traffic_hourly": "downstream", "failed_events_hourly": "downstream",
-               "device_behaviour_daily": "downstream", "anomalies": "15 minutes"}  # fmt: skip
+        lag = {
+            "events": "downstream",
+            "session_bounds": "downstream",
+            "product_events": "downstream",
+            "users": "5 minutes",  # the users layer
+            "identity_map": "5 minutes",
+            "traffic_hourly": "downstream",
+            "failed_events_hourly": "downstream",
+            "device_behaviour_daily": "downstream",
+            "anomalies": "15 minutes",  # a full refresh: PERSONA_TARGET_LAG_ANOMALIES
+        }
         assert config["target_lag"] == lag.get(model["name"], "1 minute"), model["name"]
         # the DuckDB incremental machinery must not render into a dynamic table's query
         assert "_persona_watermarks" not in model["compiled_code"], model["name"]
