@@ -173,12 +173,11 @@ traffic_scores as (
         traffic_scored.bucket_start,
         traffic_scored.events,
         traffic_medians.expected,
-        {#- the Poisson sd, widened by the dispersion of session-clustered events, floors the
-            scale: a tiny or very regular count cannot make a small MAD explode the score #}
-        (traffic_scored.events - traffic_medians.expected) / greatest(
-            1.4826 * traffic_mads.mad,
-            sqrt({{ var('anomalies_traffic_dispersion') }} * greatest(traffic_medians.expected, 1))
-        ) as score
+        {#- the Poisson floor widened: events come in sessions of many events #}
+        {{ persona.robust_z(
+            'traffic_scored.events', 'traffic_medians.expected', 'traffic_mads.mad',
+            var('anomalies_traffic_dispersion'),
+        ) }} as score
     from traffic_scored
     inner join traffic_medians
         on
@@ -436,8 +435,7 @@ failed_scores as (
 
     select
         *,
-        (failed_events - expected) / greatest(1.4826 * mad, sqrt(greatest(expected, 1)))
-            as score
+        {{ persona.robust_z('failed_events', 'expected', 'mad') }} as score
     from failed_expected
 
 ),
