@@ -3,7 +3,10 @@
     gaps between page views are) and whether `events` already flagged it as a bot. The gap
     statistics are kept as exact integer sums, so an incremental run and a full refresh agree
     to the last digit. Incremental runs recompute, whole, the device-days that events loaded
-    since the last run fall in and replace their rows. -#}
+    since the last run fall in and replace their rows.
+    One case is left to a full refresh, as in identity_map: when an earlier copy of an event
+    arrives after the later copy was kept, `events` swaps them, and the device-day of the copy
+    removed keeps counting it. -#}
 {{ config(unique_key=['domain_userid', 'event_date'], target_lag='downstream') }}
 {%- set day = dbt.date_trunc('day', 'collector_tstamp') -%}
 

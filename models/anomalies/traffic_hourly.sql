@@ -1,8 +1,11 @@
 {#- One row per app_id × event_name × hour of collector_tstamp with at least one event: the
-    event volume the traffic detector compares with its seasonal baseline. Bots count (a surge
-    of bot traffic is traffic too). Incremental runs recompute, whole, the hours that events
-    loaded since the last run fall in (late events reopen old hours) and replace those hours'
-    rows. -#}
+    event volume the traffic detector compares with its seasonal baseline. Known bots are
+    counted, and counted apart (bot_events), so a detector can leave them out. Incremental runs
+    recompute, whole, the hours that events loaded since the last run fall in (late events
+    reopen old hours) and replace those hours' rows.
+    One case is left to a full refresh, as in identity_map: when an earlier copy of an event
+    arrives after the later copy was kept, `events` swaps them, and the hour of the copy
+    removed keeps counting it. -#}
 {{ config(unique_key='bucket_start', target_lag='downstream') }}
 {%- set hour = dbt.date_trunc('hour', 'collector_tstamp') -%}
 
