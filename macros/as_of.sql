@@ -1,31 +1,33 @@
-{#- The point in time a thin final layer measures windows from, as a SQL timestamp (UTC, no
-    time zone) from var `as_of`:
-      'now' (default)  the current time: fine in a table rebuilt each run, or a Snowflake
-                       dynamic table with refresh_mode FULL; never in an incremental model
-      'latest_event'   the latest collector_tstamp in `events`: replays and tests give the
-                       same answer whenever they run
-      a timestamp      e.g. '2026-02-05 00:00:00': a fixed point, for backfills
-    Shared by every final layer (anomalies, profiles, ...) so they agree on "now". -#}
+{#- The moment "now" means for windowed features (last 7 days, days since last visit) and the
+    other thin final-layer models. var as_of: 'now' (default: the refresh's clock),
+    'latest_event' (the newest collector_tstamp loaded: replays and demos of past data), or a
+    timestamp literal such as '2026-01-31 00:00:00' (backtests). Only final-layer models call
+    this: incremental layers never depend on the clock (ARCHITECTURE.md, decision 4). -#}
 {% macro as_of() -%}
     {%- set value = var('as_of', 'now') | string -%}
     {%- if value == 'now' -%}
-        {{ adapter.dispatch('as_of_now', 'persona')() }}
+        {{ persona.utc_now() }}
     {%- elif value == 'latest_event' -%}
         (select max(collector_tstamp) from {{ ref('events') }})
-    {%- elif modules.re.match('^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$', value) -%}
+    {%- elif modules.re.fullmatch('\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?', value) -%}
         cast('{{ value }}' as timestamp)
     {%- else -%}
         {{ exceptions.raise_compiler_error(
-            "var as_of must be 'now', 'latest_event' or a timestamp like '2026-02-05 00:00:00',"
-            ~ " got '" ~ value ~ "'"
+            "var as_of must be 'now', 'latest_event' or a timestamp like '2026-01-31 12:00:00', got '"
+            ~ value ~ "'"
         ) }}
     {%- endif -%}
 {%- endmacro %}
 
-{% macro default__as_of_now() -%}
-    cast(timezone('UTC', now()) as timestamp)
+{#- The clock as a UTC timestamp without time zone, like the event timestamps. -#}
+{% macro utc_now() -%}
+    {{ return(adapter.dispatch('utc_now', 'persona')()) }}
 {%- endmacro %}
 
-{% macro snowflake__as_of_now() -%}
-    sysdate()
+{% macro default__utc_now() -%}
+    cast(timezone('UTC', current_timestamp) as timestamp)
+{%- endmacro %}
+
+{% macro snowflake__utc_now() -%}
+    cast(convert_timezone('UTC', current_timestamp()) as timestamp_ntz)
 {%- endmacro %}

@@ -54,34 +54,34 @@ def test_every_compiled_statement_parses_as_snowflake(compiled: Path) -> None:
         assert not leaked, f"{path.name} uses DuckDB-only {leaked}"
 
 
+# Every model is a dynamic table refreshing incrementally with the default lag, except these.
+# The thin final layer (clock-dependent) refreshes FULL.
+DOWNSTREAM = {
+    "events",
+    "session_bounds",
+    "product_events",
+    "traffic_hourly",
+    "failed_events_hourly",
+    "device_behaviour_daily",
+}
+LAGS = {"users": "5 minutes", "identity_map": "5 minutes", "anomalies": "15 minutes"}
+FULL = {"anomalies"}
+
+
 def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None:
     manifest = json.loads((compiled / "manifest.json").read_text())
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
-    assert {m["name"] for m in models} >= {"events", "page_views", "sessions", "users"}
-    # final layers that read the current time (var as_of) cannot refresh incrementally
-    full_refresh = {"anomalies"}
+    assert {m["name"] for m in models} >= {"events", "sessions", "users", "anomalies"}
     for model in models:
-        config = model["config"]
-        assert config["materialized"] == "dynamic_table", model["name"]
-        mode = "FULL" if model["name"] in full_refresh else "INCREMENTAL"
-        assert config["refresh_mode"] == mode, model["name"]
-        assert config["target_lag"], model["name"]
-        lag = {
-            "events": "downstream",
-            "session_bounds": "downstream",
-            "product_events": "downstream",
-            "users": "5 minutes",  # the users layer
-            "identity_map": "5 minutes",
-            "traffic_hourly": "downstream",
-            "failed_events_hourly": "downstream",
-            "device_behaviour_daily": "downstream",
-            "anomalies": "15 minutes",  # a full refresh: PERSONA_TARGET_LAG_ANOMALIES
-        }
-        assert config["target_lag"] == lag.get(model["name"], "1 minute"), model["name"]
+        config, name = model["config"], model["name"]
+        assert config["materialized"] == "dynamic_table", name
+        assert config["refresh_mode"] == ("FULL" if name in FULL else "INCREMENTAL"), name
+        lag = "downstream" if name in DOWNSTREAM else LAGS.get(name, "1 minute")
+        assert config["target_lag"] == lag, name
         # the DuckDB incremental machinery must not render into a dynamic table's query
         assert "_persona_watermarks" not in model["compiled_code"], model["name"]
-        # "now" only in a full-refresh final layer (ARCHITECTURE.md, decision 4)
-        if mode == "INCREMENTAL":
+        # the clock only in the FULL-refresh final layer (ARCHITECTURE.md, decision 4)
+        if name not in FULL:
             code = model["compiled_code"].lower()
-            now = ("current_timestamp", "current_date", "sysdate(", "getdate(", "now()")
-            assert not [f for f in now if f in code], model["name"]
+            clock = ("current_timestamp", "current_date", "sysdate(", "getdate(", "now()")
+            assert not [f for f in clock if f in code], name
