@@ -54,6 +54,15 @@ from derived.profiles
 where user_id = ?
 """
 
+ANOMALIES = """
+select detector, severity, subject, strftime(bucket_start, '%Y-%m-%d %H:%M') as bucket,
+    observed, round(expected, 1) as expected, round(score, 1) as score, reason
+from derived.anomalies
+where severity != 'info'
+order by detector, abs(score) desc
+limit 10
+"""
+
 SESSIONS = """
 select strftime(start_tstamp, '%Y-%m-%d %H:%M') as started,
     left(domain_userid, 8) as device,
@@ -105,6 +114,17 @@ def main(path: str) -> int:
         card.add_row(name, "" if value is None else str(value))
     console.print(card)
     console.print(_table("Segments (derived.segment_membership)", con.execute(SEGMENTS)))
+    known_bots = con.execute(
+        "select count(*) from derived.anomalies where severity = 'info'"
+    ).fetchone()[0]
+    anomalies = _table(
+        f"Anomalies (derived.anomalies; {known_bots} known bots left out)",
+        con.execute(ANOMALIES),
+    )
+    if anomalies.row_count:
+        console.print(anomalies)
+    else:
+        console.print(f"No anomalies in the last week of data ({known_bots} known bots left out).")
     return 0
 
 

@@ -44,7 +44,7 @@ products as (
 
 {%- else %}
 
-{#- no product entity has been loaded yet: the same columns, no rows -#}
+{# no product entity has been loaded yet: the same columns, no rows -#}
 products as (
 
     select

@@ -120,6 +120,7 @@ def test_every_column_people_query_is_documented(built) -> None:
     for model in ("page_views", "sessions", "quarantined_sessions", "session_bounds",
                   "identity_map", "users", "product_events", "user_daily", "user_product_daily",
                   "profiles", "segment_members", "segment_definitions", "segment_membership",
-                  "segment_changes", "audiences"):  # fmt: skip
+                  "segment_changes", "audiences", "traffic_hourly", "failed_events_hourly",
+                  "device_behaviour_daily", "anomalies"):  # fmt: skip
         columns = {r[0] for r in con.execute(f"describe derived.{model}").fetchall()}
         assert columns - documented[model] == set(), model

@@ -3,7 +3,8 @@ full refresh builds from the same events, row for row.
 
 Hypothesis draws the stream (a synthetic shop), where it is cut, and what goes wrong across
 the cuts: duplicates re-sent in a later chunk, events that arrive days late, devices that log
-in later (their past sessions must be re-stitched), sessions that outgrow max_session_days.
+in later (their past sessions must be re-stitched), sessions that outgrow max_session_days,
+and inputs that fail (the loader's clock stamps them, so failed_at rises from chunk to chunk).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from loader.enriched import Event, parse_line
+from loader.failed import FailedEvent
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from tests.models.conftest import Dbt
 
@@ -35,6 +37,9 @@ MODELS = (
     "profiles",
     "segment_members",
     "audiences",
+    "traffic_hourly",
+    "failed_events_hourly",
+    "device_behaviour_daily",
 )
 # Columns that record when a refresh happened, not what the data says.
 REFRESH_TIME = {"audiences": {"since"}}
@@ -48,7 +53,7 @@ class Stream:
     """Chunks of events, shown by what was drawn (the events themselves are too many to print)."""
 
     cfg: SyntheticConfig
-    chunks: list[list[Event]]
+    chunks: list[list[Event | FailedEvent]]
     changes: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -68,12 +73,13 @@ def chunked_streams(draw: st.DrawFn) -> Stream:
     n_chunks = draw(st.integers(2, 4))
     cuts = sorted(draw(st.lists(st.integers(1, len(events) - 1), min_size=n_chunks - 1,
                                 max_size=n_chunks - 1, unique=True)))  # fmt: skip
-    chunks = [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)]
+    bounds = zip([0, *cuts], [*cuts, len(events)], strict=True)
+    chunks: list[list[Event | FailedEvent]] = [list(events[a:b]) for a, b in bounds]
 
     def fresh_id() -> str:
         return str(uuid.UUID(int=draw(st.integers(1, 2**122)), version=4))
 
-    def later_chunk(i: int) -> list[Event]:
+    def later_chunk(i: int) -> list[Event | FailedEvent]:
         return chunks[draw(st.integers(i + 1, n_chunks - 1))]
 
     changes = []
@@ -104,6 +110,11 @@ def chunked_streams(draw: st.DrawFn) -> Stream:
             )
             copy = e | {"event_id": fresh_id(), **{k: e[k] + shift for k in moved}}
         later_chunk(i).append(copy)
+    failed_at = cfg.start
+    for i, chunk in enumerate(chunks):
+        for _ in range(draw(st.integers(1 if i == 0 else 0, 3))):
+            failed_at += timedelta(minutes=draw(st.integers(0, 90)))  # the hour may span chunks
+            chunk.append(FailedEvent("not an event", "tsv_field_count", "bad", "test", failed_at))
     return Stream(cfg, chunks, changes)
 
 

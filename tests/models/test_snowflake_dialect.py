@@ -56,16 +56,25 @@ def test_every_compiled_statement_parses_as_snowflake(compiled: Path) -> None:
 
 # Every model is a dynamic table refreshing incrementally with the default lag, except these.
 # The thin final layer (clock-dependent) refreshes FULL; segment views read the snapshot.
-DOWNSTREAM = {"events", "session_bounds", "product_events", "user_daily", "user_product_daily"}
-LAGS = {"users": "5 minutes", "identity_map": "5 minutes"}  # the users layer
-FULL = {"profiles", "audiences"}
+DOWNSTREAM = {
+    "events",
+    "session_bounds",
+    "product_events",
+    "user_daily",
+    "user_product_daily",
+    "traffic_hourly",
+    "failed_events_hourly",
+    "device_behaviour_daily",
+}
+LAGS = {"users": "5 minutes", "identity_map": "5 minutes", "anomalies": "15 minutes"}
+FULL = {"profiles", "audiences", "anomalies"}
 VIEWS = {"segment_members", "segment_definitions", "segment_membership", "segment_changes"}
 
 
 def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None:
     manifest = json.loads((compiled / "manifest.json").read_text())
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
-    assert {m["name"] for m in models} >= {"events", "sessions", "users", "profiles"}
+    assert {m["name"] for m in models} >= {"events", "sessions", "users", "profiles", "anomalies"}
     for model in models:
         config, name = model["config"], model["name"]
         if name in VIEWS:
@@ -77,3 +86,8 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
         assert config["target_lag"] == lag, name
         # the DuckDB incremental machinery must not render into a dynamic table's query
         assert "_persona_watermarks" not in model["compiled_code"], model["name"]
+        # the clock only in the FULL-refresh final layer (ARCHITECTURE.md, decision 4)
+        if name not in FULL:
+            code = model["compiled_code"].lower()
+            clock = ("current_timestamp", "current_date", "sysdate(", "getdate(", "now()")
+            assert not [f for f in clock if f in code], name
