@@ -32,7 +32,8 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ.update(env)
     try:
         result = dbtRunner().invoke(
-            ["compile", "--no-populate-cache", "--project-dir", str(ROOT),
+            # every model: the default selector leaves out the retrain rule sets
+            ["compile", "--no-populate-cache", "--select", "fqn:*", "--project-dir", str(ROOT),
              "--profiles-dir", str(work), "--target-path", str(work / "target"),
              "--log-path", str(work / "logs"), "--quiet"]
         )  # fmt: skip
@@ -60,6 +61,8 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
     assert {m["name"] for m in models} >= {"events", "page_views", "sessions", "users"}
     for model in models:
         config = model["config"]
+        if "retrain" in config["tags"]:
+            continue  # versioned rule sets: see the next test
         assert config["materialized"] == "dynamic_table", model["name"]
         assert config["refresh_mode"] == "INCREMENTAL", model["name"]
         assert config["target_lag"], model["name"]
@@ -68,3 +71,31 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
         assert config["target_lag"] == lag.get(model["name"], "1 minute"), model["name"]
         # the DuckDB incremental machinery must not render into a dynamic table's query
         assert "_persona_watermarks" not in model["compiled_code"], model["name"]
+
+
+def test_rule_sets_are_versioned_tables_outside_the_refresh(compiled: Path) -> None:
+    """The recommendation rule sets keep one version per retrain: incremental tables (delete+insert
+    by version) and views over the published version, never dynamic tables that Snowflake would
+    refresh on its own."""
+    manifest = json.loads((compiled / "manifest.json").read_text())
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    expected = {
+        "interactions": "table",
+        "item_similarity": "incremental",
+        "popular_items": "incremental",
+        "user_recommendations": "incremental",
+        "rule_set_versions": "incremental",
+        "current_item_similarity": "view",
+        "current_popular_items": "view",
+        "current_user_recommendations": "view",
+    }
+    retrain = {name for name, m in models.items() if "retrain" in m["config"]["tags"]}
+    assert retrain == set(expected)
+    for name, materialized in expected.items():
+        config = models[name]["config"]
+        assert config["materialized"] == materialized, name
+        if materialized == "incremental":
+            assert config["unique_key"] == "rule_set_version", name
+            assert config["incremental_strategy"] == "delete+insert", name
+    selectors = json.loads((compiled / "manifest.json").read_text())["selectors"]
+    assert selectors["realtime"]["default"] is True
