@@ -149,7 +149,8 @@ segment_popular as (
     select
         user_segment.user_id,
         popular_items.product_id,
-        cast(popular_items.user_count as double) as score
+        cast(popular_items.user_count as double) as score,
+        popular_items.popularity_rank
     from user_segment
     inner join popular_items on user_segment.segment = popular_items.segment
 
@@ -162,7 +163,8 @@ global_popular as (
     select
         all_users.user_id,
         popular_items.product_id,
-        cast(popular_items.user_count as double) as score
+        cast(popular_items.user_count as double) as score,
+        popular_items.popularity_rank
     from all_users
     cross join popular_items
     where popular_items.segment = '*'
@@ -175,6 +177,7 @@ candidates as (
         user_id,
         product_id,
         score,
+        0 as tie_break,
         1 as source_priority,
         'similarity' as recommended_by
     from similar_items
@@ -184,6 +187,7 @@ candidates as (
         user_id,
         product_id,
         score,
+        popularity_rank as tie_break,
         2 as source_priority,
         'popular_segment' as recommended_by
     from segment_popular
@@ -193,6 +197,7 @@ candidates as (
         user_id,
         product_id,
         score,
+        popularity_rank as tie_break,
         3 as source_priority,
         'popular_global' as recommended_by
     from global_popular
@@ -248,7 +253,7 @@ best_source as (
 
     select * from allowed
     qualify row_number() over (
-        partition by user_id, product_id order by source_priority asc, score desc
+        partition by user_id, product_id order by source_priority asc, score desc, tie_break asc
     ) = 1
 
 ),
@@ -258,7 +263,8 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by user_id order by source_priority asc, score desc, product_id asc
+            partition by user_id
+            order by source_priority asc, score desc, tie_break asc, product_id asc
         ) as recommendation_rank
     from best_source
 

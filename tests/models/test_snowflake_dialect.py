@@ -66,7 +66,8 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
         assert config["materialized"] == "dynamic_table", model["name"]
         assert config["refresh_mode"] == "INCREMENTAL", model["name"]
         assert config["target_lag"], model["name"]
-        lag = {"events": "downstream", "session_bounds": "downstream", "product_events": "downstream",
+        lag = {"events": "downstream", "session_bounds": "downstream",
+               "product_events": "downstream",
                "users": "5 minutes", "identity_map": "5 minutes"}  # the users layer  # fmt: skip
         assert config["target_lag"] == lag.get(model["name"], "1 minute"), model["name"]
         # the DuckDB incremental machinery must not render into a dynamic table's query
