@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_TABLE = "recs_input.interaction_log"
@@ -34,7 +35,18 @@ def load_log(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple] | str) -> int
     if isinstance(rows, str):
         con.execute(f"insert into {LOG_TABLE} {rows}")
     else:
-        con.executemany(f"insert into {LOG_TABLE} values (?, ?, ?, ?)", list(rows))
+        columns = list(zip(*rows, strict=True)) or [(), (), (), ()]
+        batch = pa.table(
+            {
+                "user_id": pa.array(columns[0], pa.string()),
+                "item_id": pa.array(columns[1], pa.string()),
+                "interacted_at": pa.array(columns[2], pa.timestamp("us")),
+                "weight": pa.array(columns[3], pa.float64()),
+            }
+        )
+        con.register("log_batch", batch)
+        con.execute(f"insert into {LOG_TABLE} select * from log_batch")
+        con.unregister("log_batch")
     return con.execute(f"select count(*) from {LOG_TABLE}").fetchone()[0]
 
 
