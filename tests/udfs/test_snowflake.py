@@ -6,14 +6,11 @@ udfs/snowflake.py (permanent functions are not supported by local testing)."""
 from __future__ import annotations
 
 import pytest
+from snowflake.snowpark import Session
+from snowflake.snowpark.functions import call_udf, col
 
-pytest.importorskip("snowflake.snowpark")
-
-from snowflake.snowpark import Session  # noqa: E402
-from snowflake.snowpark.functions import call_udf, col  # noqa: E402
-
-from udfs import snowflake  # noqa: E402
-from udfs.core import RuleSet, recommend  # noqa: E402
+from udfs import snowflake
+from udfs.core import RuleSet, recommend
 
 
 @pytest.fixture
