@@ -105,7 +105,8 @@ def backtest(
         con.close()
         for boundary in trained_at:
             end_var = boundary.strftime("%Y-%m-%d %H:%M:%S")
-            seconds[boundary] = retrain.run(path, variables | {"recs_training_end": end_var})
+            trained = retrain.run(path, variables | {"recs_training_end": end_var})
+            seconds[boundary] = trained.seconds
             con = duckdb.connect(str(path))
             recs[boundary] = retrain.latest_recommendations(con)
             con.close()

@@ -99,7 +99,7 @@ def evaluate(
         con = duckdb.connect(str(path))
         retrain.load_log(con, train)
         con.close()
-        retrain_seconds = retrain.run(path, variables)
+        retrain_seconds = retrain.run(path, variables).seconds
         con = duckdb.connect(str(path))
         predicted = retrain.latest_recommendations(con)
         con.close()

@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -50,14 +50,21 @@ def load_log(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple] | str) -> int
     return con.execute(f"select count(*) from {LOG_TABLE}").fetchone()[0]
 
 
+class Retrain(NamedTuple):
+    """dbt's wall time, and each model's execution time, in seconds."""
+
+    seconds: float
+    models: dict[str, float]
+
+
 def run(
     warehouse: Path,
     dbt_vars: dict[str, Any] | None = None,
     *,
     from_log: bool = True,
     select: tuple[str, ...] = ("--selector", "retrain"),
-) -> float:
-    """Build the rule sets into ``warehouse``; returns dbt's wall time in seconds."""
+) -> Retrain:
+    """Build the rule sets into ``warehouse``; returns the wall and per-model times."""
     from dbt.cli.main import dbtRunner
 
     dbt_vars = dict(dbt_vars or {})
@@ -90,7 +97,12 @@ def run(
             if getattr(r, "status", None) not in ("pass", "success", "skipped")
         ]
         raise RetrainError(f"dbt retrain failed: {result.exception or failures}")
-    return seconds
+    models = {
+        r.node.name: r.execution_time
+        for r in (result.result or [])
+        if getattr(r.node, "resource_type", None) == "model"
+    }
+    return Retrain(seconds, models)
 
 
 def latest_recommendations(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
