@@ -174,6 +174,7 @@ def plot(report: dict[str, Any], k: int, out: Path) -> Path:
         label = r["cadence"] + (" (recommended)" if r["cadence"] == report["recommended"] else "")
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6))
     ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.12)  # room for the labels
     ax.set_xlabel("training cost, seconds per day (log scale)")
     ax.set_ylabel(f"next-period nDCG@{k}")
     ax.set_title("Retraining cadence: quality of the next period vs cost")
