@@ -5,6 +5,8 @@
     python -m bench incremental      # incremental dbt run next to a full refresh
     python -m bench collector        # the collector under load from a second process
     python -m bench freshness        # event arrival -> profiles / segments, while streaming
+    python -m bench rulesets         # recommendation rule-set build at 1M and 10M interactions
+    python -m bench udf              # persona_recommend latency per SQL call, next to a lookup
 
 Results print as tables and are written to bench/out/<name>.json; BENCHMARKS.md records them.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import collector, freshness, incremental, loader_throughput
+from bench import collector, freshness, incremental, loader_throughput, rulesets, udf
 
 OUT = Path(__file__).resolve().parent / "out"
 MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -104,6 +106,41 @@ def bench_freshness(console: Console, args: argparse.Namespace) -> None:
         table.add_row(name, f"{r[name + '_p50_s']:.2f}", f"{r[name + '_p95_s']:.2f}",
                       f"{r[name + '_max_s']:.2f}")  # fmt: skip
     table.add_row("(one refresh cycle, median)", f"{r['refresh_cycle_s_median']:.2f}", "", "")
+
+
+def bench_rulesets(console: Console, args: argparse.Namespace) -> None:
+    with console.status(f"rule-set builds at {args.interactions} interactions"):
+        r = rulesets.run(OUT / "rulesets", tuple(args.interactions))
+    _save("rulesets", r)
+    table = Table(title=f"dbt build --selector retrain on DuckDB ({MACHINE})")
+    for column in ("interactions", "users", "items", "similarity rows", "models s",
+                   "dbt wall s", "floor: one group-by s"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for p in r["points"]:
+        table.add_row(f"{p['interactions']:,}", f"{p['users']:,}", f"{p['items']:,}",
+                      f"{p['item_similarity_rows']:,}", f"{p['models_s']:.2f}",
+                      f"{p['dbt_wall_s']:.2f}", f"{p['floor_group_by_s']:.2f}")  # fmt: skip
+    console.print(table)
+    args.udf_warehouse = args.udf_warehouse or r["points"][0]["warehouse"]
+
+
+def bench_udf(console: Console, args: argparse.Namespace) -> None:
+    warehouse = args.udf_warehouse
+    if warehouse is None:
+        with console.status("a rule set to score against (rulesets at the smallest size)"):
+            point = rulesets.run(OUT / "rulesets", (min(args.interactions),))["points"][0]
+        warehouse = point["warehouse"]
+    with console.status(f"{args.calls} persona_recommend calls through SQL"):
+        r = udf.run(Path(warehouse), args.calls)
+    _save("udf", r)
+    table = Table(title=f"persona_recommend per SQL call, {r['rule_set_pairs']:,} pairs "
+                  f"({MACHINE})")  # fmt: skip
+    for column in ("what", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    table.add_row("score a live context (UDF)", f"{r['score']['p50_ms']:.2f}",
+                  f"{r['score']['p99_ms']:.2f}")  # fmt: skip
+    table.add_row("read precomputed top K", f"{r['lookup']['p50_ms']:.2f}",
+                  f"{r['lookup']['p99_ms']:.2f}")  # fmt: skip
     console.print(table)
 
 
@@ -113,7 +150,7 @@ def main() -> int:
         "which",
         nargs="?",
         default="all",
-        choices=["all", "loader", "incremental", "collector", "freshness"],
+        choices=["all", "loader", "incremental", "collector", "freshness", "rulesets", "udf"],
     )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
     parser.add_argument("--days", type=int, default=30, help="loader: synthetic days")
@@ -126,6 +163,10 @@ def main() -> int:
     parser.add_argument("--fresh-days", type=int, default=30, help="freshness: history days")
     parser.add_argument("--fresh-seconds", type=float, default=60, help="freshness: stream time")
     parser.add_argument("--fresh-rate", type=float, default=200, help="freshness: events/s")
+    parser.add_argument("--interactions", type=int, nargs="+", default=[1_000_000, 10_000_000],
+                        help="rulesets: interaction-log sizes")  # fmt: skip
+    parser.add_argument("--calls", type=int, default=2000, help="udf: calls timed")
+    parser.add_argument("--udf-warehouse", help="udf: a warehouse with a built rule set")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     console = Console()
@@ -137,6 +178,10 @@ def main() -> int:
         bench_freshness(console, args)
     if args.which in ("all", "incremental"):
         bench_incremental(console, args)
+    if args.which in ("all", "rulesets"):
+        bench_rulesets(console, args)
+    if args.which in ("all", "udf"):
+        bench_udf(console, args)
     return 0
 
 

@@ -24,8 +24,9 @@ from tests.conftest import ROOT
 class Dbt:
     """The dbt project bound to one warehouse file: ``dbt("build")`` raises if anything fails."""
 
-    def __init__(self, warehouse: Path) -> None:
+    def __init__(self, warehouse: Path, project: Path = ROOT) -> None:
         self.warehouse = warehouse
+        self.project = project
         self.work = warehouse.parent
         (self.work / "profiles").mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "profiles.example.yml", self.work / "profiles" / "profiles.yml")
@@ -40,7 +41,7 @@ class Dbt:
             result = dbtRunner().invoke(
                 [
                     *args, *extra,
-                    "--project-dir", str(ROOT),
+                    "--project-dir", str(self.project),
                     "--profiles-dir", str(self.work / "profiles"),
                     "--target-path", str(self.work / f"target-{schema}"),
                     "--log-path", str(self.work / "logs"),

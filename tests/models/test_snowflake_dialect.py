@@ -32,7 +32,8 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ.update(env)
     try:
         result = dbtRunner().invoke(
-            ["compile", "--no-populate-cache", "--project-dir", str(ROOT),
+            # every model: the default selector leaves out the retrain rule sets
+            ["compile", "--no-populate-cache", "--select", "fqn:*", "--project-dir", str(ROOT),
              "--profiles-dir", str(work), "--target-path", str(work / "target"),
              "--log-path", str(work / "logs"), "--quiet"]
         )  # fmt: skip
@@ -77,6 +78,8 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
     assert {m["name"] for m in models} >= {"events", "sessions", "users", "profiles", "anomalies"}
     for model in models:
         config, name = model["config"], model["name"]
+        if "retrain" in config["tags"]:
+            continue  # versioned rule sets: see the next test
         if name in VIEWS:
             assert config["materialized"] == "view", name
             continue
@@ -91,3 +94,31 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
             code = model["compiled_code"].lower()
             clock = ("current_timestamp", "current_date", "sysdate(", "getdate(", "now()")
             assert not [f for f in clock if f in code], name
+
+
+def test_rule_sets_are_versioned_tables_outside_the_refresh(compiled: Path) -> None:
+    """The recommendation rule sets keep one version per retrain: incremental tables (delete+insert
+    by version) and views over the published version, never dynamic tables that Snowflake would
+    refresh on its own."""
+    manifest = json.loads((compiled / "manifest.json").read_text())
+    models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    expected = {
+        "interactions": "table",
+        "item_similarity": "incremental",
+        "popular_items": "incremental",
+        "user_recommendations": "incremental",
+        "rule_set_versions": "incremental",
+        "current_item_similarity": "view",
+        "current_popular_items": "view",
+        "current_user_recommendations": "view",
+    }
+    retrain = {name for name, m in models.items() if "retrain" in m["config"]["tags"]}
+    assert retrain == set(expected)
+    for name, materialized in expected.items():
+        config = models[name]["config"]
+        assert config["materialized"] == materialized, name
+        if materialized == "incremental":
+            assert config["unique_key"] == "rule_set_version", name
+            assert config["incremental_strategy"] == "delete+insert", name
+    selectors = json.loads((compiled / "manifest.json").read_text())["selectors"]
+    assert selectors["realtime"]["default"] is True

@@ -1,0 +1,58 @@
+{#- The rule-set version this invocation trains: the run's start time (UTC, sortable), or the
+    `recs_rule_set_version` var (unit tests, backtests). Every retrain model of one
+    `dbt build --selector retrain` writes its rows under this one version. -#}
+{% macro rule_set_version() -%}
+    '{{ var("recs_rule_set_version", run_started_at.strftime("%Y%m%dT%H%M%S%fZ")) }}'
+{%- endmacro %}
+
+{% macro rule_set_trained_at() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
+{#- The version serving reads: the pinned `recs_serving_version` (rollback), else the newest
+    published one (a row in rule_set_versions is written last, once every rule table has its
+    rows: a retrain that fails half-way publishes nothing). -#}
+{% macro serving_version(versions) -%}
+    {%- if var('recs_serving_version', none) -%}
+        '{{ var("recs_serving_version") }}'
+    {%- else -%}
+        (select max(rule_set_version) from {{ versions }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Retention (post-hook of rule_set_versions): rule rows of all but the newest
+    `recs_versions_kept` published versions are deleted; unpublished leftovers of a failed
+    retrain too. The versions table keeps its row for every retrain. -#}
+{% macro prune_rule_sets(versions, tables) -%}
+    {%- for table in tables %}
+        delete from {{ table }} where rule_set_version not in (
+            select rule_set_version from {{ versions }}
+            order by trained_at desc, rule_set_version desc
+            limit {{ var('recs_versions_kept') }}
+        ){{ ';' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- The body of a current_* view: `rule_table`'s rows of the served version. -#}
+{% macro current_rule_set(rule_table) -%}
+with versions as (
+
+    select * from {{ ref('rule_set_versions') }}
+
+),
+
+rules as (
+
+    select * from {{ rule_table }}
+
+),
+
+final as (
+
+    select * from rules
+    where rule_set_version = {{ persona.serving_version('versions') }}
+
+)
+
+select * from final
+{%- endmacro %}

@@ -1,0 +1,83 @@
+{#- One row per retrain: the rule-set version, when it was trained, on which window, with
+    which parameters and how many rows each rule table got. Built last in a retrain: a row here
+    publishes the version (serving reads the newest row). Its post-hook deletes the rule rows
+    of all but the newest `recs_versions_kept` versions (this table keeps every row). -#}
+{{ config(post_hook="{{ persona.prune_rule_sets(this, [
+    ref('item_similarity'), ref('popular_items'), ref('user_recommendations')
+]) }}") }}
+{%- set parameters = {
+    'interactions_from': var('recs_interactions_from'),
+    'event_weights': var('recs_event_weights'),
+    'half_life_days': var('recs_half_life_days'),
+    'training_days': var('recs_training_days', none),
+    'training_end': var('recs_training_end', none),
+    'similarity': var('recs_similarity'),
+    'min_cooccurrence': var('recs_min_cooccurrence'),
+    'neighbours': var('recs_neighbours'),
+    'max_items_per_user': var('recs_max_items_per_user'),
+    'top_k': var('recs_top_k'),
+    'remove_seen': var('recs_remove_seen'),
+    'min_history_items': var('recs_min_history_items'),
+    'popular_items': var('recs_popular_items'),
+} -%}
+
+with interactions as (
+
+    select * from {{ ref('interactions') }}
+
+),
+
+item_similarity as (
+
+    select * from {{ ref('item_similarity') }}
+    where rule_set_version = {{ persona.rule_set_version() }}
+
+),
+
+popular_items as (
+
+    select * from {{ ref('popular_items') }}
+    where rule_set_version = {{ persona.rule_set_version() }}
+
+),
+
+user_recommendations as (
+
+    select * from {{ ref('user_recommendations') }}
+    where rule_set_version = {{ persona.rule_set_version() }}
+
+),
+
+training as (
+
+    select
+        min(training_start) as training_start,
+        max(training_end) as training_end,
+        count(*) as interactions_rows,
+        count(distinct user_id) as user_count,
+        count(distinct product_id) as item_count
+    from interactions
+
+),
+
+final as (
+
+    select
+        {{ persona.rule_set_version() }} as rule_set_version,
+        {{ persona.rule_set_trained_at() }} as trained_at,
+        training.training_start,
+        training.training_end,
+        '{{ var("recs_similarity") }}' as similarity,
+        '{{ tojson(parameters) | replace("'", "''") }}' as parameters_json,
+        training.interactions_rows,
+        training.user_count,
+        training.item_count,
+        (select count(*) from item_similarity) as item_similarity_rows,
+        (select count(*) from popular_items) as popular_items_rows,
+        (select count(*) from user_recommendations) as user_recommendations_rows,
+        '{{ invocation_id }}' as invocation_id
+    from training
+
+)
+
+select * from final

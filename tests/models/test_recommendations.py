@@ -1,0 +1,262 @@
+"""The recommendation rule sets (models/recommendations, tag `retrain`) on the synthetic shop:
+retrained apart from the refresh, versioned with retention and rollback, and recommendations
+that hold to their rules (checked here in Python against the tables they are built from)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from itertools import combinations
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from loader.enriched import Event
+from tests.conftest import ROOT
+from tests.models.conftest import Dbt
+
+K = 10
+RULE_MODELS = ("interactions", "item_similarity", "popular_items", "user_recommendations",
+               "rule_set_versions", "current_item_similarity", "current_popular_items",
+               "current_user_recommendations")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def retrained(shop: tuple[Dbt, list[Event]]) -> tuple[Dbt, duckdb.DuckDBPyConnection]:
+    dbt, _ = shop
+    con = dbt.connect()
+    tables = {
+        r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()
+    }
+    # the shop was built by a plain `dbt build`: the default selector leaves the rule sets out
+    assert "sessions" in tables
+    assert not tables & set(RULE_MODELS)
+    con.close()
+    for _ in range(3):
+        dbt("build", "--selector", "retrain", vars={"recs_versions_kept": 2})
+    return dbt, dbt.connect()
+
+
+def versions(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute("select rule_set_version from derived.rule_set_versions order by 1")
+    return [r[0] for r in rows.fetchall()]
+
+
+def test_each_retrain_is_a_version_and_old_ones_are_pruned(retrained) -> None:
+    _, con = retrained
+    published = versions(con)
+    assert len(published) == 3  # every retrain is recorded
+    for table in ("item_similarity", "popular_items", "user_recommendations"):
+        kept = con.execute(f"select distinct rule_set_version from derived.{table}").fetchall()
+        assert sorted(r[0] for r in kept) == published[-2:], table  # recs_versions_kept: 2
+    row = con.execute(
+        "select training_start < training_end, interactions_rows, item_similarity_rows, "
+        "user_recommendations_rows, json_extract_string(parameters_json, '$.similarity') "
+        "from derived.rule_set_versions order by rule_set_version desc limit 1"
+    ).fetchone()
+    assert row[0] and row[1] > 0 and row[2] > 0 and row[3] > 0 and row[4] == "jaccard"
+    counts = con.execute(
+        "select count(*) from derived.item_similarity where rule_set_version = ?", [published[-1]]
+    ).fetchone()[0]
+    assert counts == row[2]
+
+
+def test_serving_reads_the_newest_version_and_rolls_back(retrained) -> None:
+    dbt, con = retrained
+    published = versions(con)
+    served = con.execute("select distinct rule_set_version from derived.current_item_similarity")
+    assert [r[0] for r in served.fetchall()] == [published[-1]]
+    # within one process connections share the database: dbt runs while `con` stays open
+    views = "current_item_similarity current_user_recommendations current_popular_items"
+    dbt("run", "--select", *views.split(), vars={"recs_serving_version": published[-2]})
+    for view in views.split():
+        served = con.execute(f"select distinct rule_set_version from derived.{view}").fetchall()
+        assert [r[0] for r in served] == [published[-2]], view
+    dbt("run", "--select", *views.split())  # back to the newest
+    served = con.execute("select distinct rule_set_version from derived.current_item_similarity")
+    assert [r[0] for r in served.fetchall()] == [published[-1]]
+
+
+def test_interactions_are_stitched_users_and_weighted_actions(retrained) -> None:
+    _, con = retrained
+    # the stitching rule of sessions.stitched_user_id, applied to product_events by hand
+    expected = con.execute(
+        """
+        select coalesce(m.user_id, p.domain_userid) as user_id, p.product_id,
+               sum(case p.ecommerce_action when 'product_view' then 1 when 'add_to_cart' then 3
+                   when 'transaction' then 5 else 0 end) as weight
+        from derived.product_events as p
+        left join derived.identity_map as m
+            on m.device_id_type = 'domain_userid' and m.device_id = p.domain_userid
+        where not p.is_bot
+        group by all
+        """
+    ).fetchall()
+    got = con.execute("select user_id, product_id, weight from derived.interactions").fetchall()
+    assert {(u, p): w for u, p, w in got} == {(u, p): float(w) for u, p, w in expected}
+    unknown = con.execute(
+        "select count(*) from derived.interactions where user_id not in "
+        "(select user_id from derived.users)"
+    ).fetchone()[0]
+    assert unknown == 0
+
+
+def test_similarity_is_jaccard_of_co_occurrence(retrained) -> None:
+    _, con = retrained
+    users_of: dict[str, set[str]] = defaultdict(set)
+    for user, item in con.execute(
+        "select user_id, product_id from derived.interactions where affinity_rank <= 100"
+    ).fetchall():
+        users_of[item].add(user)
+    pairs: dict[tuple[str, str], float] = {}
+    by_user: dict[str, set[str]] = defaultdict(set)
+    for item, users in users_of.items():
+        for user in users:
+            by_user[user].add(item)
+    for items in by_user.values():
+        for a, b in combinations(sorted(items), 2):
+            both = len(users_of[a] & users_of[b])
+            if both >= 2:
+                jaccard = both / len(users_of[a] | users_of[b])
+                pairs[(a, b)] = pairs[(b, a)] = jaccard
+    rows = con.execute(
+        "select product_id, similar_product_id, similarity, neighbour_rank "
+        "from derived.current_item_similarity"
+    ).fetchall()
+    assert rows
+    for a, b, similarity, rank in rows:
+        assert similarity == pytest.approx(pairs[(a, b)]), (a, b)
+        assert 1 <= rank <= 50
+    # every item keeps its best neighbours: the best pair of each item is there
+    best: dict[str, float] = {}
+    for (a, _b), s in pairs.items():
+        best[a] = max(best.get(a, 0.0), s)
+    kept = {a: s for a, _b, s, rank in rows if rank == 1}
+    assert kept.keys() == best.keys()
+    for a, s in kept.items():
+        assert s == pytest.approx(best[a])
+
+
+def test_recommendations_are_unseen_top_k_for_every_user(retrained) -> None:
+    _, con = retrained
+    seen = con.execute(
+        "select count(*) from derived.current_user_recommendations as r "
+        "join derived.interactions as i using (user_id, product_id)"
+    ).fetchone()[0]
+    assert seen == 0
+    per_user = con.execute(
+        "select count(*), min(n), max(n) from (select user_id, count(*) as n "
+        "from derived.current_user_recommendations group by user_id)"
+    ).fetchone()
+    users = con.execute("select count(*) from derived.users").fetchone()[0]
+    assert per_user == (users, K, K)
+    by = dict(
+        con.execute(
+            "select recommended_by, count(distinct user_id) "
+            "from derived.current_user_recommendations group by 1"
+        ).fetchall()
+    )
+    assert by["similarity"] > 0 and by["popular_segment"] > 0
+
+
+def test_cold_users_get_their_segments_then_the_global_most_popular(retrained) -> None:
+    _, con = retrained
+    cold = con.execute(
+        "select user_id, count(m.segment) from derived.users left join "
+        "derived.segment_membership as m using (user_id) where user_id not in "
+        "(select user_id from derived.interactions) group by user_id"
+    ).fetchall()
+    assert cold  # users who never touched a product
+    popular = [
+        r[0]
+        for r in con.execute(
+            "select product_id from derived.current_popular_items where segment = '*' "
+            f"order by popularity_rank limit {K}"
+        ).fetchall()
+    ]
+    for user, segments in cold[:40]:
+        got = con.execute(
+            "select product_id, recommended_by from derived.current_user_recommendations "
+            "where user_id = ? order by recommendation_rank",
+            [user],
+        ).fetchall()
+        assert len(got) == K
+        if segments == 0:
+            assert [p for p, _ in got] == popular
+            assert {s for _, s in got} == {"popular_global"}
+        else:
+            assert got[0][1] == "popular_segment"
+            assert {s for _, s in got} <= {"popular_segment", "popular_global"}
+
+
+def test_every_rule_set_column_is_documented(retrained) -> None:
+    _, con = retrained
+    spec = yaml.safe_load(
+        (ROOT / "models" / "recommendations" / "_recommendations.yml").read_text()
+    )
+    documented = {m["name"]: {c["name"] for c in m.get("columns", [])} for m in spec["models"]}
+    for model in RULE_MODELS:
+        columns = {r[0] for r in con.execute(f"describe derived.{model}").fetchall()}
+        assert columns == documented[model], model
+
+
+def test_segments_and_suppressions_from_the_profile_models(retrained) -> None:
+    """Per-segment popular lists come from segment_membership, and no one is recommended what
+    an `audiences` suppression list says they must not see."""
+    _, con = retrained
+    segments = {r[0] for r in con.execute(
+        "select distinct segment from derived.current_popular_items"
+    ).fetchall()}  # fmt: skip
+    members = {r[0] for r in con.execute(
+        "select distinct segment from derived.segment_membership"
+    ).fetchall()}  # fmt: skip
+    assert segments == {"*"} | members
+    suppressed = con.execute(
+        "select count(*), count(distinct list_type) from derived.audiences "
+        "where list_type = 'suppress'"
+    ).fetchone()
+    assert suppressed[0] > 0
+    violations = con.execute(
+        """
+        select r.user_id, r.product_id, a.audience
+        from derived.current_user_recommendations as r
+        join (select product_id, max(category) as category from derived.product_events
+              group by 1) as p using (product_id)
+        join derived.audiences as a
+            on a.user_id = r.user_id and a.list_type = 'suppress'
+            and (a.product_id = r.product_id
+                 or (a.product_id is null and a.category = p.category))
+        """
+    ).fetchall()
+    assert violations == []
+    # the suppressed users still get recommendations, of other products
+    users = con.execute(
+        "select count(distinct r.user_id) from derived.current_user_recommendations as r "
+        "join derived.audiences as a using (user_id) where a.list_type = 'suppress'"
+    ).fetchone()[0]
+    assert users > 0
+
+
+def test_interaction_log_input(tmp_path: Path, make_dbt: Callable[[str], Dbt]) -> None:
+    """The same models read a plain log (what `python -m udfs evaluate` loads)."""
+    dbt = make_dbt("log")
+    con = duckdb.connect(str(dbt.warehouse))
+    con.execute("create schema recs_input")
+    con.execute(
+        "create table recs_input.interaction_log as select * from (values "
+        "('u1','A',timestamp '2026-01-01',1.0), ('u1','B',timestamp '2026-01-02',1.0), "
+        "('u2','A',timestamp '2026-01-01',1.0), ('u2','B',timestamp '2026-01-03',1.0), "
+        "('u3','A',timestamp '2026-01-04',1.0)) as t(user_id, item_id, interacted_at, weight)"
+    )
+    con.close()
+    # unit tests read the event models' column types; a bare log has no event models
+    dbt("build", "--selector", "retrain", "--exclude-resource-type", "unit_test",
+        vars={"recs_interactions_from": "interaction_log"})  # fmt: skip
+    con = dbt.connect()
+    recs = con.execute(
+        "select user_id, product_id, recommended_by from derived.current_user_recommendations "
+        "order by user_id, recommendation_rank"
+    ).fetchall()
+    assert recs == [("u3", "B", "popular_global")]  # u1, u2 have seen everything
