@@ -39,6 +39,7 @@ demo: $(VENV)/.installed profiles.yml
 	rm -f $(PERSONA_DUCKDB) $(PERSONA_DUCKDB).wal
 	$(BIN)/python -m loader --source '$(DEMO_SOURCE)' --sink duckdb:$(PERSONA_DUCKDB)
 	$(BIN)/dbt build --quiet --vars '{as_of: latest_event}'
+	$(BIN)/dbt build --quiet --selector retrain
 	$(BIN)/python scripts/demo_summary.py $(PERSONA_DUCKDB)
 
 test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed

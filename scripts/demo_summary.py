@@ -63,6 +63,20 @@ order by detector, abs(score) desc
 limit 10
 """
 
+RECOMMENDED = """
+with names as (
+    select product_id, max(product_name) as product_name, max(category) as category
+    from derived.product_events group by product_id
+)
+select r.recommendation_rank as rank, r.product_id, n.product_name, n.category,
+    round(r.score, 3) as score, r.recommended_by
+from derived.current_user_recommendations as r
+left join names as n using (product_id)
+where r.user_id = ?
+order by r.recommendation_rank
+limit 5
+"""
+
 SESSIONS = """
 select strftime(start_tstamp, '%Y-%m-%d %H:%M') as started,
     left(domain_userid, 8) as device,
@@ -113,6 +127,10 @@ def main(path: str) -> int:
     for name, value in zip(names, profile.fetchone(), strict=True):
         card.add_row(name, "" if value is None else str(value))
     console.print(card)
+    console.print(
+        _table("Recommended for them (derived.current_user_recommendations)",
+               con.execute(RECOMMENDED, [example[0]]))
+    )  # fmt: skip
     console.print(_table("Segments (derived.segment_membership)", con.execute(SEGMENTS)))
     known_bots = con.execute(
         "select count(*) from derived.anomalies where severity = 'info'"
