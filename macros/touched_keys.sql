@@ -57,6 +57,17 @@
     where by_network.max_load_tstamp > {{ persona.scope_watermark() }}
 {%- endmacro %}
 
+{#- Which sessions the per-user aggregates read: those with a device, and on an incremental run
+    only the touched devices' (all of their sessions, so their rows are rebuilt whole). -#}
+{% macro device_scope() -%}
+    domain_userid is not null
+    {%- if persona.incremental_run() %}
+        and domain_userid in (
+            select touched.domain_userid from ({{ persona.touched_devices() }}) as touched
+        )
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Whether a snapshot table exists yet (DuckDB asks; on Snowflake, where models are created
     by `dbt build` after their snapshots, it is assumed, so compiling needs no connection). -#}
 {% macro snapshot_exists(relation) -%}

@@ -13,13 +13,7 @@
 with sessions as (
 
     select * from {{ ref('sessions') }}
-    where
-        domain_userid is not null  -- noqa: LT02
-        {%- if persona.incremental_run() %}
-        and domain_userid in (
-            select touched.domain_userid from ({{ persona.touched_devices() }}) as touched
-        )
-        {%- endif %}
+    where {{ persona.device_scope() }}
 
 ),
 
