@@ -33,8 +33,17 @@ def follow(path: Path, db: Path) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def stop(proc: subprocess.Popen[str]) -> str:
-    time.sleep(1.5)  # let the last lines be read and committed
+def stop(proc: subprocess.Popen[str], path: Path) -> str:
+    """SIGTERM once every whole line of ``path`` is committed (the checkpoint says so), so a
+    slow start on a busy machine cannot be mistaken for a lost line."""
+    data = path.read_bytes()
+    whole = data.rfind(b"\n") + 1
+    checkpoint = Path(f"{path}.persona-checkpoint")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if checkpoint.exists() and checkpoint.read_text().strip() == str(whole):
+            break
+        time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -53,10 +62,10 @@ def test_follows_a_growing_file_and_resumes_after_a_restart(tmp_path: Path) -> N
         fh.flush()
         time.sleep(0.5)
         fh.write(lines[200][50:] + "\n")
-    assert "loaded 201 events (0 failed)" in stop(proc)
+    assert "loaded 201 events (0 failed)" in stop(proc, path)
     with path.open("a") as fh:  # more lines while no loader runs
         fh.write("\n".join(lines[201:300]) + "\n")
     proc = follow(path, db)
-    assert "loaded 99 events (0 failed)" in stop(proc)  # only the new ones
+    assert "loaded 99 events (0 failed)" in stop(proc, path)  # only the new ones
     distinct = len({line.split("\t")[6] for line in lines[:300]})  # the stream has duplicates
     assert count(db) == (300, distinct)
