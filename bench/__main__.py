@@ -94,9 +94,12 @@ def bench_collector(console: Console, args: argparse.Namespace) -> None:
 def bench_freshness(console: Console, args: argparse.Namespace) -> None:
     users, days = args.fresh_users, args.fresh_days
     with console.status(f"freshness: {users} users x {days} days of history, then streaming"):
-        r = freshness.run(OUT, users, days, args.fresh_seconds, args.fresh_rate)
+        r = freshness.run(
+            OUT, users, days, args.fresh_seconds, args.fresh_rate, args.fresh_batch_seconds
+        )
     _save("freshness", r)
-    title = (f"Freshness while streaming {r['stream_events_per_s']:.0f} events/s over "
+    title = (f"Freshness while streaming {r['stream_events_per_s']:.0f} events/s "
+             f"({r['batch_seconds']:g} s batches) over "
              f"~{r['history_events_approx']:,.0f} events of history, {r['probes']} probes "
              f"({MACHINE})")  # fmt: skip
     table = Table(title=title)
@@ -163,6 +166,8 @@ def main() -> int:
     parser.add_argument("--fresh-days", type=int, default=30, help="freshness: history days")
     parser.add_argument("--fresh-seconds", type=float, default=60, help="freshness: stream time")
     parser.add_argument("--fresh-rate", type=float, default=200, help="freshness: events/s")
+    parser.add_argument("--fresh-batch-seconds", type=float, default=1.0,
+                        help="freshness: the loader's micro-batch time")  # fmt: skip
     parser.add_argument("--interactions", type=int, nargs="+", default=[1_000_000, 10_000_000],
                         help="rulesets: interaction-log sizes")  # fmt: skip
     parser.add_argument("--calls", type=int, default=2000, help="udf: calls timed")

@@ -95,7 +95,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(out: Path, users: int, days: int, seconds: float, rate: float) -> dict:
+def run(
+    out: Path, users: int, days: int, seconds: float, rate: float, batch_seconds: float = 1.0
+) -> dict:
     from dbt.cli.main import dbtRunner
 
     work = out / "freshness"
@@ -124,7 +126,7 @@ def run(out: Path, users: int, days: int, seconds: float, rate: float) -> dict:
 
     def load() -> None:
         try:
-            pipeline.run(stream, sink, batch_seconds=1.0)
+            pipeline.run(stream, sink, batch_seconds=batch_seconds)
         except BaseException as error:  # reported by the main thread
             errors.put(error)
 
@@ -157,6 +159,7 @@ def run(out: Path, users: int, days: int, seconds: float, rate: float) -> dict:
     if not errors.empty():
         raise errors.get()
     result: dict = {"history_events_approx": users * days * 3.5, "stream_events_per_s": rate,
+                    "batch_seconds": batch_seconds,
                     "seconds": seconds, "probes": len(stream.arrived),
                     "refresh_cycles": len(cycles),
                     "refresh_cycle_s_median": statistics.median(cycles)}  # fmt: skip
