@@ -109,6 +109,7 @@ def bench_freshness(console: Console, args: argparse.Namespace) -> None:
         table.add_row(name, f"{r[name + '_p50_s']:.2f}", f"{r[name + '_p95_s']:.2f}",
                       f"{r[name + '_max_s']:.2f}")  # fmt: skip
     table.add_row("(one refresh cycle, median)", f"{r['refresh_cycle_s_median']:.2f}", "", "")
+    console.print(table)
 
 
 def bench_rulesets(console: Console, args: argparse.Namespace) -> None:
