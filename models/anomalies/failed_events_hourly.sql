@@ -12,7 +12,8 @@ with failed_events as (
         failed_at is not null  -- noqa: LT02
         {%- if persona.incremental_run() %}
         and failed_at >= (
-            select coalesce(max(bucket_start), cast('1970-01-01' as timestamp)) from {{ this }}
+            select coalesce(max(kept.bucket_start), cast('1970-01-01' as timestamp))
+            from {{ this }} as kept
         )
         {%- endif %}
 
