@@ -72,7 +72,7 @@ class DuckDBSink:
         return {r[0] for r in rows}
 
     def write(self, batch: Batch) -> None:
-        table = batch.to_arrow() if batch.events else None
+        table = batch.to_arrow() if batch.good else None
         try:
             self._commit(table, batch.failed)
         except _DATA_ERRORS:
