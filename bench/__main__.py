@@ -31,7 +31,7 @@ def _save(name: str, results: dict) -> None:
 
 
 def bench_loader(console: Console, args: argparse.Namespace) -> None:
-    with console.status("loader throughput (generate, then load 3x each way)"):
+    with console.status("loader throughput (generate, then load 3x each way, SDK parse 3x)"):
         r = loader_throughput.run(OUT, args.users, args.days, args.repeat)
     _save("loader", r)
     table = Table(title=f"Enriched TSV -> DuckDB, {r['events']:,} events ({MACHINE})")
@@ -43,6 +43,10 @@ def bench_loader(console: Console, args: argparse.Namespace) -> None:
                   f"{r['loader_vs_read_csv']:.2f}x")  # fmt: skip
     table.add_row("DuckDB read_csv, same columns", f"{r['duckdb_read_csv_events_per_s']:,.0f}",
                   "1.00x")  # fmt: skip
+    if "sdk_parse_events_per_s" in r:
+        sdk = r["sdk_parse_events_per_s"]
+        table.add_row("snowplow-analytics-sdk: parse to dicts only, no load", f"{sdk:,.0f}",
+                      f"{sdk / r['duckdb_read_csv_events_per_s']:.2f}x")  # fmt: skip
     console.print(table)
 
 

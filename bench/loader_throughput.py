@@ -53,6 +53,24 @@ def load_with_read_csv(tsv: Path, db: Path) -> None:
     con.close()
 
 
+def parse_with_sdk(tsv: Path) -> int:
+    """Snowplow's Python analytics SDK turning each line into its JSON-ready dict (parse only:
+    nothing is written); returns how many lines it refused."""
+    from snowplow_analytics_sdk.event_transformer import (
+        SnowplowEventTransformationException,
+        transform,
+    )
+
+    refused = 0
+    with tsv.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                transform(line.rstrip("\n"))
+            except SnowplowEventTransformationException:
+                refused += 1
+    return refused
+
+
 def run(out: Path, users: int, days: int, repeat: int) -> dict:
     tsv = out / "events.tsv"
     lines = 0
@@ -68,10 +86,23 @@ def run(out: Path, users: int, days: int, repeat: int) -> dict:
     generate_s = best_of(1, generate)
     loader_s = best_of(repeat, lambda: load_with_loader(tsv, out / "loader.duckdb"))
     csv_s = best_of(repeat, lambda: load_with_read_csv(tsv, out / "read_csv.duckdb"))
+    try:
+        import snowplow_analytics_sdk  # noqa: F401 - in the dev extra
+    except ImportError:
+        sdk = {}
+    else:
+        refused = [0]
+
+        def sdk_run() -> None:
+            refused[0] = parse_with_sdk(tsv)
+
+        sdk_s = best_of(repeat, sdk_run)
+        sdk = {"sdk_parse_events_per_s": lines / sdk_s, "sdk_refused_lines": refused[0]}
     return {
         "events": lines,
         "generate_events_per_s": lines / generate_s,
         "loader_events_per_s": lines / loader_s,
         "duckdb_read_csv_events_per_s": lines / csv_s,
         "loader_vs_read_csv": csv_s / loader_s,
+        **sdk,
     }
