@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 SEGMENT_BYTES = 64 * 1024 * 1024
 
 
@@ -74,7 +76,7 @@ class Spool:
                 f"{self.max_pending_bytes:,}): the warehouse is not keeping up"
             )
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        lines = [json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records]
+        lines = [_dumps(r) + b"\n" for r in records]
         self._queue.put((lines, done))
         return done
 
@@ -141,7 +143,7 @@ class Spool:
             if line.endswith(b"\n"):
                 position = Position(position.segment, position.offset + len(line))
                 try:
-                    record = json.loads(line)
+                    record = orjson.loads(line)
                 except ValueError:  # cannot happen after _drop_partial_line; never wedge on it
                     record = {"t": 0, "bad": line.decode("utf-8", "backslashreplace"),
                               "error": "unreadable spool record"}  # fmt: skip
@@ -196,6 +198,13 @@ class Spool:
         self.committed = position
         for segment in range(1, position.segment):
             self._segment_path(segment).unlink(missing_ok=True)
+
+
+def _dumps(record: dict) -> bytes:
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:  # a lone surrogate: the stdlib writes it as an escape
+        return json.dumps(record, separators=(",", ":")).encode()
 
 
 def _drop_partial_line(path: Path) -> None:
