@@ -127,8 +127,6 @@ def run(
                 delay = min(30.0, 0.5 * 2**attempt)
                 log.warning("batch not committed (%s); retrying in %.1f s", exc, delay)
                 time.sleep(delay)
-        if acknowledge is not None:
-            acknowledge()
         newest = batch.newest_collector_tstamp()
         METRICS.add(events_good=batch.good, events_failed=len(batch.failed), batches=1)
         METRICS.set(
@@ -136,6 +134,8 @@ def run(
             last_batch_seconds=time.perf_counter() - write_started,
             last_end_to_end_seconds=(utcnow() - newest).total_seconds() if newest else 0.0,
         )
+        if acknowledge is not None:  # after the metrics: "nothing pending" implies they count it
+            acknowledge()
         summary.good += batch.good
         summary.failed += len(batch.failed)
         summary.batches += 1

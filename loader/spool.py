@@ -38,10 +38,22 @@ class SpoolFull(Exception):
 
 
 class Spool:
-    def __init__(self, directory: str | Path, max_pending_bytes: int = 256 * 1024 * 1024) -> None:
+    """``writer=False`` opens the spool only to read it and move the checkpoint, while another
+    process (the collector's HTTP process) appends to it."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        max_pending_bytes: int = 256 * 1024 * 1024,
+        writer: bool = True,
+    ) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_pending_bytes = max_pending_bytes
+        self.writer = writer
+        self.committed = self.read_checkpoint()
+        if not writer:
+            return
         segments = sorted(self.dir.glob("spool-*.jsonl"))
         self._segment = int(segments[-1].stem.split("-")[1]) if segments else 1
         self._path = self._segment_path(self._segment)
@@ -53,7 +65,6 @@ class Spool:
         )
         self._writer = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
         self._writer.start()
-        self.committed = self.read_checkpoint()
 
     def _segment_path(self, segment: int) -> Path:
         return self.dir / f"spool-{segment:08d}.jsonl"
@@ -118,6 +129,8 @@ class Spool:
         self._written = Position(self._segment, 0)
 
     def close(self) -> None:
+        if not self.writer:
+            return
         self._queue.put(None)
         self._writer.join(timeout=10)
         self._fh.close()
@@ -166,20 +179,28 @@ class Spool:
                 fh = self._segment_path(position.segment).open("rb")
                 fh.seek(position.offset)
                 continue
-            if stop.is_set() and self._queue.empty() and position >= self._written:
+            if stop.is_set() and self._drained(position):
                 if fh is not None:
                     fh.close()
                 return
             yield None
             time.sleep(idle)
 
+    def _drained(self, position: Position) -> bool:
+        """Everything written has been read (a reader alone: stop is set once the writing
+        process has exited, and the read above found the end of the last segment)."""
+        if not self.writer:
+            return True
+        return self._queue.empty() and position >= self._written
+
     # -- checkpoint ----------------------------------------------------------------------------
 
     def read_checkpoint(self) -> Position:
         path = self.dir / "checkpoint.json"
-        if not path.exists():
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
             return Position(1, 0)
-        data = json.loads(path.read_text())
         return Position(int(data["segment"]), int(data["offset"]))
 
     def commit(self, position: Position) -> None:
