@@ -33,7 +33,9 @@ def fresh(path: Path) -> Path:
 
 
 def load_with_loader(tsv: Path, db: Path) -> None:
+    """As ``python -m loader --source file:TSV --sink duckdb:DB`` does it."""
     sink = DuckDBSink(fresh(db))
+    sink.bulk_load()  # what the CLI does for a finite source
     pipeline.run(TsvFileSource(str(tsv)), sink)
     sink.close()
 

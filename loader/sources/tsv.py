@@ -85,6 +85,7 @@ class TsvFileSource:
     """``file:PATH``; ``file:-`` reads stdin. Finite: ends at end of file."""
 
     path: str
+    finite = True  # a bulk load: the sink may trade memory for fewer checkpoints
 
     @property
     def name(self) -> str:
