@@ -43,7 +43,11 @@ _CONVERT = pacsv.ConvertOptions(
 # The plain forms Enrich writes, a subset of the per-line grammar (enriched.py). A timestamp
 # with a zone goes the slow way: Arrow casts naive strings only. Calendar checks (Feb 30, hour
 # 24) are left to the cast, which refuses what datetime.fromisoformat refuses.
-_TSTAMP_FAST = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"
+# Year 0 too: Arrow takes it, datetime does not.
+_TSTAMP_FAST = (
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+    r"-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"
+)
 _INT_FAST = f"^{INT_RE}$"
 _DOUBLE_FAST = f"^{DOUBLE_RE}$"
 _UUID_FAST = f"^{UUID_RE}$"
@@ -91,28 +95,65 @@ class Chunk:
 
 def parse_block(data: bytes, source: str = "") -> Chunk:
     """Whole lines of enriched TSV (``\\n``-terminated, as read from a file) to a chunk."""
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()
-    # Decide per line: the fast path, or the per-line parser (``slow``, by item index).
     plain = b"\r" not in data and not data.startswith(_BOM)
-    fast_lines: list[bytes] = []
-    fast_items: list[int] = []
-    slow: dict[int, bytes] = {}
-    item = 0
     try:
         data.decode("utf-8")
         utf8 = True
     except UnicodeDecodeError:
         utf8 = False
+    strings = None
+    body = data[:-1] if data.endswith(b"\n") else data
+    if plain and utf8 and body and b"\n\n" not in body and not body.startswith(b"\n"):
+        n_lines = body.count(b"\n") + 1
+        if data.count(b"\t") == (N_FIELDS - 1) * n_lines:
+            try:  # the usual block: every line has 131 fields, the reader checks it
+                strings = pacsv.read_csv(pa.py_buffer(data), _READ, _PARSE, _CONVERT)
+            except pa.ArrowInvalid:
+                strings = None
+    if strings is not None:
+        fast_lines: list[bytes] | None = None  # split only if some line needs the slow path
+        fast_items = list(range(strings.num_rows))
+        slow: dict[int, bytes] = {}
+        item = strings.num_rows
+    else:
+        fast_lines, fast_items, slow, item = _sort_lines(data, plain, utf8)
+        if fast_lines:
+            body = b"\n".join(fast_lines) + b"\n"
+            strings = pacsv.read_csv(pa.py_buffer(body), _READ, _PARSE, _CONVERT)
+        else:
+            strings = pa.table({name: pa.array([], pa.string()) for name in _NAMES})
+    good, columns, entities = _convert(strings)
+    # Rows the fast path was not sure of go to the per-line parser, in their place.
+    rows_good = good.to_pylist()
+    if not all(rows_good):
+        if fast_lines is None:
+            fast_lines = data.split(b"\n")
+        for row, ok in enumerate(rows_good):
+            if not ok:
+                slow[fast_items[row]] = fast_lines[row]
+    return _assemble(strings, columns, entities, rows_good, fast_items, slow, item, source)
+
+
+def _sort_lines(
+    data: bytes, plain: bool, utf8: bool
+) -> tuple[list[bytes], list[int], dict[int, bytes], int]:
+    """Each non-empty line to the fast path or, by item index, to the per-line parser."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    fast_lines: list[bytes] = []
+    fast_items: list[int] = []
+    slow: dict[int, bytes] = {}
+    item = 0
     for raw in lines:
         if not plain:
             raw = raw.rstrip(b"\r\n")
         if not raw:
             continue
-        ok = raw.count(b"\t") == N_FIELDS - 1
+        # pyarrow's reader would drop a BOM that starts its input, and end a line at a \r
+        ok = raw.count(b"\t") == N_FIELDS - 1 and not raw.startswith(_BOM)
         if ok and not plain:
-            ok = b"\r" not in raw and not raw.startswith(_BOM)
+            ok = b"\r" not in raw
         if ok and not utf8:
             try:
                 raw.decode("utf-8")
@@ -124,18 +165,7 @@ def parse_block(data: bytes, source: str = "") -> Chunk:
         else:
             slow[item] = raw
         item += 1
-    if fast_lines:
-        body = data if len(fast_lines) == len(lines) else b"\n".join(fast_lines) + b"\n"
-        strings = pacsv.read_csv(pa.py_buffer(body), _READ, _PARSE, _CONVERT)
-    else:
-        strings = pa.table({name: pa.array([], pa.string()) for name in _NAMES})
-    good, columns, entities = _convert(strings)
-    # Rows the fast path was not sure of go to the per-line parser, in their place.
-    rows_good = good.to_pylist()
-    for row, ok in enumerate(rows_good):
-        if not ok:
-            slow[fast_items[row]] = fast_lines[row]
-    return _assemble(strings, columns, entities, rows_good, fast_items, slow, item, source)
+    return fast_lines, fast_items, slow, item
 
 
 def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], list[dict[str, bytes]]]:
@@ -308,7 +338,10 @@ def _assemble(
             failed_items.append(i)
         else:
             slow_events.append((i, result))
-    table = pa.Table.from_arrays([c.filter(keep) for c in columns], names=names)
+    if all(rows_good):
+        table = pa.Table.from_arrays(columns, names=names)
+    else:
+        table = pa.Table.from_arrays([c.filter(keep) for c in columns], names=names)
     order = good_items
     if slow_events:
         order, table, fast_entities = _merge(table, fast_entities, good_items, slow_events)

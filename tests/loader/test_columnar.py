@@ -104,6 +104,23 @@ def test_bytes_that_are_not_utf8_or_not_lines(picked: list[str], junk: bytes) ->
     assert_same(data)  # no final newline
 
 
+def test_byte_order_marks_and_carriage_returns_where_pyarrow_would_treat_them_apart() -> None:
+    bom = "\ufeff" + FIXTURE
+    assert_same(f"{bom}\n{FIXTURE}\n".encode())
+    assert_same(f"\n{bom}\n{FIXTURE}\n".encode())  # not first in the block, but first fast line
+    assert_same(f"{FIXTURE}\r\n{FIXTURE}\r\n".encode())
+    assert_same(f"{FIXTURE}\n\n\n{FIXTURE}".encode())
+
+
+def test_values_arrow_would_cast_but_the_per_line_parser_refuses() -> None:
+    fields = [f.name for f in FIELDS]
+    for name, value in [("etl_tstamp", "0000-01-01 00:00:00"), ("txn_id", "2147483648"),
+                        ("geo_latitude", "1e400"), ("br_cookies", "true")]:  # fmt: skip
+        values = FIXTURE.split("\t")
+        values[fields.index(name)] = value
+        assert_same(("\t".join(values) + "\n" + FIXTURE + "\n").encode())
+
+
 def test_synthetic_stream_takes_the_fast_path_whole() -> None:
     data = ("\n".join(SYNTHETIC) + "\n").encode()
     assert_same(data)
