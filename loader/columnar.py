@@ -42,8 +42,8 @@ _CONVERT = pacsv.ConvertOptions(
 )
 # The plain forms Enrich writes, a subset of the per-line grammar (enriched.py). A timestamp
 # with a zone goes the slow way: Arrow casts naive strings only. Calendar checks (Feb 30, hour
-# 24) are left to the cast, which refuses what datetime.fromisoformat refuses.
-# Year 0 too: Arrow takes it, datetime does not.
+# 24) are left to the cast, which refuses what datetime.fromisoformat refuses, except year 0:
+# Arrow takes it, datetime does not, so the pattern leaves it out.
 _TSTAMP_FAST = (
     r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
     r"-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"
@@ -206,9 +206,13 @@ def _checked_cast(
                 flags.append(value is None or check(value) is not None)
             except (ValueError, OverflowError):
                 flags.append(False)
-        sure = pa.array(flags, pa.bool_())
-        ok = pc.and_(ok, sure)
-        return pc.cast(pc.if_else(ok, raw, pa.scalar(None, pa.string())), to), ok
+        ok = pc.and_(ok, pa.array(flags, pa.bool_()))
+        try:
+            return pc.cast(pc.if_else(ok, raw, pa.scalar(None, pa.string())), to), ok
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            # Arrow refuses what Python accepts: every row with a value goes the per-line way.
+            ok = pc.is_null(raw)
+            return pc.cast(pa.nulls(len(raw), pa.string()), to), ok
 
 
 def _tstamp(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
