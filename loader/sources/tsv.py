@@ -77,7 +77,7 @@ def parse_blocks(fh: BinaryIO, source: str, size: int = BLOCK_BYTES) -> Iterator
             yield item
     finally:
         stop.set()
-        thread.join()
+        thread.join(timeout=5)  # a daemon: a read of a stalled pipe must not hang the exit
 
 
 @dataclass
