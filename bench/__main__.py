@@ -33,7 +33,7 @@ def _save(name: str, results: dict) -> None:
 
 
 def bench_loader(console: Console, args: argparse.Namespace) -> None:
-    with console.status("loader throughput (generate, then load 3x each way)"):
+    with console.status("loader throughput (generate; rounds of loader, read_csv, SDK parse)"):
         r = loader_throughput.run(OUT, args.users, args.days, args.repeat)
     _save("loader", r)
     table = Table(title=f"Enriched TSV -> DuckDB, {r['events']:,} events ({MACHINE})")
@@ -45,7 +45,14 @@ def bench_loader(console: Console, args: argparse.Namespace) -> None:
                   f"{r['loader_vs_read_csv']:.2f}x")  # fmt: skip
     table.add_row("DuckDB read_csv, same columns", f"{r['duckdb_read_csv_events_per_s']:,.0f}",
                   "1.00x")  # fmt: skip
+    if "sdk_parse_events_per_s" in r:
+        sdk = r["sdk_parse_events_per_s"]
+        table.add_row("snowplow-analytics-sdk: parse to dicts only, no load", f"{sdk:,.0f}",
+                      f"{r['sdk_vs_read_csv']:.2f}x")  # fmt: skip
     console.print(table)
+    rounds = ", ".join(f"{x:.2f}" for x in r["loader_vs_read_csv_rounds"])
+    median = r["loader_vs_read_csv"]
+    console.print(f"loader vs read_csv, round by round: {rounds} (median {median:.2f})")
 
 
 def bench_incremental(console: Console, args: argparse.Namespace) -> None:
@@ -158,7 +165,7 @@ def main() -> int:
     )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
     parser.add_argument("--days", type=int, default=30, help="loader: synthetic days")
-    parser.add_argument("--repeat", type=int, default=3, help="loader: runs per figure (median)")
+    parser.add_argument("--repeat", type=int, default=3, help="loader: rounds (medians)")
     parser.add_argument("--sizes", type=int, nargs=2, default=[2_500_000, 5_000_000],
                         help="incremental: the two history sizes, in events")  # fmt: skip
     parser.add_argument("--new", type=int, default=50_000, help="incremental: new events per run")

@@ -24,10 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Resident memory of the process and its children (the collector's HTTP process)."""
+    total = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _rss_mb(int(child))
+    except FileNotFoundError:  # gone meanwhile
+        pass
+    return total
 
 
 def _client(url: str, seconds: float, batch: int, threads: int, out: multiprocessing.Queue) -> None:

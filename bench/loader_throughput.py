@@ -26,6 +26,12 @@ def best_of(repeat: int, run: Callable[[], None]) -> float:
     return statistics.median(times)
 
 
+def timed(run: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
 def fresh(path: Path) -> Path:
     path.unlink(missing_ok=True)
     Path(f"{path}.wal").unlink(missing_ok=True)
@@ -33,7 +39,9 @@ def fresh(path: Path) -> Path:
 
 
 def load_with_loader(tsv: Path, db: Path) -> None:
+    """As ``python -m loader --source file:TSV --sink duckdb:DB`` does it."""
     sink = DuckDBSink(fresh(db))
+    sink.bulk_load()  # what the CLI does for a finite source
     pipeline.run(TsvFileSource(str(tsv)), sink)
     sink.close()
 
@@ -53,6 +61,24 @@ def load_with_read_csv(tsv: Path, db: Path) -> None:
     con.close()
 
 
+def parse_with_sdk(tsv: Path) -> int:
+    """Snowplow's Python analytics SDK turning each line into its JSON-ready dict (parse only:
+    nothing is written); returns how many lines it refused."""
+    from snowplow_analytics_sdk.event_transformer import (
+        SnowplowEventTransformationException,
+        transform,
+    )
+
+    refused = 0
+    with tsv.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                transform(line.rstrip("\n"))
+            except SnowplowEventTransformationException:
+                refused += 1
+    return refused
+
+
 def run(out: Path, users: int, days: int, repeat: int) -> dict:
     tsv = out / "events.tsv"
     lines = 0
@@ -66,12 +92,40 @@ def run(out: Path, users: int, days: int, repeat: int) -> dict:
                 lines += 1
 
     generate_s = best_of(1, generate)
-    loader_s = best_of(repeat, lambda: load_with_loader(tsv, out / "loader.duckdb"))
-    csv_s = best_of(repeat, lambda: load_with_read_csv(tsv, out / "read_csv.duckdb"))
+    try:
+        import snowplow_analytics_sdk  # noqa: F401 - in the dev extra
+    except ImportError:
+        has_sdk = False
+    else:
+        has_sdk = True
+    # Interleaved, one round of each per repeat: load on a shared machine drifts, and a ratio
+    # taken within one round compares like with like.
+    loader_t, csv_t, sdk_t, refused = [], [], [], 0
+    for _ in range(repeat):
+        loader_t.append(timed(lambda: load_with_loader(tsv, out / "loader.duckdb")))
+        csv_t.append(timed(lambda: load_with_read_csv(tsv, out / "read_csv.duckdb")))
+        if has_sdk:
+            started = time.perf_counter()
+            refused = parse_with_sdk(tsv)
+            sdk_t.append(time.perf_counter() - started)
+    sdk = (
+        {
+            "sdk_parse_events_per_s": lines / statistics.median(sdk_t),
+            "sdk_vs_read_csv": statistics.median(c / t for c, t in zip(csv_t, sdk_t, strict=True)),
+            "sdk_refused_lines": refused,
+        }
+        if has_sdk
+        else {}
+    )
     return {
         "events": lines,
         "generate_events_per_s": lines / generate_s,
-        "loader_events_per_s": lines / loader_s,
-        "duckdb_read_csv_events_per_s": lines / csv_s,
-        "loader_vs_read_csv": csv_s / loader_s,
+        "loader_events_per_s": lines / statistics.median(loader_t),
+        "duckdb_read_csv_events_per_s": lines / statistics.median(csv_t),
+        # the median of the rounds' ratios
+        "loader_vs_read_csv": statistics.median(
+            c / t for c, t in zip(csv_t, loader_t, strict=True)
+        ),
+        "loader_vs_read_csv_rounds": [c / t for c, t in zip(csv_t, loader_t, strict=True)],
+        **sdk,
     }

@@ -1,8 +1,11 @@
 """Micro-batches: events gathered column by column, handed to a sink as one Arrow table.
 
-Columns are built as Python lists and converted once per batch, which is far cheaper than one
-Arrow conversion per event. Entity columns are carried as JSON text: DuckDB stores them in JSON
-columns and Snowflake in VARIANT, and both parse text on the way in.
+Columns are built as Python lists and converted every ``FLUSH_EVENTS`` events, which is far
+cheaper than one Arrow conversion per event and keeps few events as dicts (about 8 KB each)
+in memory at once. Entity columns are carried as JSON text: DuckDB stores them in JSON
+columns and Snowflake in VARIANT, and both parse text on the way in. A source that parses
+column by column (``columnar.Chunk``, the enriched TSV file source) adds its events as Arrow
+tables already built.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from datetime import datetime
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from loader.columnar import Chunk
 from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind, utcnow
 from loader.enriched import Event
 from loader.failed import FailedEvent
@@ -33,6 +38,7 @@ ATOMIC_SCHEMA = pa.schema(
 _ATOMIC_NAMES = frozenset(f.name for f in ATOMIC_FIELDS)
 _atomic_values = operator.itemgetter(*(f.name for f in ATOMIC_FIELDS))
 _DUMPS = orjson.dumps  # UTF-8 JSON bytes, which Arrow takes as strings
+FLUSH_EVENTS = 1000
 
 
 @dataclass
@@ -43,20 +49,61 @@ class Batch:
     failed: list[FailedEvent] = field(default_factory=list)
     # the source position after the batch's last item, for sinks that resume from it
     offset_token: str | None = None
+    # good events parsed column by column (atomic columns, then entity columns as JSON text)
+    tables: list[pa.Table] = field(default_factory=list)
 
-    def add(self, item: Event | FailedEvent) -> None:
+    def add(self, item: Event | FailedEvent | Chunk) -> None:
         if isinstance(item, FailedEvent):
             self.failed.append(item)
+        elif isinstance(item, Chunk):
+            if item.table.num_rows:
+                self.tables.append(item.table)
+            self.failed.extend(item.failed)
         else:
             self.events.append(item)
+            if len(self.events) >= FLUSH_EVENTS:
+                self.tables.append(_events_table(self.events, self.entity_columns(self.events)))
+                self.events = []
+
+    @property
+    def good(self) -> int:
+        """How many good events the batch holds."""
+        return len(self.events) + sum(t.num_rows for t in self.tables)
 
     def __len__(self) -> int:
-        return len(self.events) + len(self.failed)
+        return self.good + len(self.failed)
 
-    def entity_columns(self) -> list[str]:
+    def newest_collector_tstamp(self) -> datetime | None:
+        newest = max((e["collector_tstamp"] for e in self.events), default=None)
+        for table in self.tables:
+            value = pc.max(table.column("collector_tstamp")).as_py()
+            if value is not None and (newest is None or value > newest):
+                newest = value
+        return newest
+
+    def event_dicts(self) -> list[Event]:
+        """Every good event as the per-line parser gives it (for sinks that take rows)."""
+        events: list[Event] = []
+        for table in self.tables:
+            entity = table.column_names[len(ATOMIC_FIELDS) :]
+            for row in table.to_pylist():
+                for name in entity:
+                    if row[name] is None:
+                        del row[name]
+                    else:
+                        row[name] = orjson.loads(row[name])
+                events.append(row)
+        return events + self.events
+
+    def entity_columns(self, events: list[Event] | None = None) -> list[str]:
+        """Entity columns in order of first appearance (of ``events`` alone, if given)."""
         seen: dict[str, None] = {}
         n_atomic = len(_ATOMIC_NAMES)
-        for event in self.events:
+        if events is None:
+            events = self.events
+            for table in self.tables:
+                seen.update(dict.fromkeys(table.column_names[n_atomic:]))
+        for event in events:
             if len(event) > n_atomic:
                 for name in itertools.islice(event, n_atomic, None):
                     seen[name] = None
@@ -65,17 +112,25 @@ class Batch:
     def to_arrow(self, loaded_at: datetime | None = None) -> pa.Table:
         """The events as a table: atomic columns in contract order, then entity columns."""
         loaded_at = loaded_at or utcnow()
-        events = self.events
-        rows = [_atomic_values(e) for e in events]
-        columns = zip(*rows, strict=True) if rows else ([] for _ in ATOMIC_FIELDS)
-        arrays = [
-            pa.array(column, type=ARROW_TYPES[f.kind])
-            for f, column in zip(ATOMIC_FIELDS, columns, strict=True)
-        ]
-        arrays.append(pa.array([loaded_at] * len(events), type=pa.timestamp("us")))
-        names = [*ATOMIC_SCHEMA.names]
-        for column in self.entity_columns():
-            values = [e.get(column) for e in events]
-            arrays.append(pa.array([None if v is None else _DUMPS(v) for v in values], pa.string()))
-            names.append(column)
-        return pa.Table.from_arrays(arrays, names=names)
+        parts = list(self.tables)
+        if self.events or not parts:
+            parts.append(_events_table(self.events, self.entity_columns(self.events)))
+        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
+        stamps = pa.array([loaded_at] * table.num_rows, type=pa.timestamp("us"))
+        return table.add_column(len(ATOMIC_FIELDS), LOAD_TSTAMP, stamps)
+
+
+def _events_table(events: list[Event], entity_columns: list[str]) -> pa.Table:
+    """Events as a table without ``load_tstamp``: atomic columns, then entity columns."""
+    rows = [_atomic_values(e) for e in events]
+    columns = zip(*rows, strict=True) if rows else ([] for _ in ATOMIC_FIELDS)
+    arrays = [
+        pa.array(column, type=ARROW_TYPES[f.kind])
+        for f, column in zip(ATOMIC_FIELDS, columns, strict=True)
+    ]
+    names = [f.name for f in ATOMIC_FIELDS]
+    for column in entity_columns:
+        values = [e.get(column) for e in events]
+        arrays.append(pa.array([None if v is None else _DUMPS(v) for v in values], pa.string()))
+        names.append(column)
+    return pa.Table.from_arrays(arrays, names=names)

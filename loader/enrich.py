@@ -122,7 +122,12 @@ def _ms(value: str) -> datetime:
 
 
 def _fmt(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
+    if ts.year < 1000:  # strftime's %Y does not pad on every platform: keep its exact output
+        return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
+    return (
+        f"{ts.year}-{ts.month:02d}-{ts.day:02d} {ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+        f".{ts.microsecond // 1000:03d}"
+    )
 
 
 _STANDARD_B64 = str.maketrans("-_", "+/")
@@ -149,6 +154,7 @@ def _set_url(row: list[str], prefix: str, url: str) -> dict[str, str]:
     return dict(parse_qsl(parts.query))
 
 
+@functools.lru_cache(maxsize=4096)  # a client sends many events from one address
 def _anonymize(ip: str, octets: int) -> str:
     try:
         address = ipaddress.ip_address(ip)

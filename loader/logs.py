@@ -21,7 +21,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_FORMAT = ["text"]
+
+
+def current_format() -> str:
+    """The format ``configure`` set, for a child process to log the same way."""
+    return _FORMAT[0]
+
+
 def configure(fmt: str = "text", level: str = "info") -> None:
+    _FORMAT[0] = fmt
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

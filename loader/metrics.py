@@ -34,6 +34,11 @@ class Metrics:
             for name, value in values.items():
                 setattr(self, name, value)
 
+    def pipeline_values(self) -> dict[str, float]:
+        """The loader's own counters, for a collector process that serves ``/metrics``."""
+        with self._lock:
+            return {name: getattr(self, name) for name in PIPELINE_FIELDS}
+
     def render(self) -> str:
         rows = [
             ("persona_events_total", "counter", 'status="good"', self.events_good),
@@ -60,4 +65,12 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+PIPELINE_FIELDS = (
+    "events_good",
+    "events_failed",
+    "batches",
+    "last_batch_rows",
+    "last_batch_seconds",
+    "last_end_to_end_seconds",
+)
 METRICS = Metrics()

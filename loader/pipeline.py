@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from loader import offsets
 from loader.batch import Batch
+from loader.columnar import Chunk
 from loader.contract import utcnow
 from loader.enriched import Event
 from loader.errors import TransientSinkError
@@ -40,10 +41,15 @@ class LoadSummary:
 class Counted:
     """Gives a replayable source (a file, an export, the synthetic stream) a position: the
     number of items yielded. A sink that remembers the last committed position (Snowflake's
-    offset tokens) then resumes a re-run right after the items it already has."""
+    offset tokens) then resumes a re-run right after the items it already has.
 
-    def __init__(self, source: Iterable[Event | FailedEvent | None]) -> None:
+    A chunk (many items parsed together) is yielded in pieces of at most ``room`` items, which
+    the pipeline sets to what the open batch can still take: a batch then ends exactly at its
+    row limit, and the position after it is exact."""
+
+    def __init__(self, source: Iterable[Event | FailedEvent | Chunk | None]) -> None:
         self.source, self.count, self.skip = source, 0, 0
+        self.room = 0  # 0: no limit
 
     def position(self) -> str:
         return offsets.token("items", self.count)
@@ -51,10 +57,23 @@ class Counted:
     def seek(self, token: str) -> None:
         (self.skip,) = offsets.parse(token, "items")
 
-    def __iter__(self) -> Iterator[Event | FailedEvent | None]:
+    def __iter__(self) -> Iterator[Event | FailedEvent | Chunk | None]:
         for item in self.source:
             if item is None:
                 yield item
+                continue
+            if isinstance(item, Chunk):
+                if self.count < self.skip:  # cut it where the skip ends
+                    skipped, item = item.split(self.skip - self.count)
+                    self.count += len(skipped)
+                rest: Chunk | None = item
+                while rest is not None and len(rest):
+                    if 0 < self.room < len(rest):
+                        piece, rest = rest.split(self.room)
+                    else:
+                        piece, rest = rest, None
+                    self.count += len(piece)
+                    yield piece
                 continue
             self.count += 1
             if self.count > self.skip:
@@ -62,7 +81,7 @@ class Counted:
 
 
 def run(
-    source: Iterable[Event | FailedEvent | None],
+    source: Iterable[Event | FailedEvent | Chunk | None],
     sink: Sink,
     *,
     batch_rows: int = 10_000,
@@ -108,16 +127,16 @@ def run(
                 delay = min(30.0, 0.5 * 2**attempt)
                 log.warning("batch not committed (%s); retrying in %.1f s", exc, delay)
                 time.sleep(delay)
-        if acknowledge is not None:
-            acknowledge()
-        newest = max((e["collector_tstamp"] for e in batch.events), default=None)
-        METRICS.add(events_good=len(batch.events), events_failed=len(batch.failed), batches=1)
+        newest = batch.newest_collector_tstamp()
+        METRICS.add(events_good=batch.good, events_failed=len(batch.failed), batches=1)
         METRICS.set(
             last_batch_rows=len(batch),
             last_batch_seconds=time.perf_counter() - write_started,
             last_end_to_end_seconds=(utcnow() - newest).total_seconds() if newest else 0.0,
         )
-        summary.good += len(batch.events)
+        if acknowledge is not None:  # after the metrics: "nothing pending" implies they count it
+            acknowledge()
+        summary.good += batch.good
         summary.failed += len(batch.failed)
         summary.batches += 1
         summary.seconds = time.perf_counter() - started
@@ -125,6 +144,9 @@ def run(
         if on_commit is not None:
             on_commit(summary)
 
+    counted = source if isinstance(source, Counted) else None
+    if counted is not None:
+        counted.room = batch_rows
     for item in source:
         if item is not None:
             if not batch:
@@ -132,6 +154,8 @@ def run(
             batch.add(item)
         if batch and (len(batch) >= batch_rows or time.perf_counter() - opened >= batch_seconds):
             commit()
+        if counted is not None:
+            counted.room = batch_rows - len(batch)
     if batch:
         commit()
     summary.seconds = time.perf_counter() - started

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 SEGMENT_BYTES = 64 * 1024 * 1024
 
 
@@ -36,10 +38,22 @@ class SpoolFull(Exception):
 
 
 class Spool:
-    def __init__(self, directory: str | Path, max_pending_bytes: int = 256 * 1024 * 1024) -> None:
+    """``writer=False`` opens the spool only to read it and move the checkpoint, while another
+    process (the collector's HTTP process) appends to it."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        max_pending_bytes: int = 256 * 1024 * 1024,
+        writer: bool = True,
+    ) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_pending_bytes = max_pending_bytes
+        self.writer = writer
+        self.committed = self.read_checkpoint()
+        if not writer:
+            return
         segments = sorted(self.dir.glob("spool-*.jsonl"))
         self._segment = int(segments[-1].stem.split("-")[1]) if segments else 1
         self._path = self._segment_path(self._segment)
@@ -51,7 +65,6 @@ class Spool:
         )
         self._writer = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
         self._writer.start()
-        self.committed = self.read_checkpoint()
 
     def _segment_path(self, segment: int) -> Path:
         return self.dir / f"spool-{segment:08d}.jsonl"
@@ -74,7 +87,7 @@ class Spool:
                 f"{self.max_pending_bytes:,}): the warehouse is not keeping up"
             )
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        lines = [json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records]
+        lines = [_dumps(r) + b"\n" for r in records]
         self._queue.put((lines, done))
         return done
 
@@ -116,6 +129,8 @@ class Spool:
         self._written = Position(self._segment, 0)
 
     def close(self) -> None:
+        if not self.writer:
+            return
         self._queue.put(None)
         self._writer.join(timeout=10)
         self._fh.close()
@@ -141,7 +156,7 @@ class Spool:
             if line.endswith(b"\n"):
                 position = Position(position.segment, position.offset + len(line))
                 try:
-                    record = json.loads(line)
+                    record = orjson.loads(line)
                 except ValueError:  # cannot happen after _drop_partial_line; never wedge on it
                     record = {"t": 0, "bad": line.decode("utf-8", "backslashreplace"),
                               "error": "unreadable spool record"}  # fmt: skip
@@ -164,20 +179,28 @@ class Spool:
                 fh = self._segment_path(position.segment).open("rb")
                 fh.seek(position.offset)
                 continue
-            if stop.is_set() and self._queue.empty() and position >= self._written:
+            if stop.is_set() and self._drained(position):
                 if fh is not None:
                     fh.close()
                 return
             yield None
             time.sleep(idle)
 
+    def _drained(self, position: Position) -> bool:
+        """Everything written has been read (a reader alone: stop is set once the writing
+        process has exited, and the read above found the end of the last segment)."""
+        if not self.writer:
+            return True
+        return self._queue.empty() and position >= self._written
+
     # -- checkpoint ----------------------------------------------------------------------------
 
     def read_checkpoint(self) -> Position:
         path = self.dir / "checkpoint.json"
-        if not path.exists():
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
             return Position(1, 0)
-        data = json.loads(path.read_text())
         return Position(int(data["segment"]), int(data["offset"]))
 
     def commit(self, position: Position) -> None:
@@ -196,6 +219,13 @@ class Spool:
         self.committed = position
         for segment in range(1, position.segment):
             self._segment_path(segment).unlink(missing_ok=True)
+
+
+def _dumps(record: dict) -> bytes:
+    try:
+        return orjson.dumps(record)
+    except orjson.JSONEncodeError:  # a lone surrogate: the stdlib writes it as an escape
+        return json.dumps(record, separators=(",", ":")).encode()
 
 
 def _drop_partial_line(path: Path) -> None:

@@ -111,7 +111,7 @@ class SnowflakeSink:
             rows = [_row({"failed_at": f.failed_at, "source": f.source, "error_type": f.error_type,
                           "message": f.message, "raw": f.raw}) for f in batch.failed]  # fmt: skip
             self._append(self._failed_channel, rows, token, "FAILED_EVENTS")
-        if batch.events:
+        if batch.good:
             new = [c for c in batch.entity_columns() if c not in self.columns]
             for column in new:
                 if not ENTITY_COLUMN_RE.fullmatch(column):
@@ -122,7 +122,7 @@ class SnowflakeSink:
                 self._channel.close()
                 self._channel = self._open(self._events, self.channel_name)
             loaded_at = utcnow()
-            rows = [_row(e) | {LOAD_TSTAMP.upper(): loaded_at} for e in batch.events]
+            rows = [_row(e) | {LOAD_TSTAMP.upper(): loaded_at} for e in batch.event_dicts()]
             self._append(self._channel, rows, token, "EVENTS")
 
     def _append(self, channel: Channel, rows: list[dict[str, Any]], token: str, table: str) -> None:

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,12 @@ def build_app(
     max_body_bytes: int = 1_000_000,
     cookie_name: str = "sp",
     trust_forwarded_for: bool = False,
+    pipeline_metrics: Callable[[], dict[str, float]] | None = None,
 ):
-    """The Starlette app; separate from the server so tests can drive it directly."""
+    """The Starlette app; separate from the server so tests can drive it directly.
+
+    ``pipeline_metrics`` fetches the loader's counters when the loader runs in another process.
+    """
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse, Response
@@ -149,6 +153,9 @@ def build_app(
         return PlainTextResponse("ok")
 
     async def metrics(request: Request) -> Response:
+        if pipeline_metrics is not None:
+            spool.committed = spool.read_checkpoint()
+            METRICS.set(**await asyncio.get_running_loop().run_in_executor(None, pipeline_metrics))
         METRICS.set(spool_pending_bytes=spool.pending_bytes())
         return PlainTextResponse(METRICS.render(), media_type="text/plain; version=0.0.4")
 
@@ -205,9 +212,92 @@ def to_event(record: dict, cfg: EnrichConfig, source: str) -> Event | FailedEven
         return FailedEvent(raw, "enrich_error", f"{type(exc).__name__}: {exc}", source)
 
 
-class CollectorSource:
-    """Serves the collector on a thread and yields the spooled events, enriched, in order.
+def _listen(
+    host: str,
+    port: int,
+    spool: Spool,
+    max_body_bytes: int,
+    trust_forwarded_for: bool,
+    pipeline_metrics: Callable[[], dict[str, float]] | None = None,
+) -> tuple[Any, threading.Thread]:
+    """uvicorn on a thread (never the main one: uvicorn would take over the signals)."""
+    import uvicorn
 
+    app = build_app(spool, max_body_bytes, trust_forwarded_for=trust_forwarded_for,
+                    pipeline_metrics=pipeline_metrics)  # fmt: skip
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="collector", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise OSError(f"the collector could not listen on {host}:{port}")
+        time.sleep(0.01)
+    return server, thread
+
+
+def _serve(
+    host: str,
+    port: int,
+    spool_dir: str,
+    max_body_bytes: int,
+    trust_forwarded_for: bool,
+    log_format: str,
+    ready: Any,
+    stop: Any,
+    metrics_conn: Any,
+) -> None:
+    """The collector's HTTP process: requests in, spool records fsynced, 200 out. The loader
+    process reads the spool; it shares only files (the spool, its checkpoint) and the pipe
+    that answers ``/metrics`` with the loader's counters."""
+    import fcntl
+    import os
+    import signal
+
+    from loader import logs
+
+    logs.configure(log_format)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # the loader process decides when to stop
+        signal.signal(signum, signal.SIG_IGN)
+    parent = os.getppid()
+    # One writer per spool: a collector left over from a killed loader exits (it watches its
+    # parent) before this one opens the spool and takes the port.
+    lock = open(Path(spool_dir) / "writer.lock", "wb")  # noqa: SIM115 - held for the process
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    spool = Spool(spool_dir)
+    asking = threading.Lock()
+
+    def pipeline_metrics() -> dict[str, float]:
+        with asking:
+            metrics_conn.send(None)
+            return metrics_conn.recv() if metrics_conn.poll(5) else {}
+
+    try:
+        server, thread = _listen(
+            host, port, spool, max_body_bytes, trust_forwarded_for, pipeline_metrics
+        )
+    except OSError as exc:
+        log.error("%s", exc)
+        spool.close()
+        return
+    ready.set()
+    while not stop.is_set() and os.getppid() == parent and thread.is_alive():
+        spool.committed = spool.read_checkpoint()  # for backpressure: what the loader has done
+        stop.wait(0.05)
+    server.should_exit = True
+    thread.join(timeout=10)
+    spool.close()
+
+
+class CollectorSource:
+    """Serves the collector in a process of its own and yields the spooled events, enriched,
+    in order.
+
+    The HTTP process only parses requests and appends them to the spool (fsync, then 200);
+    this process reads the spool, enriches and commits. Apart, neither waits for the other's
+    Python work (one process would share one interpreter lock between HTTP and enrichment).
     Never ends by itself: ``stop()`` (the CLI calls it on SIGTERM/SIGINT) stops accepting
     requests, and iteration ends once everything spooled has been yielded.
     """
@@ -222,48 +312,56 @@ class CollectorSource:
         trust_forwarded_for: bool = False,
     ) -> None:
         self.host, self.port = host, port
-        self.spool = Spool(spool_dir)
+        self.spool_dir = Path(spool_dir)
+        self.spool = Spool(spool_dir, writer=False)
         self.enrich = enrich or EnrichConfig()
         self.max_body_bytes = max_body_bytes
         self.trust_forwarded_for = trust_forwarded_for
         self._stop = threading.Event()
         self._read_to: Position = self.spool.committed
         self._start: Position = self.spool.committed
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._process: Any = None
+        self._http_stop: Any = None
 
     @property
     def name(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        import uvicorn
+        import multiprocessing
 
-        app = build_app(
-            self.spool, self.max_body_bytes, trust_forwarded_for=self.trust_forwarded_for
-        )
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")  # fmt: skip
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="collector", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
+        from loader import logs
+
+        ctx = multiprocessing.get_context("spawn")  # not fork: DuckDB's threads are running
+        ready, self._http_stop = ctx.Event(), ctx.Event()
+        ours, theirs = ctx.Pipe()
+        self._process = ctx.Process(
+            target=_serve, name="persona-collector", daemon=True,
+            args=(self.host, self.port, str(self.spool_dir), self.max_body_bytes,
+                  self.trust_forwarded_for, logs.current_format(), ready, self._http_stop,
+                  theirs),
+        )  # fmt: skip
+        self._process.start()
+        threading.Thread(target=_answer_metrics, args=(ours,), name="metrics", daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not ready.wait(0.05):
+            if not self._process.is_alive() or time.monotonic() > deadline:
                 raise OSError(f"the collector could not listen on {self.host}:{self.port}")
-            time.sleep(0.01)
         log.info("collector listening on %s", self.name)
 
     def stop(self) -> None:
         """Stop accepting requests; iteration drains the spool and ends."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._http_stop is not None:
+            self._http_stop.set()
+        if self._process is not None:
+            self._process.join(timeout=15)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
         self._stop.set()
 
     def __iter__(self) -> Iterator[Event | FailedEvent | None]:
-        if self._server is None:
+        if self._process is None:
             self.start()
         for item in self.spool.read(self._start, self._stop):
             if item is None:
@@ -288,3 +386,13 @@ class CollectorSource:
     def close(self) -> None:
         self.stop()
         self.spool.close()
+
+
+def _answer_metrics(conn: Any) -> None:
+    """Answers the HTTP process's ``/metrics`` with this process's pipeline counters."""
+    while True:
+        try:
+            conn.recv()
+            conn.send(METRICS.pipeline_values())
+        except (EOFError, OSError):
+            return

@@ -286,6 +286,7 @@ class CsvFileSource:
 
     path: str
     _header_plan: _Plan | None = field(default=None, init=False, repr=False)
+    finite = True  # a bulk load: the sink may trade memory for fewer checkpoints
 
     @property
     def name(self) -> str:

@@ -1,0 +1,386 @@
+"""Enriched TSV parsed a block at a time, column by column: the loader's fast path.
+
+``parse_block`` takes whole lines of enriched TSV and returns a ``Chunk``: the good events as
+one Arrow table (the same columns, types and values ``Batch.to_arrow`` builds from the events of
+``enriched.parse_line``) and the failed events. pyarrow's CSV reader splits the lines into 131
+string columns in C++, the typed fields are checked against the parser's grammar and cast with
+pyarrow.compute, and each self-describing JSON value is split into entity columns once per
+distinct value in the block (the derived contexts of a tracker repeat across its events).
+
+Any line the fast path is not sure of (a wrong field count, a value outside the plain form
+Enrich writes, a cast that fails, JSON it cannot split) goes through ``enriched.parse_line``,
+so a failed event carries exactly the type and reason the per-line parser gives, and an
+unusual but valid line is loaded exactly as the per-line parser would load it. A property test
+holds the two paths equal (tests/loader/test_columnar.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from loader.contract import ATOMIC_FIELDS, FIELDS, Kind, SchemaKey
+from loader.enriched import DOUBLE_RE, INT_RE, N_FIELDS, UUID_RE, Event, parse_line
+from loader.failed import FailedEvent
+
+_NAMES = [f.name for f in FIELDS]
+_READ = pacsv.ReadOptions(column_names=_NAMES, block_size=1 << 22)
+_PARSE = pacsv.ParseOptions(
+    delimiter="\t", quote_char=False, escape_char=False, newlines_in_values=False
+)
+_CONVERT = pacsv.ConvertOptions(
+    column_types={name: pa.string() for name in _NAMES},
+    strings_can_be_null=True,
+    null_values=[""],
+)
+# The plain forms Enrich writes, a subset of the per-line grammar (enriched.py). A timestamp
+# with a zone goes the slow way: Arrow casts naive strings only. Calendar checks (Feb 30, hour
+# 24) are left to the cast, which refuses what datetime.fromisoformat refuses, except year 0:
+# Arrow takes it, datetime does not, so the pattern leaves it out.
+_TSTAMP_FAST = (
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+    r"-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$"
+)
+_INT_FAST = f"^{INT_RE}$"
+_DOUBLE_FAST = f"^{DOUBLE_RE}$"
+_UUID_FAST = f"^{UUID_RE}$"
+_ATOMIC_NAMES = frozenset(f.name for f in ATOMIC_FIELDS)
+_JSON_FIELDS = (("contexts", False), ("unstruct_event", True), ("derived_contexts", False))
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class Chunk:
+    """Consecutive input items parsed together: good events as a table, failed events aside.
+
+    ``good_items`` and ``failed_items`` give each row's and each failed event's place among the
+    chunk's items (non-empty lines), so a chunk can be cut where a resumed source starts.
+    """
+
+    table: pa.Table
+    failed: list[FailedEvent]
+    good_items: pa.Array
+    failed_items: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.table.num_rows + len(self.failed)
+
+    def split(self, n: int) -> tuple[Chunk, Chunk]:
+        """The first ``n`` items, and the rest."""
+        head = pc.less(self.good_items, n)
+        tail = pc.invert(head)
+        failed = list(zip(self.failed_items, self.failed, strict=True))
+        return (
+            Chunk(
+                self.table.filter(head),
+                [f for i, f in failed if i < n],
+                self.good_items.filter(head),
+                [i for i, _ in failed if i < n],
+            ),
+            Chunk(
+                self.table.filter(tail),
+                [f for i, f in failed if i >= n],
+                pc.subtract(self.good_items.filter(tail), n),
+                [i - n for i, _ in failed if i >= n],
+            ),
+        )
+
+
+def parse_block(data: bytes, source: str = "") -> Chunk:
+    """Whole lines of enriched TSV (``\\n``-terminated, as read from a file) to a chunk."""
+    plain = b"\r" not in data and not data.startswith(_BOM)
+    try:
+        data.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    strings = None
+    body = data[:-1] if data.endswith(b"\n") else data
+    if plain and utf8 and body and b"\n\n" not in body and not body.startswith(b"\n"):
+        n_lines = body.count(b"\n") + 1
+        if data.count(b"\t") == (N_FIELDS - 1) * n_lines:
+            try:  # the usual block: every line has 131 fields, the reader checks it
+                strings = pacsv.read_csv(pa.py_buffer(data), _READ, _PARSE, _CONVERT)
+            except pa.ArrowInvalid:
+                strings = None
+    if strings is not None:
+        fast_lines: list[bytes] | None = None  # split only if some line needs the slow path
+        fast_items = list(range(strings.num_rows))
+        slow: dict[int, bytes] = {}
+        item = strings.num_rows
+    else:
+        fast_lines, fast_items, slow, item = _sort_lines(data, plain, utf8)
+        if fast_lines:
+            body = b"\n".join(fast_lines) + b"\n"
+            strings = pacsv.read_csv(pa.py_buffer(body), _READ, _PARSE, _CONVERT)
+        else:
+            strings = pa.table({name: pa.array([], pa.string()) for name in _NAMES})
+    good, columns, entities = _convert(strings)
+    # Rows the fast path was not sure of go to the per-line parser, in their place.
+    rows_good = good.to_pylist()
+    if not all(rows_good):
+        if fast_lines is None:
+            fast_lines = data.split(b"\n")
+        for row, ok in enumerate(rows_good):
+            if not ok:
+                slow[fast_items[row]] = fast_lines[row]
+    return _assemble(strings, columns, entities, rows_good, fast_items, slow, item, source)
+
+
+def _sort_lines(
+    data: bytes, plain: bool, utf8: bool
+) -> tuple[list[bytes], list[int], dict[int, bytes], int]:
+    """Each non-empty line to the fast path or, by item index, to the per-line parser."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    fast_lines: list[bytes] = []
+    fast_items: list[int] = []
+    slow: dict[int, bytes] = {}
+    item = 0
+    for raw in lines:
+        if not plain:
+            raw = raw.rstrip(b"\r\n")
+        if not raw:
+            continue
+        # pyarrow's reader would drop a BOM that starts its input, and end a line at a \r
+        ok = raw.count(b"\t") == N_FIELDS - 1 and not raw.startswith(_BOM)
+        if ok and not plain:
+            ok = b"\r" not in raw
+        if ok and not utf8:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                ok = False
+        if ok:
+            fast_lines.append(raw)
+            fast_items.append(item)
+        else:
+            slow[item] = raw
+        item += 1
+    return fast_lines, fast_items, slow, item
+
+
+def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], list[dict[str, bytes]]]:
+    """Typed atomic columns, per-row entity columns (JSON text), and which rows are sure."""
+    n = strings.num_rows
+    good = pa.array([True] * n, pa.bool_())
+    columns: list[pa.Array] = []
+    for f in ATOMIC_FIELDS:
+        raw = strings.column(f.name).combine_chunks()
+        typed, ok = _CAST[f.kind](raw)
+        columns.append(typed)
+        if ok is not None:
+            good = pc.and_(good, pc.fill_null(ok, True))
+    event_id = strings.column("event_id").combine_chunks()
+    good = pc.and_(good, pc.fill_null(pc.match_substring_regex(event_id, _UUID_FAST), False))
+    good = pc.and_(good, pc.is_valid(strings.column("collector_tstamp")))
+    entities, json_ok = _split_entities(strings)
+    good = pc.and_(good, pa.array(json_ok, pa.bool_()))
+    return good, columns, entities
+
+
+def _as_string(raw: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    return raw, None
+
+
+def _checked_cast(
+    raw: pa.Array, pattern: str, to: pa.DataType, check: Callable[[str], Any]
+) -> tuple[pa.Array, pa.Array]:
+    ok = pc.match_substring_regex(raw, pattern)
+    candidates = pc.if_else(ok, raw, pa.scalar(None, pa.string()))
+    try:
+        return pc.cast(candidates, to), ok
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Some value matches the form but not the calendar or range: find it value by value.
+        flags = []
+        for value in candidates.to_pylist():
+            try:
+                flags.append(value is None or check(value) is not None)
+            except (ValueError, OverflowError):
+                flags.append(False)
+        ok = pc.and_(ok, pa.array(flags, pa.bool_()))
+        try:
+            return pc.cast(pc.if_else(ok, raw, pa.scalar(None, pa.string())), to), ok
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            # Arrow refuses what Python accepts: every row with a value goes the per-line way.
+            ok = pc.is_null(raw)
+            return pc.cast(pa.nulls(len(raw), pa.string()), to), ok
+
+
+def _tstamp(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
+    return _checked_cast(raw, _TSTAMP_FAST, pa.timestamp("us"), datetime.fromisoformat)
+
+
+def _int(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
+    typed, ok = _checked_cast(raw, _INT_FAST, pa.int64(), int)
+    in_range = pc.and_(pc.greater_equal(typed, -(2**31)), pc.less(typed, 2**31))
+    ok = pc.and_(ok, pc.fill_null(in_range, True))
+    return pc.if_else(ok, typed, pa.scalar(None, pa.int64())), ok
+
+
+def _double(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
+    typed, ok = _checked_cast(raw, _DOUBLE_FAST, pa.float64(), float)
+    ok = pc.and_(ok, pc.fill_null(pc.is_finite(typed), True))
+    return pc.if_else(ok, typed, pa.scalar(None, pa.float64())), ok
+
+
+def _bool(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
+    ok = pc.or_(pc.is_null(raw), pc.is_in(raw, pa.array(["0", "1"])))
+    return pc.if_else(ok, pc.equal(raw, "1"), pa.scalar(None, pa.bool_())), ok
+
+
+_CAST: dict[Kind, Callable[[pa.Array], tuple[pa.Array, pa.Array | None]]] = {
+    Kind.STRING: _as_string,
+    Kind.TSTAMP: _tstamp,
+    Kind.INT: _int,
+    Kind.DOUBLE: _double,
+    Kind.BOOL: _bool,
+}
+
+# A split JSON value: (column, JSON text of one entity) in order, or None if not sure.
+Split = list[tuple[str, bytes]] | None
+
+
+def _split(value: str, unstruct: bool) -> Split:
+    """One self-describing JSON value as entity columns, built exactly as
+    ``enriched._add_entities`` builds them; None sends the line to the per-line parser."""
+    try:
+        envelope = orjson.loads(value)
+        if not isinstance(envelope, dict) or "data" not in envelope:
+            return None
+        items = envelope["data"]
+        if unstruct:
+            if not isinstance(items, dict) or not isinstance(items.get("data"), dict):
+                return None
+            key = SchemaKey.parse(items.get("schema"))
+            return [(key.column("unstruct_event"), orjson.dumps(dict(items["data"])))]
+        if not isinstance(items, list):
+            return None
+        out = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
+                return None
+            key = SchemaKey.parse(item.get("schema"))
+            entity = {"_schema_version": key.version, **item["data"]}
+            out.append((key.column("contexts"), orjson.dumps(entity)))
+        return out
+    except (ValueError, TypeError):
+        return None
+
+
+def _split_entities(strings: pa.Table) -> tuple[list[dict[str, bytes]], list[bool]]:
+    """Per row, its entity columns as JSON text (in the order the per-line parser adds them)."""
+    n = strings.num_rows
+    rows: list[dict[str, bytes]] = [{} for _ in range(n)]
+    ok = [True] * n
+    memo: dict[str, Split] = {}
+    for name, unstruct in _JSON_FIELDS:
+        for row, value in enumerate(strings.column(name).to_pylist()):
+            if value is None or not ok[row]:
+                continue
+            split = memo.get(value, False)
+            if split is False:
+                split = memo[value] = _split(value, unstruct)
+            if split is None:
+                ok[row] = False
+                continue
+            columns = rows[row]
+            for column, text in split:
+                if unstruct:
+                    columns[column] = text
+                elif column in columns:
+                    columns[column] = columns[column] + b"," + text
+                else:
+                    columns[column] = text
+    # contexts columns hold lists: "[a,b]" is what orjson.dumps writes for a list of a and b
+    unstruct_prefix = "unstruct_event_"
+    for columns in rows:
+        for column, text in columns.items():
+            if not column.startswith(unstruct_prefix):
+                columns[column] = b"[" + text + b"]"
+    return rows, ok
+
+
+def _assemble(
+    strings: pa.Table,
+    columns: list[pa.Array],
+    entities: list[dict[str, bytes]],
+    rows_good: list[bool],
+    fast_items: list[int],
+    slow: dict[int, bytes],
+    n_items: int,
+    source: str,
+) -> Chunk:
+    keep = pa.array(rows_good, pa.bool_())
+    names = [f.name for f in ATOMIC_FIELDS]
+    fast_entities = [e for e, ok in zip(entities, rows_good, strict=True) if ok]
+    good_items = [i for i, ok in zip(fast_items, rows_good, strict=True) if ok]
+    # the per-line parser for the rest, in item order
+    failed: list[FailedEvent] = []
+    failed_items: list[int] = []
+    slow_events: list[tuple[int, Event]] = []
+    for i in sorted(slow):
+        raw = slow[i]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = raw.decode("utf-8", "backslashreplace")
+            failed.append(FailedEvent(text, "invalid_encoding", f"not UTF-8: {exc.reason}", source))
+            failed_items.append(i)
+            continue
+        result = parse_line(line, source)
+        if isinstance(result, FailedEvent):
+            failed.append(result)
+            failed_items.append(i)
+        else:
+            slow_events.append((i, result))
+    if all(rows_good):
+        table = pa.Table.from_arrays(columns, names=names)
+    else:
+        table = pa.Table.from_arrays([c.filter(keep) for c in columns], names=names)
+    order = good_items
+    if slow_events:
+        order, table, fast_entities = _merge(table, fast_entities, good_items, slow_events)
+    seen: dict[str, None] = {}
+    for row in fast_entities:
+        for column in row:
+            seen[column] = None
+    for column in seen:
+        values = [row.get(column) for row in fast_entities]
+        table = table.append_column(column, pa.array(values, pa.string()))
+    return Chunk(table, failed, pa.array(order, pa.int64()), failed_items)
+
+
+def _merge(
+    table: pa.Table,
+    entities: list[dict[str, bytes]],
+    items: list[int],
+    slow_events: list[tuple[int, Event]],
+) -> tuple[list[int], pa.Table, list[dict[str, bytes]]]:
+    """Good rows from both paths, in item order."""
+    from loader.batch import ARROW_TYPES
+
+    atomic = [
+        pa.array([e[f.name] for _, e in slow_events], ARROW_TYPES[f.kind]) for f in ATOMIC_FIELDS
+    ]
+    slow_table = pa.Table.from_arrays(atomic, schema=table.schema)
+    slow_entities = [
+        {k: orjson.dumps(v) for k, v in e.items() if k not in _ATOMIC_NAMES} for _, e in slow_events
+    ]
+    both = pa.concat_tables([table, slow_table])
+    all_items = items + [i for i, _ in slow_events]
+    all_entities = entities + slow_entities
+    order = sorted(range(len(all_items)), key=all_items.__getitem__)
+    return (
+        [all_items[i] for i in order],
+        both.take(pa.array(order, pa.int64())),
+        [all_entities[i] for i in order],
+    )
