@@ -96,26 +96,26 @@ class Chunk:
 def parse_block(data: bytes, source: str = "") -> Chunk:
     """Whole lines of enriched TSV (``\\n``-terminated, as read from a file) to a chunk."""
     plain = b"\r" not in data and not data.startswith(_BOM)
-    try:
-        data.decode("utf-8")
-        utf8 = True
-    except UnicodeDecodeError:
-        utf8 = False
     strings = None
     body = data[:-1] if data.endswith(b"\n") else data
-    if plain and utf8 and body and b"\n\n" not in body and not body.startswith(b"\n"):
-        n_lines = body.count(b"\n") + 1
-        if data.count(b"\t") == (N_FIELDS - 1) * n_lines:
-            try:  # the usual block: every line has 131 fields, the reader checks it
-                strings = pacsv.read_csv(pa.py_buffer(data), _READ, _PARSE, _CONVERT)
-            except pa.ArrowInvalid:
-                strings = None
+    if plain and body and b"\n\n" not in body and not body.startswith(b"\n"):
+        # The usual block. The reader refuses a line without exactly 131 fields and a value
+        # that is not UTF-8 (it checks string columns), so it needs no check beforehand.
+        try:
+            strings = pacsv.read_csv(pa.py_buffer(data), _READ, _PARSE, _CONVERT)
+        except pa.ArrowInvalid:
+            strings = None
     if strings is not None:
         fast_lines: list[bytes] | None = None  # split only if some line needs the slow path
         fast_items = list(range(strings.num_rows))
         slow: dict[int, bytes] = {}
         item = strings.num_rows
     else:
+        try:
+            data.decode("utf-8")
+            utf8 = True
+        except UnicodeDecodeError:
+            utf8 = False
         fast_lines, fast_items, slow, item = _sort_lines(data, plain, utf8)
         if fast_lines:
             body = b"\n".join(fast_lines) + b"\n"
@@ -175,6 +175,9 @@ def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], list[dict[str
     columns: list[pa.Array] = []
     for f in ATOMIC_FIELDS:
         raw = strings.column(f.name).combine_chunks()
+        if raw.null_count == n:  # an empty field: nothing to check (many are, in most events)
+            columns.append(pa.nulls(n, _TYPES[f.kind]))
+            continue
         typed, ok = _CAST[f.kind](raw)
         columns.append(typed)
         if ok is not None:
@@ -237,6 +240,13 @@ def _bool(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(ok, pc.equal(raw, "1"), pa.scalar(None, pa.bool_())), ok
 
 
+_TYPES: dict[Kind, pa.DataType] = {
+    Kind.STRING: pa.string(),
+    Kind.TSTAMP: pa.timestamp("us"),
+    Kind.INT: pa.int64(),
+    Kind.DOUBLE: pa.float64(),
+    Kind.BOOL: pa.bool_(),
+}
 _CAST: dict[Kind, Callable[[pa.Array], tuple[pa.Array, pa.Array | None]]] = {
     Kind.STRING: _as_string,
     Kind.TSTAMP: _tstamp,
