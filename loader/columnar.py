@@ -96,26 +96,26 @@ class Chunk:
 def parse_block(data: bytes, source: str = "") -> Chunk:
     """Whole lines of enriched TSV (``\\n``-terminated, as read from a file) to a chunk."""
     plain = b"\r" not in data and not data.startswith(_BOM)
-    try:
-        data.decode("utf-8")
-        utf8 = True
-    except UnicodeDecodeError:
-        utf8 = False
     strings = None
     body = data[:-1] if data.endswith(b"\n") else data
-    if plain and utf8 and body and b"\n\n" not in body and not body.startswith(b"\n"):
-        n_lines = body.count(b"\n") + 1
-        if data.count(b"\t") == (N_FIELDS - 1) * n_lines:
-            try:  # the usual block: every line has 131 fields, the reader checks it
-                strings = pacsv.read_csv(pa.py_buffer(data), _READ, _PARSE, _CONVERT)
-            except pa.ArrowInvalid:
-                strings = None
+    if plain and body and b"\n\n" not in body and not body.startswith(b"\n"):
+        # The usual block. The reader refuses a line without exactly 131 fields and a value
+        # that is not UTF-8 (it checks string columns), so it needs no check beforehand.
+        try:
+            strings = pacsv.read_csv(pa.py_buffer(data), _READ, _PARSE, _CONVERT)
+        except pa.ArrowInvalid:
+            strings = None
     if strings is not None:
         fast_lines: list[bytes] | None = None  # split only if some line needs the slow path
         fast_items = list(range(strings.num_rows))
         slow: dict[int, bytes] = {}
         item = strings.num_rows
     else:
+        try:
+            data.decode("utf-8")
+            utf8 = True
+        except UnicodeDecodeError:
+            utf8 = False
         fast_lines, fast_items, slow, item = _sort_lines(data, plain, utf8)
         if fast_lines:
             body = b"\n".join(fast_lines) + b"\n"
@@ -168,13 +168,16 @@ def _sort_lines(
     return fast_lines, fast_items, slow, item
 
 
-def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], list[dict[str, bytes]]]:
+def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], _Entities]:
     """Typed atomic columns, per-row entity columns (JSON text), and which rows are sure."""
     n = strings.num_rows
     good = pa.array([True] * n, pa.bool_())
     columns: list[pa.Array] = []
     for f in ATOMIC_FIELDS:
         raw = strings.column(f.name).combine_chunks()
+        if raw.null_count == n:  # an empty field: nothing to check (many are, in most events)
+            columns.append(pa.nulls(n, _TYPES[f.kind]))
+            continue
         typed, ok = _CAST[f.kind](raw)
         columns.append(typed)
         if ok is not None:
@@ -182,8 +185,8 @@ def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], list[dict[str
     event_id = strings.column("event_id").combine_chunks()
     good = pc.and_(good, pc.fill_null(pc.match_substring_regex(event_id, _UUID_FAST), False))
     good = pc.and_(good, pc.is_valid(strings.column("collector_tstamp")))
-    entities, json_ok = _split_entities(strings)
-    good = pc.and_(good, pa.array(json_ok, pa.bool_()))
+    entities = _split_entities(strings)
+    good = pc.and_(good, entities.ok)
     return good, columns, entities
 
 
@@ -237,6 +240,13 @@ def _bool(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(ok, pc.equal(raw, "1"), pa.scalar(None, pa.bool_())), ok
 
 
+_TYPES: dict[Kind, pa.DataType] = {
+    Kind.STRING: pa.string(),
+    Kind.TSTAMP: pa.timestamp("us"),
+    Kind.INT: pa.int64(),
+    Kind.DOUBLE: pa.float64(),
+    Kind.BOOL: pa.bool_(),
+}
 _CAST: dict[Kind, Callable[[pa.Array], tuple[pa.Array, pa.Array | None]]] = {
     Kind.STRING: _as_string,
     Kind.TSTAMP: _tstamp,
@@ -276,43 +286,77 @@ def _split(value: str, unstruct: bool) -> Split:
         return None
 
 
-def _split_entities(strings: pa.Table) -> tuple[list[dict[str, bytes]], list[bool]]:
-    """Per row, its entity columns as JSON text (in the order the per-line parser adds them)."""
+@dataclass
+class _Entities:
+    """The entity columns of a block's rows, built once per distinct JSON value."""
+
+    columns: dict[str, pa.Array]  # per row: JSON text, or null where the row has none
+    ok: pa.Array  # rows whose JSON values the fast path could split
+    # per JSON field: each row's index among the field's distinct values, and their splits
+    fields: list[tuple[pa.Array, list[Split]]]
+
+    def row_columns(self, row: int) -> list[str]:
+        """One row's entity columns in the order the per-line parser adds them."""
+        seen: dict[str, None] = {}
+        for indices, splits in self.fields:
+            index = indices[row].as_py()
+            split = None if index is None else splits[index]
+            for column, _ in split or ():
+                seen[column] = None
+        return list(seen)
+
+
+def _split_entities(strings: pa.Table) -> _Entities:
+    """Entity columns as JSON text (what ``enriched._add_entities`` builds for each row): each
+    distinct value of a JSON field is split once, then spread to its rows with ``take``."""
     n = strings.num_rows
-    rows: list[dict[str, bytes]] = [{} for _ in range(n)]
-    ok = [True] * n
-    memo: dict[str, Split] = {}
+    ok = pa.array([True] * n, pa.bool_())
+    pieces: dict[str, list[pa.Array]] = {}  # a column's text from each field, per row
+    fields: list[tuple[pa.Array, list[Split]]] = []
     for name, unstruct in _JSON_FIELDS:
-        for row, value in enumerate(strings.column(name).to_pylist()):
-            if value is None or not ok[row]:
-                continue
-            split = memo.get(value, False)
-            if split is False:
-                split = memo[value] = _split(value, unstruct)
-            if split is None:
-                ok[row] = False
-                continue
-            columns = rows[row]
-            for column, text in split:
-                if unstruct:
-                    columns[column] = text
-                elif column in columns:
-                    columns[column] = columns[column] + b"," + text
-                else:
-                    columns[column] = text
-    # contexts columns hold lists: "[a,b]" is what orjson.dumps writes for a list of a and b
-    unstruct_prefix = "unstruct_event_"
-    for columns in rows:
-        for column, text in columns.items():
-            if not column.startswith(unstruct_prefix):
-                columns[column] = b"[" + text + b"]"
-    return rows, ok
+        raw = strings.column(name).combine_chunks()
+        if raw.null_count == n:
+            continue
+        encoded = pc.dictionary_encode(raw)
+        indices = encoded.indices
+        splits = [_split(value, unstruct) for value in encoded.dictionary.to_pylist()]
+        fields.append((indices, splits))
+        texts: dict[str, list[bytes | None]] = {}
+        failed = [split is None for split in splits]
+        for index, split in enumerate(splits):
+            for column, text in split or ():
+                values = texts.get(column)
+                if values is None:
+                    values = texts[column] = [None] * len(splits)
+                previous = values[index]
+                # two entities of one schema in one value share the column, in order
+                values[index] = text if previous is None else previous + b"," + text
+        if any(failed):
+            refused = pa.array(failed, pa.bool_()).take(indices)
+            ok = pc.and_(ok, pc.invert(pc.fill_null(refused, False)))
+        for column, values in texts.items():
+            pieces.setdefault(column, []).append(pa.array(values, pa.string()).take(indices))
+    columns: dict[str, pa.Array] = {}
+    for column, parts in pieces.items():
+        if len(parts) == 1:
+            text = parts[0]
+        else:  # contexts and derived_contexts of one schema share a column, in that order
+            joined = pc.binary_join_element_wise(*parts, ",", null_handling="skip")
+            present = parts[0].is_valid()
+            for part in parts[1:]:
+                present = pc.or_(present, part.is_valid())
+            text = pc.if_else(present, joined, pa.scalar(None, pa.string()))
+        if not column.startswith("unstruct_event_"):
+            # contexts columns hold lists: "[a,b]" is what orjson.dumps writes for a and b
+            text = pc.binary_join_element_wise("[", text, "]", "")
+        columns[column] = text
+    return _Entities(columns, ok, fields)
 
 
 def _assemble(
     strings: pa.Table,
     columns: list[pa.Array],
-    entities: list[dict[str, bytes]],
+    entities: _Entities,
     rows_good: list[bool],
     fast_items: list[int],
     slow: dict[int, bytes],
@@ -321,7 +365,6 @@ def _assemble(
 ) -> Chunk:
     keep = pa.array(rows_good, pa.bool_())
     names = [f.name for f in ATOMIC_FIELDS]
-    fast_entities = [e for e, ok in zip(entities, rows_good, strict=True) if ok]
     good_items = [i for i, ok in zip(fast_items, rows_good, strict=True) if ok]
     # the per-line parser for the rest, in item order
     failed: list[FailedEvent] = []
@@ -342,29 +385,43 @@ def _assemble(
             failed_items.append(i)
         else:
             slow_events.append((i, result))
-    if all(rows_good):
+    all_good = all(rows_good)
+    if all_good:
         table = pa.Table.from_arrays(columns, names=names)
     else:
         table = pa.Table.from_arrays([c.filter(keep) for c in columns], names=names)
+    # Entity columns in order of first appearance, as the per-line parser's events add them:
+    # by the first item that has the column, then by its place among that item's columns.
+    first: dict[str, tuple[int, int]] = {}
+    for column, text in entities.columns.items():
+        row = pc.index(pc.and_(text.is_valid(), keep), True).as_py()
+        if row >= 0:
+            first[column] = (fast_items[row], entities.row_columns(row).index(column))
+    for item, event in slow_events:
+        for place, column in enumerate(k for k in event if k not in _ATOMIC_NAMES):
+            if column not in first or (item, place) < first[column]:
+                first[column] = (item, place)
+    entity_names = sorted(first, key=first.__getitem__)
+    fast_text = {
+        column: text if all_good else text.filter(keep)
+        for column, text in entities.columns.items()
+        if column in first
+    }
     order = good_items
     if slow_events:
-        order, table, fast_entities = _merge(table, fast_entities, good_items, slow_events)
-    seen: dict[str, None] = {}
-    for row in fast_entities:
-        for column in row:
-            seen[column] = None
-    for column in seen:
-        values = [row.get(column) for row in fast_entities]
-        table = table.append_column(column, pa.array(values, pa.string()))
+        order, table, fast_text = _merge(table, fast_text, entity_names, good_items, slow_events)
+    for column in entity_names:
+        table = table.append_column(column, fast_text[column])
     return Chunk(table, failed, pa.array(order, pa.int64()), failed_items)
 
 
 def _merge(
     table: pa.Table,
-    entities: list[dict[str, bytes]],
+    fast_text: dict[str, pa.Array],
+    entity_names: list[str],
     items: list[int],
     slow_events: list[tuple[int, Event]],
-) -> tuple[list[int], pa.Table, list[dict[str, bytes]]]:
+) -> tuple[list[int], pa.Table, dict[str, pa.Array]]:
     """Good rows from both paths, in item order."""
     from loader.batch import ARROW_TYPES
 
@@ -372,15 +429,16 @@ def _merge(
         pa.array([e[f.name] for _, e in slow_events], ARROW_TYPES[f.kind]) for f in ATOMIC_FIELDS
     ]
     slow_table = pa.Table.from_arrays(atomic, schema=table.schema)
-    slow_entities = [
-        {k: orjson.dumps(v) for k, v in e.items() if k not in _ATOMIC_NAMES} for _, e in slow_events
-    ]
     both = pa.concat_tables([table, slow_table])
     all_items = items + [i for i, _ in slow_events]
-    all_entities = entities + slow_entities
     order = sorted(range(len(all_items)), key=all_items.__getitem__)
-    return (
-        [all_items[i] for i in order],
-        both.take(pa.array(order, pa.int64())),
-        [all_entities[i] for i in order],
-    )
+    take = pa.array(order, pa.int64())
+    merged: dict[str, pa.Array] = {}
+    for column in entity_names:
+        fast = fast_text.get(column, pa.nulls(table.num_rows, pa.string()))
+        slow = pa.array(
+            [orjson.dumps(e[column]) if column in e else None for _, e in slow_events],
+            pa.string(),
+        )
+        merged[column] = pa.concat_arrays([fast, slow]).take(take)
+    return [all_items[i] for i in order], both.take(take), merged

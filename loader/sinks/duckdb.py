@@ -69,8 +69,13 @@ class DuckDBSink:
         than DuckDB's 16 MB, which a 10,000-event batch exceeds, so that every commit would
         also rewrite the table's open row group. Costs memory (un-checkpointed rows stay in
         DuckDB's buffers), which a long-running collector should not spend; the database
-        checkpoints on close."""
+        checkpoints on close.
+
+        DuckDB also runs on the committing thread alone: the source parses the next block on a
+        second thread, and an insert of one batch from one Arrow table is a single task, so
+        DuckDB's worker threads would only compete with the parser for the cores."""
         self.con.execute(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
+        self.con.execute("SET threads = 1")
 
     def _existing_columns(self) -> set[str]:
         rows = self.con.execute(
