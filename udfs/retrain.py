@@ -4,7 +4,6 @@ DuckDB file, optionally reading a plain interaction log instead of the event mod
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -14,6 +13,8 @@ from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
+
+from udfs.dbt_invoke import environment, failures
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_TABLE = "recs_input.interaction_log"
@@ -73,30 +74,17 @@ def run(
     with tempfile.TemporaryDirectory(prefix="persona-retrain-") as tmp:
         shutil.copy(ROOT / "profiles.example.yml", Path(tmp) / "profiles.yml")
         env = {"PERSONA_DUCKDB": str(warehouse), "PERSONA_TARGET": "duckdb"}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         started = time.perf_counter()
-        try:
+        with environment(env):
             result = dbtRunner().invoke(
                 ["build", *select, "--exclude-resource-type", "unit_test",
                  "--vars", json.dumps(dbt_vars), "--project-dir", str(ROOT),
                  "--profiles-dir", tmp, "--target-path", str(Path(tmp) / "target"),
                  "--log-path", str(Path(tmp) / "logs"), "--quiet"]
             )  # fmt: skip
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         seconds = time.perf_counter() - started
     if not result.success:
-        failures = [
-            f"{r.node.name}: {r.message}"
-            for r in (result.result or [])
-            if getattr(r, "status", None) not in ("pass", "success", "skipped")
-        ]
-        raise RetrainError(f"dbt retrain failed: {result.exception or failures}")
+        raise RetrainError(f"dbt retrain failed: {failures(result)}")
     models = {
         r.node.name: r.execution_time
         for r in (result.result or [])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
@@ -19,6 +18,7 @@ from loader.enriched import Event, parse_line
 from loader.sinks.duckdb import DuckDBSink
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from tests.conftest import ROOT
+from udfs.dbt_invoke import environment, failures
 
 
 class Dbt:
@@ -35,9 +35,7 @@ class Dbt:
         extra = ["--vars", json.dumps(vars)] if vars else []
         env = {"PERSONA_DUCKDB": str(self.warehouse), "PERSONA_TARGET": "duckdb"}
         env["PERSONA_SCHEMA"] = schema
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with environment(env):
             result = dbtRunner().invoke(
                 [
                     *args, *extra,
@@ -48,19 +46,8 @@ class Dbt:
                     "--quiet",
                 ]
             )  # fmt: skip
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         if not result.success:
-            failures = [
-                f"{r.node.name}: {r.status} {r.message}"
-                for r in (result.result or [])
-                if getattr(r, "status", None) not in ("pass", "success", "skipped")
-            ]
-            raise AssertionError(f"dbt {' '.join(args)} failed: {result.exception or failures}")
+            raise AssertionError(f"dbt {' '.join(args)} failed: {failures(result)}")
 
     def load(self, events: Iterable[Event]) -> None:
         sink = DuckDBSink(self.warehouse)

@@ -8,7 +8,6 @@ with refresh_mode INCREMENTAL) is listed in docs/snowflake.md.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ import sqlglot
 from dbt.cli.main import dbtRunner
 
 from tests.conftest import ROOT
+from udfs.dbt_invoke import environment
 
 DUCKDB_ONLY = ("json_extract_string", "regexp_matches", "date_diff(", "epoch(", "strftime(")
 
@@ -28,18 +28,13 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(ROOT / "profiles.example.yml", work / "profiles.yml")
     env = {"PERSONA_TARGET": "snowflake", "SNOWFLAKE_ACCOUNT": "offline-check",
            "PERSONA_TARGET_LAG_USERS": "5 minutes"}  # fmt: skip
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         result = dbtRunner().invoke(
             # every model: the default selector leaves out the retrain rule sets
             ["compile", "--no-populate-cache", "--select", "fqn:*", "--project-dir", str(ROOT),
              "--profiles-dir", str(work), "--target-path", str(work / "target"),
              "--log-path", str(work / "logs"), "--quiet"]
         )  # fmt: skip
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
     assert result.success, result.exception
     return work / "target"
 
