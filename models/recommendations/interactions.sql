@@ -7,8 +7,6 @@
 {{ config(materialized='table') }}
 {%- set from_log = var('recs_interactions_from') == 'interaction_log' -%}
 {%- set weights = var('recs_event_weights') -%}
-{%- set training_end = "cast('" ~ var('recs_training_end') ~ "' as timestamp)"
-    if var('recs_training_end', none) else 'max(interacted_at)' -%}
 {%- set half_life_s = var('recs_half_life_days') * 86400 -%}
 {#- both inputs are referenced whichever is read, so dbt knows them at parse time -#}
 {%- set product_events = ref('product_events') -%}
@@ -74,8 +72,12 @@ events as (
 
 bounds as (
 
-    select {{ training_end }} as training_end
+    {%- if var('recs_training_end', none) %}
+    select cast('{{ var("recs_training_end") }}' as timestamp) as training_end
+    {%- else %}
+    select max(interacted_at) as training_end
     from events
+    {%- endif %}
 
 ),
 

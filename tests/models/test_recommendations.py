@@ -260,3 +260,26 @@ def test_interaction_log_input(tmp_path: Path, make_dbt: Callable[[str], Dbt]) -
         "order by user_id, recommendation_rank"
     ).fetchall()
     assert recs == [("u3", "B", "popular_global")]  # u1, u2 have seen everything
+
+
+def test_a_fixed_training_end_counts_each_interaction_once(
+    tmp_path: Path, make_dbt: Callable[[str], Dbt]
+) -> None:
+    """What the cadence backtest sets: the window ends at a given time, and what came later is
+    left out; each log row still counts once (not once per row of the log)."""
+    dbt = make_dbt("log-window")
+    con = duckdb.connect(str(dbt.warehouse))
+    con.execute("create schema recs_input")
+    con.execute(
+        "create table recs_input.interaction_log as select * from (values "
+        "('u1','A',timestamp '2026-01-01',1.0), ('u1','A',timestamp '2026-01-02',2.0), "
+        "('u2','A',timestamp '2026-01-01',1.0), ('u2','B',timestamp '2026-01-09',1.0)) "
+        "as t(user_id, item_id, interacted_at, weight)"
+    )
+    con.close()
+    vars = {"recs_interactions_from": "interaction_log", "recs_training_end": "2026-01-05",
+            "recs_training_days": None}  # fmt: skip
+    dbt("build", "--selector", "retrain", "--exclude-resource-type", "unit_test", vars=vars)
+    query = "select user_id, product_id, interactions, weight from derived.interactions"
+    rows = dbt.connect().execute(f"{query} order by 1, 2").fetchall()
+    assert rows == [("u1", "A", 2, 3.0), ("u2", "A", 1, 1.0)]
