@@ -1,7 +1,7 @@
 {#- One row per user × item of the training window: what the user did with the item, weighted
     by action (`recs_event_weights`) and decayed by age (`recs_half_life_days`, measured back
     from the end of the window, not from "now", so a retrain is reproducible). Rebuilt whole by
-    each retrain. Reads `product_events` (users stitched as in sessions) or, with
+    each retrain. Reads `product_events` (the user is the session's `stitched_user_id`) or, with
     `recs_interactions_from: interaction_log`, a plain log (user_id, item_id, interacted_at,
     weight) such as `python -m udfs evaluate` loads. -#}
 {{ config(materialized='table') }}
@@ -10,7 +10,7 @@
 {%- set half_life_s = var('recs_half_life_days') * 86400 -%}
 {#- both inputs are referenced whichever is read, so dbt knows them at parse time -#}
 {%- set product_events = ref('product_events') -%}
-{%- set identity_map = ref('identity_map') -%}
+{%- set sessions = ref('sessions') -%}
 {%- set interaction_log = source('recs', 'interaction_log') -%}
 
 with
@@ -43,17 +43,18 @@ product_events as (
 
 ),
 
-identity_map as (
+sessions as (
 
-    select * from {{ identity_map }}
-    where device_id_type = 'domain_userid'
+    select * from {{ sessions }}
 
 ),
 
+{# the user is the session's stitched user (sessions keeps it current as logins arrive),
+    else the device #}
 events as (
 
     select
-        coalesce(identity_map.user_id, product_events.domain_userid) as user_id,
+        coalesce(sessions.stitched_user_id, product_events.domain_userid) as user_id,
         product_events.product_id,
         product_events.derived_tstamp as interacted_at,
         cast(case product_events.ecommerce_action
@@ -63,8 +64,8 @@ events as (
             else 0
         end as double) as weight
     from product_events
-    left join identity_map
-        on product_events.domain_userid = identity_map.device_id
+    left join sessions
+        on product_events.domain_sessionid = sessions.domain_sessionid
 
 ),
 

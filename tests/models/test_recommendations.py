@@ -81,15 +81,14 @@ def test_serving_reads_the_newest_version_and_rolls_back(retrained) -> None:
 
 def test_interactions_are_stitched_users_and_weighted_actions(retrained) -> None:
     _, con = retrained
-    # the stitching rule of sessions.stitched_user_id, applied to product_events by hand
+    # each product event's session's stitched user (the device without a session), by hand
     expected = con.execute(
         """
-        select coalesce(m.user_id, p.domain_userid) as user_id, p.product_id,
+        select coalesce(s.stitched_user_id, p.domain_userid) as user_id, p.product_id,
                sum(case p.ecommerce_action when 'product_view' then 1 when 'add_to_cart' then 3
                    when 'transaction' then 5 else 0 end) as weight
         from derived.product_events as p
-        left join derived.identity_map as m
-            on m.device_id_type = 'domain_userid' and m.device_id = p.domain_userid
+        left join derived.sessions as s using (domain_sessionid)
         where not p.is_bot
         group by all
         """
