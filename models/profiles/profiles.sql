@@ -20,11 +20,18 @@ with users as (
 
 ),
 
+now_at as (
+
+    select {{ persona.as_of() }} as as_of
+
+),
+
 clock as (
 
     select
-        {{ persona.as_of() }} as as_of,
-        cast({{ persona.as_of() }} as date) as as_of_date
+        as_of,
+        cast(as_of as date) as as_of_date
+    from now_at
 
 ),
 
