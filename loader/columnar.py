@@ -109,19 +109,18 @@ def parse_block(data: bytes, source: str = "") -> Chunk:
         fast_lines: list[bytes] | None = None  # split only if some line needs the slow path
         fast_items = list(range(strings.num_rows))
         slow: dict[int, bytes] = {}
-        item = strings.num_rows
     else:
         try:
             data.decode("utf-8")
             utf8 = True
         except UnicodeDecodeError:
             utf8 = False
-        fast_lines, fast_items, slow, item = _sort_lines(data, plain, utf8)
+        fast_lines, fast_items, slow = _sort_lines(data, plain, utf8)
         if fast_lines:
             body = b"\n".join(fast_lines) + b"\n"
             strings = pacsv.read_csv(pa.py_buffer(body), _READ, _PARSE, _CONVERT)
         else:
-            strings = pa.table({name: pa.array([], pa.string()) for name in _NAMES})
+            strings = _empty_strings()
     good, columns, entities = _convert(strings)
     # Rows the fast path was not sure of go to the per-line parser, in their place.
     rows_good = good.to_pylist()
@@ -131,12 +130,58 @@ def parse_block(data: bytes, source: str = "") -> Chunk:
         for row, ok in enumerate(rows_good):
             if not ok:
                 slow[fast_items[row]] = fast_lines[row]
-    return _assemble(strings, columns, entities, rows_good, fast_items, slow, item, source)
+    parsed = {i: _parse_raw(raw, source) for i, raw in slow.items()}
+    return _assemble(columns, entities, rows_good, fast_items, parsed)
+
+
+def parse_rows(
+    rows: list[list[str]],
+    row_items: list[int],
+    done: dict[int, Event | FailedEvent],
+    fallback: Callable[[int], Event | FailedEvent],
+) -> Chunk:
+    """Enriched rows (131 strings each, ``""`` for empty, as ``enrich.enrich_row`` builds
+    them) to a chunk, typed column by column exactly as ``parse_block`` types a block of TSV.
+
+    ``row_items`` gives each row's place among the chunk's items; ``done`` holds the items that
+    are already an event or a failed event (input that never became a row). A row the fast path
+    is not sure of is handed, by its index in ``rows``, to ``fallback`` (the per-row parser).
+    Rows need no TSV escaping, so a tab or a newline in a value is just a character."""
+    n = len(rows)
+    columns = zip(*rows, strict=True) if rows else ([] for _ in _NAMES)
+    arrays = []
+    for column in columns:
+        raw = pa.array(column, pa.string())
+        empty = pc.equal(raw, "")
+        if pc.any(empty).as_py():
+            raw = pc.if_else(empty, pa.scalar(None, pa.string()), raw)
+        arrays.append(raw)
+    strings = pa.Table.from_arrays(arrays, names=_NAMES) if n else _empty_strings()
+    good, typed, entities = _convert(strings)
+    rows_good = good.to_pylist()
+    parsed = dict(done)
+    for row, ok in enumerate(rows_good):
+        if not ok:
+            parsed[row_items[row]] = fallback(row)
+    return _assemble(typed, entities, rows_good, row_items, parsed)
+
+
+def _empty_strings() -> pa.Table:
+    return pa.table({name: pa.array([], pa.string()) for name in _NAMES})
+
+
+def _parse_raw(raw: bytes, source: str) -> Event | FailedEvent:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = raw.decode("utf-8", "backslashreplace")
+        return FailedEvent(text, "invalid_encoding", f"not UTF-8: {exc.reason}", source)
+    return parse_line(line, source)
 
 
 def _sort_lines(
     data: bytes, plain: bool, utf8: bool
-) -> tuple[list[bytes], list[int], dict[int, bytes], int]:
+) -> tuple[list[bytes], list[int], dict[int, bytes]]:
     """Each non-empty line to the fast path or, by item index, to the per-line parser."""
     lines = data.split(b"\n")
     if lines and not lines[-1]:
@@ -165,7 +210,7 @@ def _sort_lines(
         else:
             slow[item] = raw
         item += 1
-    return fast_lines, fast_items, slow, item
+    return fast_lines, fast_items, slow
 
 
 def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], _Entities]:
@@ -354,32 +399,22 @@ def _split_entities(strings: pa.Table) -> _Entities:
 
 
 def _assemble(
-    strings: pa.Table,
     columns: list[pa.Array],
     entities: _Entities,
     rows_good: list[bool],
     fast_items: list[int],
-    slow: dict[int, bytes],
-    n_items: int,
-    source: str,
+    parsed: dict[int, Event | FailedEvent],
 ) -> Chunk:
+    """The chunk: fast rows the fast path was sure of, plus ``parsed`` (item → the per-line
+    parser's event or failed event), good rows in item order."""
     keep = pa.array(rows_good, pa.bool_())
     names = [f.name for f in ATOMIC_FIELDS]
     good_items = [i for i, ok in zip(fast_items, rows_good, strict=True) if ok]
-    # the per-line parser for the rest, in item order
     failed: list[FailedEvent] = []
     failed_items: list[int] = []
     slow_events: list[tuple[int, Event]] = []
-    for i in sorted(slow):
-        raw = slow[i]
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            text = raw.decode("utf-8", "backslashreplace")
-            failed.append(FailedEvent(text, "invalid_encoding", f"not UTF-8: {exc.reason}", source))
-            failed_items.append(i)
-            continue
-        result = parse_line(line, source)
+    for i in sorted(parsed):
+        result = parsed[i]
         if isinstance(result, FailedEvent):
             failed.append(result)
             failed_items.append(i)

@@ -51,6 +51,7 @@ _DIRECT = {
     "ti_ca": "ti_category", "ti_pr": "ti_price", "ti_qu": "ti_quantity", "ti_cu": "ti_currency",
     "refr_dtm": "refr_dvce_tstamp", "refr_duid": "refr_domain_userid",
 }  # fmt: skip
+_DIRECT_AT = {param: _INDEX[name] for param, name in _DIRECT.items()}
 # e= -> (event, event_name) for the built-in event types
 _EVENTS = {
     "pv": ("page_view", "page_view"), "pp": ("page_ping", "page_ping"),
@@ -124,10 +125,7 @@ def _ms(value: str) -> datetime:
 def _fmt(ts: datetime) -> str:
     if ts.year < 1000:  # strftime's %Y does not pad on every platform: keep its exact output
         return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
-    return (
-        f"{ts.year}-{ts.month:02d}-{ts.day:02d} {ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
-        f".{ts.microsecond // 1000:03d}"
-    )
+    return ts.isoformat(" ", "milliseconds")  # truncates to the millisecond, as Snowplow does
 
 
 _STANDARD_B64 = str.maketrans("-_", "+/")
@@ -210,11 +208,20 @@ def _is_bot(useragent: str) -> bool:
 
 def enrich(received: Received, cfg: EnrichConfig, etl_tstamp: datetime | None = None) -> Event:
     """Raises ``FieldError`` (naming the parameter) when the payload cannot become an event."""
+    return parse_fields(enrich_row(received, cfg, etl_tstamp))
+
+
+def enrich_row(
+    received: Received, cfg: EnrichConfig, etl_tstamp: datetime | None = None
+) -> list[str]:
+    """The enriched TSV row, untyped: what ``enrich`` types with ``parse_fields``, and what the
+    collector's block path types column by column (``columnar.parse_rows``)."""
     p = received.payload
     row = [""] * len(FIELDS)
-    for param, name in _DIRECT.items():
-        if p.get(param):
-            row[_INDEX[name]] = p[param]
+    for param, value in p.items():  # a payload holds a few of the parameters: look them up
+        at = _DIRECT_AT.get(param)
+        if at is not None and value:
+            row[at] = value
     e = p.get("e", "")
     if e not in _EVENTS:
         raise FieldError(f"e: unknown event type {e!r}")
@@ -262,7 +269,7 @@ def enrich(received: Received, cfg: EnrichConfig, etl_tstamp: datetime | None = 
     for name in cfg.pii_fields:
         if row[_INDEX[name]]:
             row[_INDEX[name]] = _hash(cfg, row[_INDEX[name]])
-    return parse_fields(row)
+    return row
 
 
 def _page_and_referrer(row: list[str], p: dict[str, str]) -> None:
@@ -349,6 +356,35 @@ def _hash(cfg: EnrichConfig, value: str) -> str:
 def enrich_or_fail(received: Received, cfg: EnrichConfig, source: str = "") -> Event | FailedEvent:
     """``enrich`` that never raises: a payload that cannot be an event is kept with its reason
     (its PII parameters pseudonymized like the fields they fill)."""
+    try:
+        row = enrich_row(received, cfg)
+    except FieldError as exc:
+        return refused(received, cfg, exc, source)
+    return typed_or_fail(row, received, cfg, source)
+
+
+def typed_or_fail(
+    row: list[str], received: Received, cfg: EnrichConfig, source: str = ""
+) -> Event | FailedEvent:
+    """An enriched row typed by ``parse_fields`` and checked, or the failed event saying why."""
+    try:
+        event = parse_fields(row)
+    except FieldError as exc:
+        return refused(received, cfg, exc, source)
+    result = check_required(event, "", source)
+    if isinstance(result, FailedEvent):  # the raw input only when it is needed
+        return refused(received, cfg, FieldError(result.message), source, result.error_type)
+    return result
+
+
+def refused(
+    received: Received,
+    cfg: EnrichConfig,
+    exc: FieldError,
+    source: str = "",
+    error_type: str | None = None,
+) -> FailedEvent:
+    """The failed event for a payload: the raw input as received, PII parameters hashed."""
     payload = dict(received.payload)
     for name in cfg.pii_fields:
         for param in _PII_PARAMS.get(name, ()):
@@ -356,11 +392,7 @@ def enrich_or_fail(received: Received, cfg: EnrichConfig, source: str = "") -> E
                 payload[param] = _hash(cfg, payload[param])
     raw = orjson.dumps({"payload": payload,
                         "collector_tstamp": _fmt(received.collector_tstamp)}).decode()  # fmt: skip
-    try:
-        event = enrich(received, cfg)
-    except FieldError as exc:
+    if error_type is None:
         invalid_json = isinstance(exc.__cause__, orjson.JSONDecodeError)
-        return FailedEvent(
-            raw, "invalid_json" if invalid_json else "invalid_payload", str(exc), source
-        )
-    return check_required(event, raw, source)
+        error_type = "invalid_json" if invalid_json else "invalid_payload"
+    return FailedEvent(raw, error_type, str(exc), source)

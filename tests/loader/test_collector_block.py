@@ -1,0 +1,93 @@
+"""The collector's block path (``to_chunk``: enrich each record, type the block column by
+column) against the per-record path (``to_event``): the same rows and the same failed events
+(type, message, raw), in the same order, for any spooled records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from loader.batch import Batch
+from loader.enrich import EnrichConfig
+from loader.sources import collector
+from loader.sources.collector import to_chunk, to_event
+from tests.loader.test_enrich import EID, PARAMS, VALUES
+
+LOADED_AT = datetime(2026, 1, 1)
+CFG = EnrichConfig()
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+GOOD = {"e": "pv", "eid": EID, "dtm": "1767261600000", "url": "https://shop.example.com/p/1?x=1"}
+
+payloads = st.one_of(
+    st.just(GOOD),
+    st.dictionaries(PARAMS, VALUES, max_size=8).map(lambda p: {"e": "pv", "eid": EID} | p),
+    st.dictionaries(PARAMS, VALUES, max_size=8),
+    st.dictionaries(PARAMS, st.sampled_from(["a\tb", "a\nb", "", " ", "\r"]), max_size=4).map(
+        lambda p: GOOD | p
+    ),
+)
+records = st.one_of(
+    st.builds(
+        lambda p, ua, t: {"t": t, "ip": "203.0.113.7", "ua": ua, "nuid": "n-1", "p": p},
+        payloads,
+        st.sampled_from(["", CHROME, "Googlebot/2.1 (+http://www.google.com/bot.html)", "x\ty"]),
+        st.integers(0, 4_102_444_800_000),
+    ),
+    st.just({"t": 1767261600000, "bad": "{not json", "error": "not a payload_data batch"}),
+    st.just({"t": "yesterday", "p": GOOD}),  # not a spool record: an enrichment error
+    st.just({"t": 1767261600000, "p": ["not", "a", "dict"]}),
+)
+
+
+def assert_same(spooled: list[dict]) -> None:
+    fast, slow = Batch(), Batch()
+    fast.add(to_chunk(spooled, CFG, "test"))
+    for record in spooled:
+        slow.add(to_event(record, CFG, "test"))
+    # etl_tstamp is the clock at enrichment: once per block on one path, per event on the other
+    expected = slow.to_arrow(LOADED_AT)
+    actual = fast.to_arrow(LOADED_AT) if fast.tables else Batch().to_arrow(LOADED_AT)
+    assert actual.schema == expected.schema
+    assert actual.column("etl_tstamp").null_count == 0
+    at = actual.schema.get_field_index("etl_tstamp")
+    actual, expected = actual.remove_column(at), expected.remove_column(at)
+    assert actual.to_pylist() == expected.to_pylist()
+    assert actual.equals(expected)
+
+    def failed(b: Batch) -> list[tuple[str, str, str, str]]:
+        return [(f.raw, f.error_type, f.message, f.source) for f in b.failed]
+
+    assert failed(fast) == failed(slow)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(records, min_size=1, max_size=10))
+@example([{"t": 1767261600000, "ip": "", "ua": "", "nuid": "", "p": GOOD | {"vp": "1x"}}])
+@example([{"t": 1767261600000, "ip": "", "ua": "", "nuid": "", "p": GOOD | {"tid": "1.5"}}])
+def test_block_path_equals_per_record_path(spooled: list[dict]) -> None:
+    assert_same(spooled)
+
+
+def test_a_block_of_tracker_events_takes_the_fast_path_whole(monkeypatch) -> None:
+    per_row: list[int] = []
+    real = collector.typed_or_fail
+    monkeypatch.setattr(collector, "typed_or_fail", lambda *a: per_row.append(1) or real(*a))
+    spooled = [
+        {"t": 1767261600000 + i, "ip": "203.0.113.7", "ua": CHROME, "nuid": "n-1",
+         "p": GOOD | {"eid": f"{i:08d}-b53a-4b13-a233-0088f79dcbcb", "res": "1920x1080"}}
+        for i in range(50)
+    ]  # fmt: skip
+    assert_same(spooled)
+    chunk = to_chunk(spooled, CFG, "test")
+    assert chunk.table.num_rows == 50 and not chunk.failed
+    assert not per_row, "the block path typed some rows one by one"
+    assert chunk.good_items.to_pylist() == list(range(50))
+    assert chunk.table.column("dvce_screenwidth").to_pylist() == [1920] * 50
+    ua = chunk.table.column("contexts_com_snowplowanalytics_snowplow_ua_parser_context_1")
+    assert isinstance(ua, pa.ChunkedArray) and ua.null_count == 0
