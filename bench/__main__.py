@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -79,22 +80,37 @@ def bench_incremental(console: Console, args: argparse.Namespace) -> None:
 
 
 def bench_collector(console: Console, args: argparse.Namespace) -> None:
-    with console.status(f"collector under load for {args.seconds:.0f} s"):
-        r = collector.run(seconds=args.seconds)
-    _save("collector", r)
-    title = (f"Collector, tp2 batches of {r['events_per_request']} from {r['client_threads']} "
-             f"client threads in a second process ({MACHINE})")  # fmt: skip
-    table = Table(title=title)
-    for column in (
-        "events/s acknowledged",
-        "ack p50 ms",
-        "ack p99 ms",
-        "server RSS MB start/peak/end",
-    ):
-        table.add_column(column, justify="right")
-    table.add_row(f"{r['events_per_s']:,.0f}", f"{r['ack_p50_ms']:.1f}", f"{r['ack_p99_ms']:.1f}",
-                  f"{r['server_rss_mb_start']:.0f} / {r['server_rss_mb_peak']:.0f} / "
-                  f"{r['server_rss_mb_end']:.0f}")  # fmt: skip
+    runs = []
+    for rate in (args.rate, None):  # the goal's load, then as fast as it answers
+        label = f"{rate:,.0f} events/s" if rate else "as fast as answered"
+        with console.status(f"collector under load ({label}) for {args.seconds:.0f} s"):
+            runs.append(collector.run(seconds=args.seconds, rate=rate))
+    _save("collector", {"runs": runs})
+    plot = OUT / "collector_memory.png"
+    collector.plot_memory(runs, plot)
+    title = (f"Collector: tp2 batches of {runs[0]['events_per_request']} events over "
+             f"{runs[0]['connections']} connections from a second process ({MACHINE})")  # fmt: skip
+    table = Table(title=title, caption=f"memory over time: {plot}")
+    table.add_column("")
+    for r in runs:
+        table.add_column(r["load"], justify="right")
+    rows: list[tuple[str, Callable[[dict], str]]] = [
+        ("events/s acknowledged", lambda r: f"{r['events_per_s']:,.0f}"),
+        ("ack p50 / p99 ms", lambda r: f"{r['ack_p50_ms']:.1f} / {r['ack_p99_ms']:.1f}"),
+        ("requests over 50 ms", lambda r: f"{r['requests_over_50ms']:,} of {r['requests']:,}"),
+        ("spool fsyncs over 50 ms",
+         lambda r: f"{r['spool_fsyncs_over_50ms']:,} of {r['spool_fsyncs']:,}"),
+        ("loader drain after the load s", lambda r: f"{r['drain_after_load_s']:.1f}"),
+        ("RSS MB loader process (steady)", lambda r: "{steady_min:.0f}-{steady_max:.0f}".format(
+            **r["rss_mb"]["loader"])),
+        ("RSS MB HTTP process (steady)", lambda r: "{steady_min:.0f}-{steady_max:.0f}".format(
+            **r["rss_mb"]["http"])),
+        ("CPU ms / 1k events: loader, HTTP, client", lambda r: " / ".join(
+            f"{sum(r['cpu_ms_per_1k_events'][k].values()):.0f}"
+            for k in ("loader", "http", "client"))),
+    ]  # fmt: skip
+    for name, cell in rows:
+        table.add_row(name, *(cell(r) for r in runs))
     console.print(table)
 
 
@@ -169,7 +185,10 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs=2, default=[2_500_000, 5_000_000],
                         help="incremental: the two history sizes, in events")  # fmt: skip
     parser.add_argument("--new", type=int, default=50_000, help="incremental: new events per run")
-    parser.add_argument("--seconds", type=float, default=30, help="collector: load duration")
+    parser.add_argument("--seconds", type=float, default=30, help="collector: each load's length")
+    parser.add_argument(
+        "--rate", type=float, default=5000, help="collector: the open-loop load, events/s"
+    )
     parser.add_argument("--fresh-users", type=int, default=2000, help="freshness: history users")
     parser.add_argument("--fresh-days", type=int, default=30, help="freshness: history days")
     parser.add_argument("--fresh-seconds", type=float, default=60, help="freshness: stream time")

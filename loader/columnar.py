@@ -151,11 +151,12 @@ def parse_rows(
     columns = zip(*rows, strict=True) if rows else ([] for _ in _NAMES)
     arrays = []
     for column in columns:
-        raw = pa.array(column, pa.string())
-        empty = pc.equal(raw, "")
-        if pc.any(empty).as_py():
-            raw = pc.if_else(empty, pa.scalar(None, pa.string()), raw)
-        arrays.append(raw)
+        if not any(column):  # most fields of most events are empty: no work for them
+            arrays.append(pa.nulls(n, pa.string()))
+        elif "" in column:
+            arrays.append(pa.array([v or None for v in column], pa.string()))
+        else:
+            arrays.append(pa.array(column, pa.string()))
     strings = pa.Table.from_arrays(arrays, names=_NAMES) if n else _empty_strings()
     good, typed, entities = _convert(strings)
     rows_good = good.to_pylist()

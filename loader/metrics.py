@@ -6,8 +6,11 @@ module-level registry is enough and nothing here needs a client library.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from dataclasses import dataclass, field
+
+FSYNC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass
@@ -22,6 +25,10 @@ class Metrics:
     requests: int = 0
     requests_refused: int = 0
     spool_pending_bytes: int = 0
+    # how long each group commit's fsync took: a slow disk shows here before it shows as
+    # slow acknowledgements (counts per bucket, not cumulative; rendered cumulatively)
+    spool_fsync_buckets: list[int] = field(default_factory=lambda: [0] * (len(FSYNC_BUCKETS) + 1))
+    spool_fsync_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **increments: float) -> None:
@@ -33,6 +40,11 @@ class Metrics:
         with self._lock:
             for name, value in values.items():
                 setattr(self, name, value)
+
+    def observe_fsync(self, seconds: float) -> None:
+        with self._lock:
+            self.spool_fsync_buckets[bisect.bisect_left(FSYNC_BUCKETS, seconds)] += 1
+            self.spool_fsync_seconds += seconds
 
     def pipeline_values(self) -> dict[str, float]:
         """The loader's own counters, for a collector process that serves ``/metrics``."""
@@ -62,6 +74,15 @@ class Metrics:
                 lines.append(f"# TYPE {name} {kind}")
                 typed.add(name)
             lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
+        if any(self.spool_fsync_buckets):  # only where the spool is written (the collector)
+            name = "persona_spool_fsync_seconds"
+            lines.append(f"# TYPE {name} histogram")
+            cumulative = 0
+            for le, count in zip([*FSYNC_BUCKETS, "+Inf"], self.spool_fsync_buckets, strict=True):
+                cumulative += count
+                lines.append(f'{name}_bucket{{le="{le}"}} {cumulative}')
+            lines.append(f"{name}_sum {self.spool_fsync_seconds}")
+            lines.append(f"{name}_count {cumulative}")
         return "\n".join(lines) + "\n"
 
 

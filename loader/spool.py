@@ -22,6 +22,8 @@ from pathlib import Path
 
 import orjson
 
+from loader.metrics import METRICS
+
 SEGMENT_BYTES = 64 * 1024 * 1024
 
 
@@ -110,7 +112,9 @@ class Spool:
                 for lines, _ in group:
                     self._fh.writelines(lines)
                 self._fh.flush()
+                started = time.perf_counter()
                 os.fsync(self._fh.fileno())
+                METRICS.observe_fsync(time.perf_counter() - started)
                 self._written = Position(self._segment, self._fh.tell())
                 if self._written.offset >= SEGMENT_BYTES:
                     self._rotate()

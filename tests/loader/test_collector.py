@@ -97,6 +97,11 @@ def test_bad_input_becomes_failed_events_and_the_collector_stays_up(collector: C
     assert 'persona_events_total{status="failed"} 3' in metrics
     assert 'persona_collector_requests_total{status="accepted"} 3' in metrics
     assert "persona_spool_pending_bytes 0" in metrics
+    # one fsync per group commit, at most one per accepted request, counted in a histogram
+    buckets = [int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("persona_spool_fsync_seconds_bucket")]  # fmt: skip
+    assert 1 <= buckets[-1] <= 3 and buckets == sorted(buckets)
+    assert f"persona_spool_fsync_seconds_count {buckets[-1]}" in metrics
     collector.stop()
     failed = collector.query(
         "select error_type, message from atomic.failed_events order by message"

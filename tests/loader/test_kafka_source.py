@@ -148,7 +148,7 @@ class RecordingSink(DuckDBSink):
         self.log.append(("write", len(batch)))
 
     def event_ids(self) -> set[str]:
-        rows = self.con.cursor().execute("select event_id from atomic.events").fetchall()
+        rows = self.cursor().execute("select event_id from atomic.events").fetchall()
         return {r[0] for r in rows}
 
 
@@ -251,7 +251,7 @@ def test_bad_messages_become_failed_events_and_their_offsets_are_committed(
     summary = pipeline.run(source_for(FakeConsumer(log, topic, {})), sink, batch_rows=100)
     assert (summary.good, summary.failed) == (3, 4)
     failed = (
-        sink.con.cursor()
+        sink.cursor()
         .execute("select source, error_type, message from atomic.failed_events order by source")
         .fetchall()
     )
