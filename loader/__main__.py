@@ -58,6 +58,20 @@ def _load_parser() -> argparse.ArgumentParser:
         help="take the client IP from X-Forwarded-For (only behind a proxy that sets it)",
     )  # fmt: skip
     collector.add_argument(
+        "--enrichments",
+        help="comma-separated optional steps to run, of referrer (refr_medium/source/term), "
+        "campaign (mkt_* from utm_* and click ids), useragent (ua_parser_context), bots "
+        "(spiders_and_robots); default all, '' for none. Timestamps and URL fields always run",
+    )
+    collector.add_argument(
+        "--spool-max-bytes", type=int,
+        help="spooled but not yet loaded beyond this, the collector answers 503 (268435456)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--max-request-bytes", type=int,
+        help="a larger request body is refused with 413 (1000000)",
+    )  # fmt: skip
+    collector.add_argument(
         "--pii-fields",
         help="comma-separated atomic fields to pseudonymize with a salted SHA-256, e.g. "
         "user_id,user_ipaddress; the salt comes from PERSONA_PII_SALT",
@@ -107,11 +121,14 @@ def load(argv: Sequence[str]) -> int:
     s = settings.load(args, config)
     logs.configure(s.log_format)
     enrich = EnrichConfig.from_env(
-        pii_fields=s.pii_fields, anonymize_ip_octets=s.anonymize_ip_octets
-    )
+        pii_fields=s.pii_fields, anonymize_ip_octets=s.anonymize_ip_octets,
+        classify_referrer="referrer" in s.enrichments, campaign="campaign" in s.enrichments,
+        parse_useragent="useragent" in s.enrichments, detect_bots="bots" in s.enrichments,
+    )  # fmt: skip
     source = open_source(
-        s.source, spool=s.spool, enrich=enrich, trust_forwarded_for=s.trust_forwarded_for
-    )
+        s.source, spool=s.spool, enrich=enrich, trust_forwarded_for=s.trust_forwarded_for,
+        spool_max_bytes=s.spool_max_bytes, max_request_bytes=s.max_request_bytes,
+    )  # fmt: skip
     # one Snowflake channel per host and source: each resumes only from its own positions
     source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
     sink = open_sink(s.sink, s.channel or f"persona-{socket.gethostname()}-{source_key}")

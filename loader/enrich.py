@@ -85,8 +85,13 @@ _UTM = {"utm_medium": "mkt_medium", "utm_source": "mkt_source", "utm_term": "mkt
 
 @dataclass(frozen=True)
 class EnrichConfig:
-    """Which enrichments run. PII fields are hashed with the salt in ``PERSONA_PII_SALT``."""
+    """Which enrichments run. PII fields are hashed with the salt in ``PERSONA_PII_SALT``.
 
+    Always on, as in Snowplow: event_id and the timestamps (derived_tstamp included), and the
+    page and referrer URLs split into their ``*_url*`` fields."""
+
+    classify_referrer: bool = True  # refr_medium/source/term
+    campaign: bool = True  # mkt_* from utm_* parameters and click ids
     parse_useragent: bool = True
     detect_bots: bool = True
     anonymize_ip_octets: int = 1  # IPv4 octets (and IPv6 /16 groups) zeroed; 0 keeps the IP
@@ -264,7 +269,7 @@ def enrich_row(
         _anonymize(ip, cfg.anonymize_ip_octets) if ip and cfg.anonymize_ip_octets else ip
     )
     row[_INDEX["network_userid"]] = p.get("tnuid") or p.get("nuid") or received.network_userid
-    _page_and_referrer(row, p)
+    _page_and_referrer(row, p, cfg)
     _self_describing(row, p, e, useragent, cfg)
     for name in cfg.pii_fields:
         if row[_INDEX[name]]:
@@ -272,25 +277,28 @@ def enrich_row(
     return row
 
 
-def _page_and_referrer(row: list[str], p: dict[str, str]) -> None:
+def _page_and_referrer(row: list[str], p: dict[str, str], cfg: EnrichConfig) -> None:
     query: dict[str, str] = {}
     page_host = ""
     if p.get("url"):
         row[_INDEX["page_url"]] = p["url"]
         query = _set_url(row, "page", p["url"])
         page_host = row[_INDEX["page_urlhost"]]
-    for param, name in _UTM.items():
-        if query.get(param):
-            row[_INDEX[name]] = query[param]
-    for param, network in _CLICK_IDS.items():
-        if query.get(param):
-            row[_INDEX["mkt_clickid"]], row[_INDEX["mkt_network"]] = query[param], network
-            break
+    if cfg.campaign:
+        for param, name in _UTM.items():
+            if query.get(param):
+                row[_INDEX[name]] = query[param]
+        for param, network in _CLICK_IDS.items():
+            if query.get(param):
+                row[_INDEX["mkt_clickid"]], row[_INDEX["mkt_network"]] = query[param], network
+                break
     if not p.get("refr"):
         return
     row[_INDEX["page_referrer"]] = p["refr"]
     refr_query = _set_url(row, "refr", p["refr"])
     host = row[_INDEX["refr_urlhost"]]
+    if not cfg.classify_referrer:
+        return
     if host and host == page_host:
         row[_INDEX["refr_medium"]] = "internal"
     elif host in _SEARCH:

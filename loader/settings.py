@@ -13,6 +13,9 @@ from typing import Any
 
 from loader.errors import ConfigError
 
+# The collector's optional enrichment steps (the rest always run, as in Snowplow).
+ENRICHMENTS = ("referrer", "campaign", "useragent", "bots")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,6 +27,9 @@ class Settings:
     spool: str = ".persona/spool"
     anonymize_ip_octets: int = 1
     pii_fields: tuple[str, ...] = ()
+    enrichments: tuple[str, ...] = ENRICHMENTS  # the optional steps that run, any of ENRICHMENTS
+    spool_max_bytes: int = 256 * 1024 * 1024  # spooled, not yet loaded: beyond it, HTTP 503
+    max_request_bytes: int = 1_000_000  # a larger request body is refused (HTTP 413)
     channel: str = ""  # Snowflake: this loader's channel (default persona-<host>-<source hash>)
     trust_forwarded_for: bool = False  # collector behind a proxy that sets X-Forwarded-For
     log_format: str = "text"  # or json: one object per line, for log shippers
@@ -39,6 +45,13 @@ class Settings:
             raise ConfigError(f"log_format: text or json, got {self.log_format!r}")
         if not 0 <= self.anonymize_ip_octets <= 4:
             raise ConfigError(f"anonymize_ip_octets: 0 to 4, got {self.anonymize_ip_octets}")
+        if unknown := sorted(set(self.enrichments) - set(ENRICHMENTS)):
+            raise ConfigError(
+                f"enrichments: unknown {unknown}; choose from {list(ENRICHMENTS)} (or none: '')"
+            )
+        for key in ("spool_max_bytes", "max_request_bytes"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -29,6 +29,8 @@ def open_source(
     spool: str = ".persona/spool",
     enrich: EnrichConfig | None = None,
     trust_forwarded_for: bool = False,
+    spool_max_bytes: int = 256 * 1024 * 1024,
+    max_request_bytes: int = 1_000_000,
 ) -> Iterable[Event | FailedEvent | None]:
     scheme, _, rest = uri.partition(":")
     if scheme == "http":
@@ -42,8 +44,9 @@ def open_source(
         if not parts.hostname or port is None:
             raise ConfigError(f"--source {uri}: give the address to listen on, http://HOST:PORT")
         return CollectorSource(
-            parts.hostname, port, spool, enrich, trust_forwarded_for=trust_forwarded_for
-        )
+            parts.hostname, port, spool, enrich, max_body_bytes=max_request_bytes,
+            trust_forwarded_for=trust_forwarded_for, spool_max_bytes=spool_max_bytes,
+        )  # fmt: skip
     if scheme == "file" and rest:
         from loader.sources.tsv import TsvFileSource
 

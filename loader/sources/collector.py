@@ -297,6 +297,7 @@ def _serve(
     ready: Any,
     stop: Any,
     metrics_conn: Any,
+    spool_max_bytes: int,
 ) -> None:
     """The collector's HTTP process: requests in, spool records fsynced, 200 out. The loader
     process reads the spool; it shares only files (the spool, its checkpoint) and the pipe
@@ -315,7 +316,7 @@ def _serve(
     # parent) before this one opens the spool and takes the port.
     lock = open(Path(spool_dir) / "writer.lock", "wb")  # noqa: SIM115 - held for the process
     fcntl.flock(lock, fcntl.LOCK_EX)
-    spool = Spool(spool_dir)
+    spool = Spool(spool_dir, max_pending_bytes=spool_max_bytes)
     asking = threading.Lock()
 
     def pipeline_metrics() -> dict[str, float]:
@@ -359,8 +360,10 @@ class CollectorSource:
         enrich: EnrichConfig | None = None,
         max_body_bytes: int = 1_000_000,
         trust_forwarded_for: bool = False,
+        spool_max_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.host, self.port = host, port
+        self.spool_max_bytes = spool_max_bytes
         self.spool_dir = Path(spool_dir)
         self.spool = Spool(spool_dir, writer=False)
         self.enrich = enrich or EnrichConfig()
@@ -388,7 +391,7 @@ class CollectorSource:
             target=_serve, name="persona-collector", daemon=True,
             args=(self.host, self.port, str(self.spool_dir), self.max_body_bytes,
                   self.trust_forwarded_for, logs.current_format(), ready, self._http_stop,
-                  theirs),
+                  theirs, self.spool_max_bytes),
         )  # fmt: skip
         self._process.start()
         threading.Thread(target=_answer_metrics, args=(ours,), name="metrics", daemon=True).start()

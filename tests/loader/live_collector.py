@@ -30,11 +30,11 @@ class Collector:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self) -> None:
+    def start(self, *flags: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "loader", "--source", self.url, "--sink", f"duckdb:{self.db}",
              "--spool", str(self.spool), "--batch-seconds", "0.2", "--quiet",
-             "--log-format", "json"],
+             "--log-format", "json", *flags],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 30

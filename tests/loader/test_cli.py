@@ -67,6 +67,12 @@ def test_bad_settings_fail_fast_and_name_the_setting(tmp_path: Path) -> None:
             "--batch-rows",
             "0",
         ): "batch_rows: must be at least 1",
+        ("--source", "file:-", "--sink", sink, "--enrichments", "useragent,geo"): (
+            "enrichments: unknown ['geo']; choose from"
+        ),
+        ("--source", "file:-", "--sink", sink, "--spool-max-bytes", "0"): (
+            "spool_max_bytes: must be at least 1"
+        ),
     }
     for args, message in cases.items():
         done = loader(*args, stdin="")

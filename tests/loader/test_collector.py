@@ -3,6 +3,7 @@ process, the real Snowplow Python tracker as the client, a real DuckDB file."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -137,3 +138,49 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
     loaded = {r[0] for r in collector.query("select event_id from atomic.events")}
     assert len(acknowledged) > 100
     assert set(acknowledged) <= loaded
+
+
+def test_a_stalled_loader_makes_the_collector_answer_503_then_recover(tmp_path: Path) -> None:
+    """Backpressure end to end: the loader process stops (SIGSTOP, as a stuck warehouse would
+    stop it), the spool fills to --spool-max-bytes, the HTTP process answers 503 with a log
+    line, and once the loader resumes everything acknowledged is loaded once, nothing refused
+    is, and requests are accepted again."""
+    collector = Collector(tmp_path)
+    collector.start("--spool-max-bytes", "20000")
+    assert collector.proc is not None
+    tp2 = f"{collector.url}/com.snowplowanalytics.snowplow/tp2"
+
+    def post() -> tuple[int, list[str]]:
+        ids = [str(uuid.uuid4()) for _ in range(10)]
+        body = {"data": [{"e": "pv", "eid": i, "url": "https://a.example/" + "x" * 200}
+                         for i in ids]}  # fmt: skip
+        return requests.post(tp2, json=body, timeout=10).status_code, ids
+
+    accepted: list[str] = []
+    refused: list[str] = []
+    os.kill(collector.proc.pid, signal.SIGSTOP)
+    try:
+        for _ in range(100):
+            status, ids = post()
+            if status == 503:
+                refused += ids
+                break
+            assert status == 200
+            accepted += ids
+    finally:
+        os.kill(collector.proc.pid, signal.SIGCONT)
+    assert refused, "the spool grew past its limit without a 503"
+    assert 10 <= len(accepted) <= 200  # about 20 KB of spooled records
+    deadline = time.monotonic() + 30
+    while True:  # the loader catches up, the checkpoint moves, the collector accepts again
+        status, ids = post()
+        if status == 200:
+            accepted += ids
+            break
+        assert status == 503 and time.monotonic() < deadline
+        time.sleep(0.2)
+    logs = collector.stop_and_logs()
+    assert "backpressure: answering 503" in logs and "not keeping up" in logs
+    loaded = {r[0] for r in collector.query("select event_id from atomic.events")}
+    assert loaded == set(accepted)
+    assert collector.query("select count(*) from atomic.events") == [(len(accepted),)]

@@ -61,6 +61,21 @@ def test_referrer_campaign_and_click_id() -> None:
     assert internal["refr_medium"] == "internal"
 
 
+def test_each_optional_step_can_be_turned_off() -> None:
+    payload = {"e": "pv", "eid": EID, "url": "https://a.example/?utm_source=news&gclid=1",
+               "refr": "https://www.bing.com/search?q=boots"}  # fmt: skip
+    on = enriched(payload)
+    assert (on["refr_medium"], on["mkt_source"], on["mkt_network"]) == ("search", "news", "Google")
+    off = enriched(payload, classify_referrer=False, campaign=False, parse_useragent=False,
+                   detect_bots=False)  # fmt: skip
+    # the URLs are still split: only the classification and the attribution are skipped
+    assert off["refr_urlhost"] == "www.bing.com" and off["page_urlquery"] == on["page_urlquery"]
+    assert [off[k] for k in ("refr_medium", "refr_source", "refr_term", "mkt_source",
+                             "mkt_clickid", "mkt_network")] == [None] * 6  # fmt: skip
+    assert not any(k.startswith("contexts_com_snowplowanalytics") for k in off)
+    assert "contexts_com_snowplowanalytics_snowplow_ua_parser_context_1" in on
+
+
 def test_unstructured_event_base64_and_contexts() -> None:
     ue = {
         "schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
