@@ -144,9 +144,10 @@ def run(
         if on_commit is not None:
             on_commit(summary)
 
-    counted = source if isinstance(source, Counted) else None
-    if counted is not None:
-        counted.room = batch_rows
+    # a source that yields chunks sizes them to what the open batch can still take
+    sized = source if hasattr(source, "room") else None
+    if sized is not None:
+        sized.room = batch_rows
     for item in source:
         if item is not None:
             if not batch:
@@ -154,8 +155,8 @@ def run(
             batch.add(item)
         if batch and (len(batch) >= batch_rows or time.perf_counter() - opened >= batch_seconds):
             commit()
-        if counted is not None:
-            counted.room = batch_rows - len(batch)
+        if sized is not None:
+            sized.room = batch_rows - len(batch)
     if batch:
         commit()
     summary.seconds = time.perf_counter() - started

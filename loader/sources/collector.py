@@ -374,6 +374,7 @@ class CollectorSource:
         self._start: Position = self.spool.committed
         self._process: Any = None
         self._http_stop: Any = None
+        self.room = 0  # what the pipeline's open batch can still take (0: no limit)
 
     @property
     def name(self) -> str:
@@ -413,8 +414,9 @@ class CollectorSource:
         self._stop.set()
 
     def __iter__(self) -> Iterator[Chunk | None]:
-        """Chunks of what the spool holds now (at most ``BLOCK_RECORDS``): no record waits for
-        a block to fill."""
+        """Chunks of what the spool holds now (at most ``BLOCK_RECORDS``, and no more than the
+        open batch can take, so a batch ends at its row limit): no record waits for a block to
+        fill."""
         if self._process is None:
             self.start()
         records: list[dict] = []
@@ -423,7 +425,7 @@ class CollectorSource:
             if item is not None:
                 read_to, record = item
                 records.append(record)
-                if len(records) < BLOCK_RECORDS:
+                if len(records) < (min(BLOCK_RECORDS, self.room) if self.room else BLOCK_RECORDS):
                     continue
             if records:
                 chunk = to_chunk(records, self.enrich, self.name)

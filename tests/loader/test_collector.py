@@ -184,3 +184,23 @@ def test_a_stalled_loader_makes_the_collector_answer_503_then_recover(tmp_path: 
     loaded = {r[0] for r in collector.query("select event_id from atomic.events")}
     assert loaded == set(accepted)
     assert collector.query("select count(*) from atomic.events") == [(len(accepted),)]
+
+
+def test_a_batch_ends_at_its_row_limit(tmp_path: Path) -> None:
+    """Spooled records are enriched in blocks, but a block never takes more than the open
+    batch can hold: 30 events in one request with --batch-rows 7 are 5 commits."""
+    collector = Collector(tmp_path)
+    collector.start("--batch-rows", "7", "--batch-seconds", "30")
+    body = {"data": [{"e": "pv", "eid": str(uuid.uuid4())} for _ in range(30)]}
+    tp2 = f"{collector.url}/com.snowplowanalytics.snowplow/tp2"
+    assert requests.post(tp2, json=body, timeout=10).ok
+    deadline = time.monotonic() + 20
+    while "persona_batches_total 4" not in requests.get(f"{collector.url}/metrics").text:
+        assert time.monotonic() < deadline, "4 full batches of 7 were not committed"
+        time.sleep(0.1)
+    summary = collector.stop()  # the last 2 events are committed on SIGTERM
+    assert "loaded 30 events (0 failed) in 5 batches" in summary
+    sizes = collector.query(
+        "select count(*) from atomic.events group by load_tstamp order by min(load_tstamp)"
+    )
+    assert sizes == [(7,), (7,), (7,), (7,), (2,)]
