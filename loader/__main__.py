@@ -37,6 +37,9 @@ def _load_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-rows", type=int, help="commit after this many events (10000)")
     p.add_argument("--batch-seconds", type=float, help="or after this long (1.0 s)")
+    p.add_argument(
+        "--batch-bytes", type=int, help="or once it weighs this many bytes (67108864: 64 MiB)"
+    )
     p.add_argument("--quiet", action="store_true", default=None, help="no progress, only a summary")
     p.add_argument(
         "--log-format", choices=["text", "json"], help="log lines as text or JSON (text)"
@@ -144,6 +147,7 @@ def load(argv: Sequence[str]) -> int:
         with progress_reporter(enabled=not s.quiet) as report:
             summary = pipeline.run(
                 source, sink, batch_rows=s.batch_rows, batch_seconds=s.batch_seconds,
+                batch_bytes=s.batch_bytes,
                 on_commit=report,
             )  # fmt: skip
     finally:

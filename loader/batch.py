@@ -51,19 +51,37 @@ class Batch:
     offset_token: str | None = None
     # good events parsed column by column (atomic columns, then entity columns as JSON text)
     tables: list[pa.Table] = field(default_factory=list)
+    # Arrow bytes of ``tables`` and raw bytes of ``failed``, kept as items arrive
+    _table_bytes: int = 0
+    _table_rows: int = 0
+    _failed_bytes: int = 0
 
     def add(self, item: Event | FailedEvent | Chunk) -> None:
         if isinstance(item, FailedEvent):
             self.failed.append(item)
+            self._failed_bytes += len(item.raw)
         elif isinstance(item, Chunk):
             if item.table.num_rows:
-                self.tables.append(item.table)
+                self._add_table(item.table)
             self.failed.extend(item.failed)
+            self._failed_bytes += sum(len(f.raw) for f in item.failed)
         else:
             self.events.append(item)
             if len(self.events) >= FLUSH_EVENTS:
-                self.tables.append(_events_table(self.events, self.entity_columns(self.events)))
+                self._add_table(_events_table(self.events, self.entity_columns(self.events)))
                 self.events = []
+
+    def _add_table(self, table: pa.Table) -> None:
+        self.tables.append(table)
+        self._table_bytes += table.nbytes
+        self._table_rows += table.num_rows
+
+    @property
+    def nbytes(self) -> int:
+        """About what the batch weighs: its Arrow tables, the raw input of its failed events,
+        and events not yet in a table at the average size of those that are (2 KB before)."""
+        per_event = self._table_bytes / self._table_rows if self._table_rows else 2048
+        return self._table_bytes + self._failed_bytes + int(len(self.events) * per_event)
 
     @property
     def good(self) -> int:

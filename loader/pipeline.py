@@ -86,10 +86,13 @@ def run(
     *,
     batch_rows: int = 10_000,
     batch_seconds: float = 1.0,
+    batch_bytes: int = 64 * 1024 * 1024,
     on_commit: Callable[[LoadSummary], None] | None = None,
     retries: int = 8,
 ) -> LoadSummary:
-    """Load everything the source yields; a batch is committed before the next one starts.
+    """Load everything the source yields; a batch is committed before the next one starts,
+    once it holds ``batch_rows`` items or weighs ``batch_bytes`` (``Batch.nbytes``), or has
+    waited ``batch_seconds``.
 
     A streaming source yields ``None`` while it waits for input, so that a batch is committed
     after ``batch_seconds`` even when nothing else arrives. A source with a ``commit()``
@@ -153,7 +156,11 @@ def run(
             if not batch:
                 opened = time.perf_counter()
             batch.add(item)
-        if batch and (len(batch) >= batch_rows or time.perf_counter() - opened >= batch_seconds):
+        if batch and (
+            len(batch) >= batch_rows
+            or batch.nbytes >= batch_bytes
+            or time.perf_counter() - opened >= batch_seconds
+        ):
             commit()
         if sized is not None:
             sized.room = batch_rows - len(batch)

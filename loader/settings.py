@@ -23,6 +23,7 @@ class Settings:
     sink: str = ""
     batch_rows: int = 10_000
     batch_seconds: float = 1.0
+    batch_bytes: int = 64 * 1024 * 1024  # or once it weighs this much (Arrow bytes)
     quiet: bool = False
     spool: str = ".persona/spool"
     anonymize_ip_octets: int = 1
@@ -49,7 +50,7 @@ class Settings:
             raise ConfigError(
                 f"enrichments: unknown {unknown}; choose from {list(ENRICHMENTS)} (or none: '')"
             )
-        for key in ("spool_max_bytes", "max_request_bytes"):
+        for key in ("batch_bytes", "spool_max_bytes", "max_request_bytes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
 

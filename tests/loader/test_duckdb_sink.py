@@ -42,6 +42,26 @@ def test_events_and_failed_events_land_in_one_commit(tmp_path: Path, fixture_lin
     assert web_page == ("Fred Blundun",)
 
 
+def test_a_batch_ends_at_its_byte_limit(tmp_path: Path, fixture_line: str) -> None:
+    """Rows, bytes or time, whichever comes first: big events make small batches."""
+    lines = [make_line(fixture_line) for _ in range(2000)]
+    one = Batch()
+    for line in lines[:1000]:  # a table's worth, to learn what an event weighs in Arrow
+        one.add(parse_line(line))
+    per_event = one.nbytes / 1000
+    assert 500 < per_event < 20_000 and one.tables
+    limit = int(per_event * 300)
+    summary = pipeline.run(
+        (parse_line(line) for line in lines), DuckDBSink(tmp_path / "w.duckdb"),
+        batch_rows=10_000, batch_seconds=60, batch_bytes=limit,
+    )  # fmt: skip
+    assert summary.good == 2000
+    assert 2000 / 300 - 1 <= summary.batches <= 2000 / 100  # nowhere near one 2,000-row batch
+    failed = Batch()
+    failed.add(parse_line("x" * 5000))
+    assert failed.nbytes >= 5000  # a failed event weighs its raw input
+
+
 def test_a_new_entity_schema_adds_a_column(tmp_path: Path, fixture_line: str) -> None:
     db = tmp_path / "w.duckdb"
     sink = DuckDBSink(db)
