@@ -54,6 +54,8 @@ class Consumer(Protocol):
 
     def assign(self, partitions: list[Any]) -> None: ...
 
+    def incremental_assign(self, partitions: list[Any]) -> None: ...
+
     def commit(self, offsets: list[Any] | None = None, asynchronous: bool = True) -> Any: ...
 
     def close(self) -> None: ...
@@ -66,6 +68,13 @@ class KafkaConfig:
     group: str = "persona"
     offset_reset: str = "earliest"  # where a group with no committed offset starts
     client: dict[str, str] = field(default_factory=dict)  # other librdkafka settings
+
+    @property
+    def cooperative(self) -> bool:
+        """Whether rebalances are incremental (``partition.assignment.strategy=
+        cooperative-sticky``): a rebalance then moves only some partitions, and the others
+        stay with their process (librdkafka allows no mix of the two kinds)."""
+        return "cooperative" in self.client.get("partition.assignment.strategy", "")
 
     def consumer_config(self) -> dict[str, Any]:
         return {
@@ -199,7 +208,10 @@ class KafkaSource:
                 tp.offset = max(committed.get(tp.partition, -1), self._resume[tp.partition])
         log.info("assigned partitions %s of %s", [tp.partition for tp in partitions],
                  self.config.topic)  # fmt: skip
-        consumer.assign(partitions)
+        if self.config.cooperative:  # added to the partitions this process keeps
+            consumer.incremental_assign(partitions)
+        else:  # all of this process's partitions, after all were revoked
+            consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[Any]) -> None:
         # Another process owns them now and starts at Kafka's committed offset; what this one

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.loader.kafka_broker import Broker, tansu_binary
 from tests.loader.live_collector import Collector
 
 
@@ -17,3 +18,12 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
     if c.proc and c.proc.poll() is None:
         c.proc.kill()
         c.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A Kafka-protocol broker (Tansu) on a free port of 127.0.0.1 for the whole session, stopped
+    at its end; each test makes its own topics and groups. Skips (fails under CI) without it."""
+    broker = Broker(tansu_binary(), tmp_path_factory.mktemp("kafka") / "broker.log")
+    yield broker
+    broker.stop()

@@ -1,19 +1,18 @@
-"""The ``kafka://`` source, tested as far as is possible without a broker.
+"""The ``kafka://`` source's parts that a real broker cannot show on cue: a partition revoked
+between two particular ``consume`` calls, a commit in the middle of a message, a token that is
+not Kafka's. Also its URI and settings, and the real client with no broker to reach.
 
-There is no Kafka broker on this machine or in CI, so the delivery tests drive the source with
-``FakeConsumer``, a stand-in for ``confluent_kafka.Consumer`` that implements the calls the
-source makes with the broker semantics that matter here (a group's committed offsets, ordered
-messages per partition, assignment and revocation callbacks during ``consume``). Everything
-else is real: the pipeline, a DuckDB warehouse, the enriched TSV parser, librdkafka's own
-validation of settings, and the real client's ``subscribe``/``consume``/``close`` against a
-closed port on 127.0.0.1.
+Delivery against a real Kafka-protocol broker (loading, commits after the warehouse's, kill -9,
+rebalances, resuming) is in test_kafka_broker.py. Here ``FakeConsumer`` stands in for
+``confluent_kafka.Consumer``: the calls the source makes, with a group's committed offsets,
+ordered messages per partition, and the assignment and revocation callbacks inside ``consume``.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from itertools import islice, pairwise
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from confluent_kafka import OFFSET_INVALID, TopicPartition
 
 from loader import offsets, pipeline
 from loader.batch import Batch
-from loader.errors import ConfigError, TerminalSinkError
+from loader.errors import ConfigError
 from loader.sinks.duckdb import DuckDBSink
 from loader.sources.kafka import KafkaConfig, KafkaSource, parse_uri
 from loader.sources.synthetic import SyntheticConfig, generate_lines
@@ -52,24 +51,22 @@ class FakeMessage:
 
 
 class FakeConsumer:
-    """A fake ``confluent_kafka.Consumer`` (no broker here; see the module docstring)."""
+    """A fake ``confluent_kafka.Consumer`` (see the module docstring)."""
 
     def __init__(
         self,
         log: list[tuple[str, dict[int, int]]],
         topic: dict[int, list[bytes | None]],
-        group_offsets: dict[int, int],
         per_call: int = 7,
-        on_commit: Callable[[dict[int, int]], None] | None = None,
         revoke_after_calls: tuple[int, list[int]] | None = None,
     ) -> None:
-        self.log, self.topic, self.group_offsets = log, topic, group_offsets
-        self.per_call, self.on_commit, self.revoke_after = per_call, on_commit, revoke_after_calls
+        self.log, self.topic = log, topic
+        self.per_call, self.revoke_after = per_call, revoke_after_calls
+        self.group_offsets: dict[int, int] = {}
         self.positions: dict[int, int] = {}
         self.calls = 0
         self.subscribed: tuple[Any, Any] | None = None
         self.when_drained: Callable[[], None] = lambda: None
-        self.closed = False
 
     def subscribe(self, topics: list[str], on_assign: Any = None, on_revoke: Any = None) -> None:
         assert topics == [TOPIC]
@@ -113,13 +110,11 @@ class FakeConsumer:
     def commit(self, offsets: list[Any] | None = None, asynchronous: bool = True) -> None:
         assert offsets and not asynchronous
         done = {tp.partition: tp.offset for tp in offsets}
-        if self.on_commit is not None:
-            self.on_commit(done)
         self.log.append(("commit", done))
         self.group_offsets.update(done)
 
     def close(self) -> None:
-        self.closed = True
+        pass
 
 
 def make_topic(partitions: int = 2, events: int = 60) -> dict[int, list[bytes | None]]:
@@ -128,28 +123,16 @@ def make_topic(partitions: int = 2, events: int = 60) -> dict[int, list[bytes | 
     return {p: [line.encode() for line in lines[p::partitions]] for p in range(partitions)}
 
 
-def event_id(message: bytes | None) -> str:
-    assert message is not None
-    return message.decode().split("\t")[6]
-
-
 class RecordingSink(DuckDBSink):
-    """The real DuckDB sink, noting each write in the shared log (and failing on request)."""
+    """The real DuckDB sink, noting each write in the shared log."""
 
-    def __init__(self, path: Path, log: list[tuple[str, Any]], fail_on_write: int = 0) -> None:
+    def __init__(self, path: Path, log: list[tuple[str, Any]]) -> None:
         super().__init__(path)
-        self.log, self.fail_on_write, self.writes = log, fail_on_write, 0
+        self.log = log
 
     def write(self, batch: Batch) -> None:
-        self.writes += 1
-        if self.writes == self.fail_on_write:
-            raise TerminalSinkError("the warehouse refused the batch (on purpose)")
         super().write(batch)
         self.log.append(("write", len(batch)))
-
-    def event_ids(self) -> set[str]:
-        rows = self.cursor().execute("select event_id from atomic.events").fetchall()
-        return {r[0] for r in rows}
 
 
 def source_for(consumer: FakeConsumer, **kw: Any) -> KafkaSource:
@@ -158,78 +141,10 @@ def source_for(consumer: FakeConsumer, **kw: Any) -> KafkaSource:
     return source
 
 
-def test_offsets_are_committed_only_after_the_warehouse_has_the_events(tmp_path: Path) -> None:
-    topic = make_topic()
-    log: list[tuple[str, Any]] = []
-    sink = RecordingSink(tmp_path / "w.duckdb", log)
-
-    def check(done: dict[int, int]) -> None:  # at the moment of each Kafka commit
-        committed = {event_id(m) for p, n in done.items() for m in topic[p][:n]}
-        missing = committed - sink.event_ids()
-        assert not missing, f"committed to Kafka before the warehouse had {missing}"
-
-    consumer = FakeConsumer(log, topic, {}, on_commit=check)
-    summary = pipeline.run(source_for(consumer), sink, batch_rows=10)
-    assert summary.good == 60 and summary.failed == 0
-    kinds = [k for k, _ in log]
-    assert kinds[:2] == ["write", "commit"] and kinds.count("commit") == kinds.count("write") > 3
-    assert all(a == "write" for a, b in pairwise(kinds) if b == "commit")
-    assert log[-1] == ("commit", {0: 30, 1: 30})
-    assert sink.event_ids() == {event_id(m) for msgs in topic.values() for m in msgs}
-    sink.close()
-
-
-def test_a_failed_warehouse_write_commits_nothing_and_a_restart_loses_nothing(
-    tmp_path: Path,
-) -> None:
-    topic = make_topic()
-    log: list[tuple[str, Any]] = []
-    group: dict[int, int] = {}
-    sink = RecordingSink(tmp_path / "w.duckdb", log, fail_on_write=2)
-    with pytest.raises(TerminalSinkError):
-        pipeline.run(source_for(FakeConsumer(log, topic, group)), sink, batch_rows=10)
-    assert [k for k, _ in log] == ["write", "commit"]  # the second batch: no write, no commit
-    first = dict(group)
-    assert 0 < sum(first.values()) < 60
-    sink.close()
-
-    sink = RecordingSink(tmp_path / "w.duckdb", log)  # restart: the group resumes where it was
-    summary = pipeline.run(source_for(FakeConsumer(log, topic, group)), sink, batch_rows=10)
-    assert summary.good == 60 - sum(first.values())
-    assert sink.event_ids() == {event_id(m) for msgs in topic.values() for m in msgs}
-    assert group == {0: 30, 1: 30}
-    sink.close()
-
-
-def test_position_is_a_token_per_partition_and_seek_resumes_after_the_warehouse(
-    tmp_path: Path,
-) -> None:
-    topic = make_topic()
-    log: list[tuple[str, Any]] = []
-    # The warehouse committed partition 0 up to 12 and 1 up to 5, but the loader died before
-    # the Kafka commit of partition 0 (Kafka says 4); partition 1 moved on in another process.
-    group = {0: 4, 1: 9}
-    source = source_for(FakeConsumer(log, topic, group))
-    token = offsets.token("kafka", 0, 12, 1, 5)
-    source.seek(token)
-    seen = [item for item in source if item is not None]
-    assert [e["event_id"] for e in seen] == [
-        *[event_id(m) for m in topic[0][12:19]], *[event_id(m) for m in topic[1][9:16]],
-        *[event_id(m) for m in topic[0][19:26]], *[event_id(m) for m in topic[1][16:23]],
-        *[event_id(m) for m in topic[0][26:30]], *[event_id(m) for m in topic[1][23:30]],
-    ]  # fmt: skip
-    assert source.position() == offsets.token("kafka", 0, 30, 1, 30) > token
-    assert offsets.parse(source.position(), "kafka") == [0, 30, 1, 30]
-    with pytest.raises(ConfigError, match="another kind of source"):
-        source.seek(offsets.token("spool", 1, 2))
-    with pytest.raises(ConfigError, match="partition/offset pairs"):
-        source.seek(offsets.token("kafka", 1, 2, 3))
-
-
 def test_a_revoked_partition_is_no_longer_committed(tmp_path: Path) -> None:
     topic = make_topic()
     log: list[tuple[str, Any]] = []
-    consumer = FakeConsumer(log, topic, {}, revoke_after_calls=(3, [1]))
+    consumer = FakeConsumer(log, topic, revoke_after_calls=(3, [1]))
     sink = RecordingSink(tmp_path / "w.duckdb", log)
     pipeline.run(source_for(consumer), sink, batch_rows=7)
     commits = [done for kind, done in log if kind == "commit"]
@@ -239,40 +154,23 @@ def test_a_revoked_partition_is_no_longer_committed(tmp_path: Path) -> None:
     sink.close()
 
 
-def test_bad_messages_become_failed_events_and_their_offsets_are_committed(
-    tmp_path: Path,
-) -> None:
-    good = make_topic(partitions=1, events=3)[0]
-    topic: dict[int, list[bytes | None]] = {
-        0: [good[0], b"\xff\xfe not utf-8", b"", good[1], b"too\tfew\tfields", None, good[2]]
-    }
-    log: list[tuple[str, Any]] = []
-    sink = RecordingSink(tmp_path / "w.duckdb", log)
-    summary = pipeline.run(source_for(FakeConsumer(log, topic, {})), sink, batch_rows=100)
-    assert (summary.good, summary.failed) == (3, 4)
-    failed = (
-        sink.cursor()
-        .execute("select source, error_type, message from atomic.failed_events order by source")
-        .fetchall()
-    )
-    name = f"kafka://127.0.0.1:9092/{TOPIC}/0"
-    assert [f[:2] for f in failed] == [
-        (f"{name}@1", "invalid_encoding"), (f"{name}@2", "invalid_payload"),
-        (f"{name}@4", "wrong_field_count"), (f"{name}@5", "invalid_payload"),
-    ]  # fmt: skip
-    assert log[-1] == ("commit", {0: 7})
-    sink.close()
-
-
 def test_a_multi_line_message_is_marked_read_only_with_its_last_line() -> None:
     lines = make_topic(partitions=1, events=2)[0]
     topic: dict[int, list[bytes | None]] = {0: [b"\n".join(x for x in lines if x)]}
-    source = source_for(FakeConsumer([], topic, {}))
+    source = source_for(FakeConsumer([], topic))
     items = iter(source)
     assert next(items) is not None
     assert source.position() == offsets.token("kafka")  # half the message: nothing done yet
     assert next(items) is not None
     assert source.position() == offsets.token("kafka", 0, 1)
+
+
+def test_seek_takes_only_a_kafka_token_of_partition_offset_pairs() -> None:
+    source = source_for(FakeConsumer([], make_topic()))
+    with pytest.raises(ConfigError, match="another kind of source"):
+        source.seek(offsets.token("spool", 1, 2))
+    with pytest.raises(ConfigError, match="partition/offset pairs"):
+        source.seek(offsets.token("kafka", 1, 2, 3))
 
 
 def test_uri_parsing() -> None:
