@@ -63,10 +63,11 @@ class DuckDBSink:
         row_group_size: int | None = ROW_GROUP_ROWS,
     ):
         """``row_group_size``: rows per row group this sink writes (``None``: DuckDB's
-        122,880; ignored with ``connection``). See ``ROW_GROUP_ROWS``."""
+        122,880; ignored with ``connection``). See ``ROW_GROUP_ROWS``. The file is attached as
+        ``warehouse`` and made the default with ``USE``, which ``con.cursor()`` does not carry
+        over: a cursor names tables ``warehouse.atomic.events``."""
         self.path = str(path)
         try:
-            self._attached = connection is None and row_group_size is not None
             if connection is not None:
                 self.con = connection
             elif row_group_size is None:
@@ -86,14 +87,6 @@ class DuckDBSink:
         self.con.execute(EVENTS_DDL)
         self.con.execute(FAILED_DDL)
         self._columns = self._existing_columns()
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """Another connection to the same database, for reading from another thread (a plain
-        ``con.cursor()`` would not inherit the ``USE warehouse`` of an attached file)."""
-        cursor = self.con.cursor()
-        if self._attached:
-            cursor.execute("USE warehouse")
-        return cursor
 
     def bulk_load(self, checkpoint_threshold: str = "256MB") -> None:
         """For a finite source (a file): checkpoint every ``checkpoint_threshold`` of WAL rather
