@@ -81,11 +81,13 @@ def bench_incremental(console: Console, args: argparse.Namespace) -> None:
 
 def bench_collector(console: Console, args: argparse.Namespace) -> None:
     runs = []
+    with console.status(f"the disk alone: fsyncs for {args.seconds:.0f} s"):
+        disk = collector.disk_probe(args.seconds)
     for rate in (args.rate, None):  # the goal's load, then as fast as it answers
         label = f"{rate:,.0f} events/s" if rate else "as fast as answered"
         with console.status(f"collector under load ({label}) for {args.seconds:.0f} s"):
             runs.append(collector.run(seconds=args.seconds, rate=rate))
-    _save("collector", {"runs": runs})
+    _save("collector", {"disk_alone": disk, "runs": runs})
     plot = OUT / "collector_memory.png"
     collector.plot_memory(runs, plot)
     title = (f"Collector: tp2 batches of {runs[0]['events_per_request']} events over "
@@ -112,6 +114,12 @@ def bench_collector(console: Console, args: argparse.Namespace) -> None:
     for name, cell in rows:
         table.add_row(name, *(cell(r) for r in runs))
     console.print(table)
+    console.print(
+        f"The disk alone, same run: {disk['fsyncs']:,} fsyncs of 3 KB in {disk['seconds']:.0f} s, "
+        f"p50 {disk['fsync_p50_ms']:.2f} ms, p99 {disk['fsync_p99_ms']:.1f} ms, max "
+        f"{disk['fsync_max_ms']:.0f} ms, {disk['fsyncs_over_50ms']} over 50 ms: each stall holds "
+        "every acknowledgement waiting on it."
+    )
 
 
 def bench_freshness(console: Console, args: argparse.Namespace) -> None:

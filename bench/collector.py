@@ -85,6 +85,31 @@ def _fsync_histogram(port: int) -> dict[str, int]:
     }
 
 
+def disk_probe(seconds: float = 20, directory: Path | None = None) -> dict:
+    """The disk alone, for comparison: append 3 KB (a tp2 request's records) and fsync, 500
+    times a second (the open-loop load's request rate), as the spool would with nothing else
+    running. An acknowledgement cannot be faster than the fsync it waits for."""
+    with tempfile.TemporaryDirectory(dir=directory, prefix="persona-bench-disk-") as tmp:
+        latencies: list[float] = []
+        with open(Path(tmp) / "probe", "ab") as fh:
+            stop = time.perf_counter() + seconds
+            while time.perf_counter() < stop:
+                fh.write(b"x" * 3000)
+                fh.flush()
+                started = time.perf_counter()
+                os.fsync(fh.fileno())
+                latencies.append(time.perf_counter() - started)
+                time.sleep(max(0.0, 0.002 - (time.perf_counter() - started)))
+    latencies.sort()
+    return {
+        "seconds": seconds, "fsyncs": len(latencies),
+        "fsync_p50_ms": 1000 * statistics.median(latencies),
+        "fsync_p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "fsync_max_ms": 1000 * latencies[-1],
+        "fsyncs_over_50ms": sum(t > 0.05 for t in latencies),
+    }  # fmt: skip
+
+
 def _body(batch: int) -> bytes:
     now = str(time.time_ns() // 1_000_000)
     event = {"e": "pv", "dtm": now, "stm": now, "aid": "bench", "duid": "d1",
