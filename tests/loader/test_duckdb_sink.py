@@ -81,6 +81,38 @@ def test_a_new_entity_schema_adds_a_column(tmp_path: Path, fixture_line: str) ->
     assert rows == [(None, None), ("3", "2-0-1")]
 
 
+def test_the_sink_reopens_its_file_after_reopen_rows_and_loses_nothing(
+    tmp_path: Path, fixture_line: str
+) -> None:
+    """A long-running loader reopens the file now and then (DuckDB's caches grow with the
+    table while a connection is open); the batches around a reopen, and a schema that first
+    appears after one, land as if nothing happened."""
+    db = tmp_path / "w.duckdb"
+    sink = DuckDBSink(db, reopen_rows=10)
+    first = sink.con
+    context = {
+        "schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+        "data": [{"schema": "iglu:com.acme/late/jsonschema/1-0-0", "data": {"n": 1}}],
+    }
+    lines = [make_line(fixture_line) for _ in range(24)]
+    lines.append(make_line(fixture_line, contexts=json.dumps(context)))
+    summary = pipeline.run([parse_line(line) for line in lines], sink, batch_rows=6)
+    assert summary.batches == 5 and sink.con is not first
+    assert sink.con.execute("select count(*) from atomic.events").fetchone() == (25,)
+    sink.close()
+    con = duckdb.connect(str(db))
+    assert con.execute("select count(distinct event_id) from atomic.events").fetchone() == (25,)
+    late = "select count(contexts_com_acme_late_1) from atomic.events"
+    assert con.execute(late).fetchone() == (1,)
+    con.close()
+    bulk = DuckDBSink(db, reopen_rows=10)
+    bulk.bulk_load()  # a finite source: no reopen (it would checkpoint early)
+    opened = bulk.con
+    pipeline.run([parse_line(make_line(fixture_line)) for _ in range(30)], bulk, batch_rows=6)
+    assert bulk.con is opened
+    bulk.close()
+
+
 def test_a_value_the_warehouse_rejects_costs_only_that_event(
     tmp_path: Path, fixture_line: str
 ) -> None:
