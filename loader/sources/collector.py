@@ -242,7 +242,12 @@ def to_chunk(records: list[dict], cfg: EnrichConfig, source: str) -> Chunk:
         except Exception as exc:
             return _enrich_error(records[row_items[row]], exc, source)
 
-    return parse_rows(rows, row_items, done, per_row)
+    try:
+        return parse_rows(rows, row_items, done, per_row)
+    except Exception:  # a bug in the block path must not wedge the spool: go record by record
+        log.exception("typing a block failed; enriching its %d records one by one", len(records))
+        events = [to_event(record, cfg, source) for record in records]
+        return parse_rows([], [], dict(enumerate(events)), per_row)
 
 
 def _received(record: dict) -> Received:

@@ -91,3 +91,25 @@ def test_a_block_of_tracker_events_takes_the_fast_path_whole(monkeypatch) -> Non
     assert chunk.table.column("dvce_screenwidth").to_pylist() == [1920] * 50
     ua = chunk.table.column("contexts_com_snowplowanalytics_snowplow_ua_parser_context_1")
     assert isinstance(ua, pa.ChunkedArray) and ua.null_count == 0
+
+
+def test_a_bug_in_the_block_path_falls_back_to_record_by_record(monkeypatch) -> None:
+    """A block that cannot be typed must not wedge the loader (it would meet the same records
+    after every restart): the records are enriched one by one instead."""
+
+    spooled = [{"t": 1767261600000, "ip": "", "ua": CHROME, "nuid": "", "p": GOOD},
+               {"t": 1767261600000, "bad": "{", "error": "not a payload_data batch"}]  # fmt: skip
+    real = collector.parse_rows
+    calls: list[int] = []
+
+    def first_call_fails(*args: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the block path")
+        return real(*args)
+
+    monkeypatch.setattr(collector, "parse_rows", first_call_fails)
+    chunk = to_chunk(spooled, CFG, "test")
+    assert len(calls) == 2 and chunk.table.num_rows == 1 and len(chunk.failed) == 1
+    assert chunk.table.column("event_id").to_pylist() == [EID]
+    assert chunk.good_items.to_pylist() == [0] and chunk.failed_items == [1]
