@@ -117,10 +117,16 @@ class DuckDBSink:
 
         DuckDB also runs on the committing thread alone: the source parses the next block on a
         second thread, and an insert of one batch from one Arrow table is a single task, so
-        DuckDB's worker threads would only compete with the parser for the cores."""
+        DuckDB's worker threads would only compete with the parser for the cores. And it writes
+        DuckDB's default row groups, not ``ROW_GROUP_ROWS``, and never reopens the file."""
+        if self.reopen_rows and self.row_group_size is not None:  # not a given connection
+            # DuckDB's own 122,880-row groups: a load that ends can spend the memory
+            self.con.close()
+            self.row_group_size = None
+            self.con = self._connect()
+        self.reopen_rows = 0  # a bulk load ends soon, and a reopen would checkpoint early
         self.con.execute(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
         self.con.execute("SET threads = 1")
-        self.reopen_rows = 0  # a bulk load ends soon, and a reopen would checkpoint early
 
     def _existing_columns(self) -> set[str]:
         rows = self.con.execute(
