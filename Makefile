@@ -11,14 +11,17 @@ BROWSER := tests/browser
 
 .PHONY: demo test lint bench clean
 
-# uv when it is there (or can be installed from PyPI), plain venv + pip otherwise.
+# uv when it is there (or can be installed from PyPI), plain venv + pip otherwise. Bytecode is
+# compiled at install (pip does it anyway): where PYTHONDONTWRITEBYTECODE is set, as on CI
+# machines, every process would otherwise compile pandas, dbt and the rest from source on import
+# (5.3 s against 3.0 s to import pandas, pyarrow, duckdb and dbt, measured here).
 $(VENV)/.installed: pyproject.toml
 	@if command -v uv >/dev/null 2>&1; then UV=uv; \
 	elif $(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install -q uv >/dev/null 2>&1; then UV="$(PY) -m uv"; \
 	else UV=; fi; \
 	if [ -n "$$UV" ]; then \
 	  $$UV venv -q --allow-existing --python $(PY) $(VENV) && \
-	  $$UV pip install -q --python $(BIN)/python -e '.[dev]'; \
+	  $$UV pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'; \
 	else \
 	  $(PY) -m venv $(VENV) && $(BIN)/pip install -q -e '.[dev]'; \
 	fi
