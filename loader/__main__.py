@@ -134,10 +134,10 @@ def load(argv: Sequence[str]) -> int:
     )  # fmt: skip
     # one Snowflake channel per host and source: each resumes only from its own positions
     source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
-    sink = open_sink(s.sink, s.channel or f"persona-{socket.gethostname()}-{source_key}")
-    bulk_load = getattr(sink, "bulk_load", None)
-    if bulk_load is not None and getattr(source, "finite", False):
-        bulk_load()
+    sink = open_sink(
+        s.sink, s.channel or f"persona-{socket.gethostname()}-{source_key}",
+        streaming=not getattr(source, "finite", False),
+    )  # fmt: skip
     stop = getattr(source, "stop", None)
     if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -78,12 +78,18 @@ def open_source(
     raise ConfigError(f"--source {uri!r} is not a source I know; use one of: {SOURCES_HELP}")
 
 
-def open_sink(uri: str, channel: str = "") -> Sink:
+def open_sink(uri: str, channel: str = "", streaming: bool = False) -> Sink:
+    """``streaming``: the source does not end (a collector, tail, Kafka), so the process runs
+    for days; a finite source's sink is set up for a bulk load instead."""
     scheme, _, rest = uri.partition(":")
     if scheme == "duckdb" and rest:
         from loader.sinks.duckdb import DuckDBSink
 
-        return DuckDBSink(rest)
+        if streaming:
+            return DuckDBSink.streaming(rest)
+        sink = DuckDBSink(rest)
+        sink.bulk_load()
+        return sink
     if scheme == "snowflake" and rest:
         from loader.sinks.snowflake import connect
 

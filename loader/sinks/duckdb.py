@@ -65,14 +65,17 @@ class DuckDBSink:
         self,
         path: str | Path,
         connection: duckdb.DuckDBPyConnection | None = None,
-        row_group_size: int | None = ROW_GROUP_ROWS,
-        reopen_rows: int = REOPEN_ROWS,
+        row_group_size: int | None = None,
+        reopen_rows: int = 0,
     ):
-        """``row_group_size``: rows per row group this sink writes (``None``: DuckDB's
-        122,880; ignored with ``connection``). See ``ROW_GROUP_ROWS``. The file is attached as
-        ``warehouse`` and made the default with ``USE``, which ``con.cursor()`` does not carry
-        over: a cursor names tables ``warehouse.atomic.events``. ``reopen_rows``: see
-        ``REOPEN_ROWS`` (a sink given a ``connection`` never reopens it)."""
+        """A streaming loader process (``streaming()``) writes ``ROW_GROUP_ROWS``-row groups
+        and reopens its file every ``REOPEN_ROWS`` rows; by default, as a library in a process
+        that may hold the file open elsewhere (dbt in the same process, tests), neither.
+
+        With ``row_group_size`` the file is attached as ``warehouse`` to a connection of its
+        own, which fails if this process already has it open, and made the default with
+        ``USE``, which ``con.cursor()`` does not carry over. A sink given a ``connection``
+        never reopens it."""
         self.path = str(path)
         self.row_group_size = row_group_size
         self.reopen_rows = reopen_rows if connection is None else 0
@@ -82,6 +85,11 @@ class DuckDBSink:
         self.con.execute(EVENTS_DDL)
         self.con.execute(FAILED_DDL)
         self._columns = self._existing_columns()
+
+    @classmethod
+    def streaming(cls, path: str | Path) -> DuckDBSink:
+        """The sink of a long-running loader process (the collector, tail, Kafka)."""
+        return cls(path, row_group_size=ROW_GROUP_ROWS, reopen_rows=REOPEN_ROWS)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         try:
@@ -117,13 +125,7 @@ class DuckDBSink:
 
         DuckDB also runs on the committing thread alone: the source parses the next block on a
         second thread, and an insert of one batch from one Arrow table is a single task, so
-        DuckDB's worker threads would only compete with the parser for the cores. And it writes
-        DuckDB's default row groups, not ``ROW_GROUP_ROWS``, and never reopens the file."""
-        if self.reopen_rows and self.row_group_size is not None:  # not a given connection
-            # DuckDB's own 122,880-row groups: a load that ends can spend the memory
-            self.con.close()
-            self.row_group_size = None
-            self.con = self._connect()
+        DuckDB's worker threads would only compete with the parser for the cores."""
         self.reopen_rows = 0  # a bulk load ends soon, and a reopen would checkpoint early
         self.con.execute(f"SET checkpoint_threshold = '{checkpoint_threshold}'")
         self.con.execute("SET threads = 1")
