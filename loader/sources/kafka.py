@@ -21,15 +21,16 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+import pyarrow as pa
+
 from loader import offsets
-from loader.enriched import Event
+from loader.columnar import Chunk, parse_block
 from loader.errors import ConfigError, SourceError
 from loader.failed import FailedEvent
-from loader.sources.tsv import parse_lines
 
 log = logging.getLogger("persona.kafka")
 
@@ -39,6 +40,7 @@ BROKER_RE = re.compile(r"[A-Za-z0-9._-]+(:\d{1,5})?|\[[0-9A-Fa-f:]+\](:\d{1,5})?
 MANAGED = frozenset(
     {"bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"}
 )
+COMMITTED_TIMEOUT = 10.0  # seconds to wait for the group's committed offsets on assignment
 ENV_PREFIX = "PERSONA_KAFKA_"  # PERSONA_KAFKA_SASL_PASSWORD=... sets sasl.password
 
 
@@ -164,6 +166,7 @@ class KafkaSource:
         self._next: dict[int, int] = {}  # partition -> offset after the last message yielded
         self._resume: dict[int, int] = {}  # partition -> offset from the warehouse's token
         self._stop = threading.Event()
+        self.room = 0  # what the pipeline's open batch can still take (0: no limit)
 
     @property
     def name(self) -> str:
@@ -203,7 +206,15 @@ class KafkaSource:
     def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
         resumed = [tp for tp in partitions if tp.partition in self._resume]
         if resumed:  # start at the later of Kafka's commit and the warehouse's token
-            committed = {tp.partition: tp.offset for tp in consumer.committed(resumed)}
+            from confluent_kafka import KafkaException
+
+            try:  # bounded: a broker that never answers must not block a SIGTERM
+                answer = consumer.committed(resumed, timeout=COMMITTED_TIMEOUT)
+                committed = {tp.partition: tp.offset for tp in answer}
+            except KafkaException as exc:  # the warehouse's token alone: at worst re-read
+                log.warning("kafka committed offsets not read (%s); resuming from the "
+                            "warehouse's offset token", exc)  # fmt: skip
+                committed = {}
             for tp in resumed:
                 tp.offset = max(committed.get(tp.partition, -1), self._resume[tp.partition])
         log.info("assigned partitions %s of %s", [tp.partition for tp in partitions],
@@ -220,15 +231,20 @@ class KafkaSource:
             self._next.pop(tp.partition, None)
         log.info("revoked partitions %s", [tp.partition for tp in partitions])
 
-    def __iter__(self) -> Iterator[Event | FailedEvent | None]:
+    def __iter__(self) -> Iterator[Chunk | None]:
+        """One chunk per poll: the messages' lines parsed together, column by column
+        (``columnar.parse_block``), each failed event naming its message. A chunk holds whole
+        messages, so a commit never marks part of a message done."""
         self.consumer.subscribe(
             [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         while not self._stop.is_set():
-            messages = self.consumer.consume(self.max_messages, self.idle)
+            want = min(self.max_messages, self.room) if self.room else self.max_messages
+            messages = self.consumer.consume(want, self.idle)
             if not messages:
                 yield None
                 continue
+            read: list[tuple[str, bytes]] = []  # (where, value) of each message, in order
             for message in messages:
                 error = message.error()
                 if error is not None:
@@ -237,15 +253,44 @@ class KafkaSource:
                     log.warning("kafka: %s", error)
                     continue
                 partition, offset = message.partition(), message.offset()
-                where = f"{self.name}/{partition}@{offset}"
-                value = message.value()
-                items: list[Event | FailedEvent] = (
-                    list(parse_lines(value.split(b"\n"), where)) if value else []
-                )
-                if not items:
-                    items = [FailedEvent("", "invalid_payload", "empty Kafka message", where)]
-                yield from items[:-1]
-                # the message counts as read once its last event is in hand, so a commit in
-                # the middle of a message never marks the rest of it done
-                self._next[partition] = offset + 1
-                yield items[-1]
+                read.append((f"{self.name}/{partition}@{offset}", message.value() or b""))
+                self._next[partition] = offset + 1  # in hand: all of it is in the chunk below
+            if read:
+                yield messages_chunk(read)
+
+
+def messages_chunk(messages: list[tuple[str, bytes]]) -> Chunk:
+    """Messages (where each came from, its value) as one chunk, as parsing each message's
+    lines on its own would give them (``tsv.parse_lines``); a message without a line is a
+    failed event. Items are the messages' non-empty lines, an empty message one item."""
+    values: list[bytes] = []
+    where_of: list[str] = []  # per item of the chunk
+    block_items: list[int] = []  # per item parsed in the block: its item in the chunk
+    empty: list[int] = []
+    for where, value in messages:
+        lines = sum(1 for line in value.split(b"\n") if line.rstrip(b"\r\n"))
+        if not lines:
+            empty.append(len(where_of))
+            where_of.append(where)
+            continue
+        values.append(value if value.endswith(b"\n") else value + b"\n")
+        block_items.extend(range(len(where_of), len(where_of) + lines))
+        where_of.extend([where] * lines)
+    block = parse_block(b"".join(values)) if values else None
+    failed: dict[int, FailedEvent] = {
+        i: FailedEvent("", "invalid_payload", "empty Kafka message", where_of[i]) for i in empty
+    }
+    if block is None:
+        table, good = _empty_chunk_table(), pa.array([], pa.int64())
+    else:
+        table = block.table
+        good = pa.array([block_items[i] for i in block.good_items.to_pylist()], pa.int64())
+        for i, event in zip(block.failed_items, block.failed, strict=True):
+            item = block_items[i]
+            failed[item] = replace(event, source=where_of[item])
+    order = sorted(failed)
+    return Chunk(table, [failed[i] for i in order], good, order)
+
+
+def _empty_chunk_table() -> pa.Table:
+    return parse_block(b"").table

@@ -12,19 +12,25 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_INVALID, TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loader import offsets, pipeline
 from loader.batch import Batch
+from loader.columnar import Chunk
 from loader.errors import ConfigError
+from loader.failed import FailedEvent
 from loader.sinks.duckdb import DuckDBSink
-from loader.sources.kafka import KafkaConfig, KafkaSource, parse_uri
+from loader.sources.kafka import KafkaConfig, KafkaSource, messages_chunk, parse_uri
 from loader.sources.synthetic import SyntheticConfig, generate_lines
+from loader.sources.tsv import parse_lines
 from loader.uris import open_source
 
 TOPIC = "enriched"
@@ -84,14 +90,15 @@ class FakeConsumer:
             for p in lost:
                 del self.positions[p]
         out: list[FakeMessage] = []
-        for p in sorted(self.positions):  # up to per_call messages of each partition, in order
+        order = sorted(self.positions)
+        turn = (self.calls - 1) % len(order) if order else 0
+        for p in order[turn:] + order[:turn]:  # up to per_call of each, partitions in turn
             start = self.positions[p]
-            end = min(len(self.topic[p]), start + self.per_call)
+            end = min(len(self.topic[p]), start + self.per_call, start + num_messages - len(out))
             out.extend(
                 FakeMessage(p, offset, self.topic[p][offset]) for offset in range(start, end)
             )
             self.positions[p] = end
-        assert len(out) <= num_messages
         if not out:
             self.when_drained()
         return out
@@ -154,15 +161,45 @@ def test_a_revoked_partition_is_no_longer_committed(tmp_path: Path) -> None:
     sink.close()
 
 
-def test_a_multi_line_message_is_marked_read_only_with_its_last_line() -> None:
+def test_a_multi_line_message_is_read_whole_and_marked_read_with_its_chunk() -> None:
     lines = make_topic(partitions=1, events=2)[0]
     topic: dict[int, list[bytes | None]] = {0: [b"\n".join(x for x in lines if x)]}
     source = source_for(FakeConsumer([], topic))
-    items = iter(source)
-    assert next(items) is not None
-    assert source.position() == offsets.token("kafka")  # half the message: nothing done yet
-    assert next(items) is not None
+    assert source.position() == offsets.token("kafka")
+    chunk = next(iter(source))
+    assert isinstance(chunk, Chunk) and chunk.table.num_rows == 2
     assert source.position() == offsets.token("kafka", 0, 1)
+
+
+LINES = [line.encode() for line in islice(generate_lines(SyntheticConfig(users=3, seed=5)), 6)]
+VALUES = st.one_of(
+    st.sampled_from(LINES),
+    st.lists(st.sampled_from(LINES), min_size=2, max_size=3).map(b"\n".join),
+    st.sampled_from([b"", b"\n", b"\r\n", b"broken", b"\xff\xfe", LINES[0] + b"\r\n",
+                     LINES[1] + b"\n\n" + LINES[2], b"\ufeff".decode("unicode_escape").encode()
+                     + LINES[3]]),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(VALUES, min_size=1, max_size=8))
+def test_a_poll_parsed_as_one_chunk_equals_each_message_parsed_alone(values: list[bytes]) -> None:
+    """The reference is each message on its own through the per-line parser, as the source
+    read it before: the same rows in order, the same failed events, each naming its message."""
+    messages = [(f"kafka://b/{TOPIC}/0@{i}", v) for i, v in enumerate(values)]
+    fast, slow = Batch(), Batch()
+    fast.add(messages_chunk(messages))
+    for where, value in messages:
+        items = list(parse_lines(value.split(b"\n"), where))
+        for item in items or [FailedEvent("", "invalid_payload", "empty Kafka message", where)]:
+            slow.add(item)
+    at = datetime(2026, 1, 1)
+    expected = slow.to_arrow(at)
+    actual = fast.to_arrow(at) if fast.tables else Batch().to_arrow(at)
+    assert actual.to_pylist() == expected.to_pylist()
+    assert [(f.raw, f.error_type, f.message, f.source) for f in fast.failed] == [
+        (f.raw, f.error_type, f.message, f.source) for f in slow.failed
+    ]
 
 
 def test_seek_takes_only_a_kafka_token_of_partition_offset_pairs() -> None:
