@@ -4,6 +4,7 @@
     python -m bench loader           # enriched TSV → DuckDB, next to DuckDB's read_csv
     python -m bench incremental      # incremental dbt run next to a full refresh
     python -m bench collector        # the collector under load from a second process
+    python -m bench kafka            # a Kafka topic → DuckDB, next to the file source
     python -m bench freshness        # event arrival -> profiles / segments, while streaming
     python -m bench rulesets         # recommendation rule-set build at 1M and 10M interactions
     python -m bench udf              # persona_recommend latency per SQL call, next to a lookup
@@ -23,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import collector, freshness, incremental, loader_throughput, rulesets, udf
+from bench import collector, freshness, incremental, kafka, loader_throughput, rulesets, udf
 
 OUT = Path(__file__).resolve().parent / "out"
 MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -122,6 +123,22 @@ def bench_collector(console: Console, args: argparse.Namespace) -> None:
     )
 
 
+def bench_kafka(console: Console, args: argparse.Namespace) -> None:
+    with console.status(f"a topic of {args.kafka_events:,} events, loaded from Kafka and a file"):
+        r = kafka.run(events=args.kafka_events)
+    _save("kafka", r)
+    title = (f"Kafka topic ({r['partitions']} partitions, Tansu on 127.0.0.1) -> DuckDB, "
+             f"{r['events']:,} events ({MACHINE})")  # fmt: skip
+    table = Table(title=title, caption=f"median of {r['rounds']} interleaved rounds")
+    for column in ("what", "events/s", "vs the file source"):
+        table.add_column(column, justify="right" if column != "what" else "left")
+    table.add_row("kafka:// source, consumer group (join included) -> DuckDB",
+                  f"{r['kafka_events_per_s']:,.0f}", f"{r['kafka_vs_file']:.2f}x")  # fmt: skip
+    table.add_row("file: source, the same events -> DuckDB", f"{r['file_events_per_s']:,.0f}",
+                  "1.00x")  # fmt: skip
+    console.print(table)
+
+
 def bench_freshness(console: Console, args: argparse.Namespace) -> None:
     users, days = args.fresh_users, args.fresh_days
     with console.status(f"freshness: {users} users x {days} days of history, then streaming"):
@@ -185,7 +202,16 @@ def main() -> int:
         "which",
         nargs="?",
         default="all",
-        choices=["all", "loader", "incremental", "collector", "freshness", "rulesets", "udf"],
+        choices=[
+            "all",
+            "loader",
+            "incremental",
+            "collector",
+            "kafka",
+            "freshness",
+            "rulesets",
+            "udf",
+        ],
     )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
     parser.add_argument("--days", type=int, default=30, help="loader: synthetic days")
@@ -197,6 +223,7 @@ def main() -> int:
     parser.add_argument(
         "--rate", type=float, default=5000, help="collector: the open-loop load, events/s"
     )
+    parser.add_argument("--kafka-events", type=int, default=200_000, help="kafka: topic size")
     parser.add_argument("--fresh-users", type=int, default=2000, help="freshness: history users")
     parser.add_argument("--fresh-days", type=int, default=30, help="freshness: history days")
     parser.add_argument("--fresh-seconds", type=float, default=60, help="freshness: stream time")
@@ -214,6 +241,8 @@ def main() -> int:
         bench_loader(console, args)
     if args.which in ("all", "collector"):
         bench_collector(console, args)
+    if args.which in ("all", "kafka"):
+        bench_kafka(console, args)
     if args.which in ("all", "freshness"):
         bench_freshness(console, args)
     if args.which in ("all", "incremental"):
