@@ -74,14 +74,16 @@ class Metrics:
                 lines.append(f"# TYPE {name} {kind}")
                 typed.add(name)
             lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
-        if any(self.spool_fsync_buckets):  # only where the spool is written (the collector)
+        with self._lock:  # buckets, sum and count from the same moment
+            buckets, total = list(self.spool_fsync_buckets), self.spool_fsync_seconds
+        if any(buckets):  # only where the spool is written (the collector)
             name = "persona_spool_fsync_seconds"
             lines.append(f"# TYPE {name} histogram")
             cumulative = 0
-            for le, count in zip([*FSYNC_BUCKETS, "+Inf"], self.spool_fsync_buckets, strict=True):
+            for le, count in zip([*FSYNC_BUCKETS, "+Inf"], buckets, strict=True):
                 cumulative += count
                 lines.append(f'{name}_bucket{{le="{le}"}} {cumulative}')
-            lines.append(f"{name}_sum {self.spool_fsync_seconds}")
+            lines.append(f"{name}_sum {total}")
             lines.append(f"{name}_count {cumulative}")
         return "\n".join(lines) + "\n"
 

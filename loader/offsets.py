@@ -1,7 +1,9 @@
 """Offset tokens: a source position as the string a sink remembers (Snowflake's channels).
 
-``kind:n1:n2...`` with zero-padded numbers, so that string order is position order, and a kind
-so that a channel never resumes one source from another's position.
+``kind:n1:n2...`` with zero-padded numbers, and a kind so that a channel never resumes one
+source from another's position. Compare two with ``reached``, not as strings: a Kafka token
+lists the partitions a process holds at the time, and ``kafka:1:5`` sorts after
+``kafka:0:3:1:9`` although the second is further along.
 """
 
 from __future__ import annotations
@@ -22,3 +24,19 @@ def parse(value: str, kind: str) -> list[int]:
             f"(expected {kind}): give this source its own channel (--channel)"
         )
     return [int(n) for n in numbers]
+
+
+def reached(committed: str | None, wanted: str) -> bool:
+    """Whether the position ``committed`` is at or past ``wanted``: for Kafka, every partition
+    of ``wanted`` at or past its offset there; otherwise the numbers in order (a spool's
+    segment then offset, a count of items)."""
+    if committed is None:
+        return False
+    kind = wanted.split(":", 1)[0]
+    if committed.split(":", 1)[0] != kind:
+        return False
+    have, want = ([int(n) for n in t.split(":")[1:]] for t in (committed, wanted))
+    if kind == "kafka":
+        held = dict(zip(have[::2], have[1::2], strict=True))
+        return all(held.get(p, -1) >= n for p, n in zip(want[::2], want[1::2], strict=True))
+    return have >= want

@@ -104,7 +104,8 @@ def load(
         values.update({k: _coerce(k, v, config) for k, v in data.items()})
     for key in FIELDS:
         name = f"PERSONA_{key.upper()}"
-        if environ.get(name):
+        # empty means unset, except for a list, where it is the empty list (no enrichments)
+        if environ.get(name) or (name in environ and FIELDS[key].type == "tuple[str, ...]"):
             values[key] = _coerce(key, environ[name], name)
     for key, value in flags.items():
         if value is not None:

@@ -138,7 +138,10 @@ class DuckDBSink:
         return {r[0] for r in rows}
 
     def write(self, batch: Batch) -> None:
-        self._reopen_if_due()
+        try:
+            self._reopen_if_due()
+        except duckdb.Error as exc:  # the close's checkpoint: disk full, I/O; retried
+            raise TransientSinkError(f"{self.path}: reopening: {exc}") from exc
         table = batch.to_arrow() if batch.good else None
         try:
             self._commit(table, batch.failed)

@@ -128,8 +128,7 @@ class SnowflakeSink:
     def _append(self, channel: Channel, rows: list[dict[str, Any]], token: str, table: str) -> None:
         try:
             channel.append_rows(rows, end_offset_token=token)
-            # tokens are zero-padded positions: string order is position order
-            channel.wait_for_commit(lambda t: t is not None and t >= token, self.timeout)
+            channel.wait_for_commit(lambda t: offsets.reached(t, token), self.timeout)
         except TimeoutError as exc:
             raise TransientSinkError(
                 f"{table}: no commit of {token} within {self.timeout} s"

@@ -234,29 +234,38 @@ class KafkaSource:
     def __iter__(self) -> Iterator[Chunk | None]:
         """One chunk per poll: the messages' lines parsed together, column by column
         (``columnar.parse_block``), each failed event naming its message. A chunk holds whole
-        messages, so a commit never marks part of a message done."""
+        messages, no more lines than the open batch can take (at least one message), so a
+        commit never marks part of a message done; what does not fit waits for the next."""
         self.consumer.subscribe(
             [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
+        pending: list[tuple[int, int, str, bytes]] = []  # (partition, offset, where, value)
         while not self._stop.is_set():
-            want = min(self.max_messages, self.room) if self.room else self.max_messages
-            messages = self.consumer.consume(want, self.idle)
-            if not messages:
-                yield None
-                continue
-            read: list[tuple[str, bytes]] = []  # (where, value) of each message, in order
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if getattr(error, "fatal", lambda: False)():
-                        raise SourceError(f"kafka: {error}")
-                    log.warning("kafka: %s", error)
+            if not pending:  # rebalances happen inside consume: never with messages pending
+                want = min(self.max_messages, self.room) if self.room else self.max_messages
+                for message in self.consumer.consume(want, self.idle):
+                    error = message.error()
+                    if error is not None:
+                        if getattr(error, "fatal", lambda: False)():
+                            raise SourceError(f"kafka: {error}")
+                        log.warning("kafka: %s", error)
+                        continue
+                    partition, offset = message.partition(), message.offset()
+                    where = f"{self.name}/{partition}@{offset}"
+                    pending.append((partition, offset, where, message.value() or b""))
+                if not pending:
+                    yield None
                     continue
-                partition, offset = message.partition(), message.offset()
-                read.append((f"{self.name}/{partition}@{offset}", message.value() or b""))
+            take, lines = 0, 0
+            while take < len(pending):
+                lines += pending[take][3].count(b"\n") + 1
+                if take and self.room and lines > self.room:
+                    break
+                take += 1
+            chunk, pending = pending[:take], pending[take:]
+            for partition, offset, _, _ in chunk:
                 self._next[partition] = offset + 1  # in hand: all of it is in the chunk below
-            if read:
-                yield messages_chunk(read)
+            yield messages_chunk([(where, value) for _, _, where, value in chunk])
 
 
 def messages_chunk(messages: list[tuple[str, bytes]]) -> Chunk:

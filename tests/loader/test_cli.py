@@ -112,6 +112,11 @@ def test_settings_come_from_file_then_environment_then_flags(tmp_path: Path, mon
         settings.load({"source": "file:-"}, None, {"PERSONA_BATCH_ROWS": "many"})
     with pytest.raises(ConfigError, match="source: required"):
         settings.load({}, None, {})
+    # an empty variable is unset, except for a list: PERSONA_ENRICHMENTS= turns them all off
+    env = {"PERSONA_BATCH_ROWS": "", "PERSONA_ENRICHMENTS": ""}
+    s = settings.load({"source": "file:-"}, None, env)
+    assert (s.batch_rows, s.enrichments) == (10_000, ())
+    assert settings.load({"source": "file:-"}, None, {}).enrichments == settings.ENRICHMENTS
 
 
 def test_the_example_config_is_valid() -> None:

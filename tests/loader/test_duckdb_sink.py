@@ -113,6 +113,33 @@ def test_the_sink_reopens_its_file_after_reopen_rows_and_loses_nothing(
     bulk.close()
 
 
+def test_the_streaming_sink_writes_small_row_groups_and_reopens(
+    tmp_path: Path, fixture_line: str
+) -> None:
+    """What a long-running loader process opens (``DuckDBSink.streaming``): the file attached
+    with 16,384-row groups, so a checkpoint never compresses a 122,880-row group at once."""
+    from loader.sinks.duckdb import ROW_GROUP_ROWS
+
+    db = tmp_path / "w.duckdb"
+    sink = DuckDBSink.streaming(db)
+    sink.reopen_rows = 20_000
+    first = sink.con
+    events = [parse_line(make_line(fixture_line)) for _ in range(2000)]
+    for _ in range(20):  # 40,000 rows in 10 batches of 4,000 (events repeat: ids do not matter)
+        pipeline.run(events, sink, batch_rows=4000)
+    assert sink.con is not first  # reopened after 20,000 rows
+    sink.close()
+    con = duckdb.connect(str(db))
+    rows_per_group = con.execute(
+        "select row_group_id, sum(count) from pragma_storage_info('atomic.events') "
+        "where column_path = '[0]' group by all order by 1"
+    ).fetchall()
+    assert con.execute("select count(*) from atomic.events").fetchone() == (40_000,)
+    assert sum(n for _, n in rows_per_group) == 40_000
+    assert max(n for _, n in rows_per_group) <= ROW_GROUP_ROWS  # a plain sink: 36,000 in one
+    con.close()
+
+
 def test_a_value_the_warehouse_rejects_costs_only_that_event(
     tmp_path: Path, fixture_line: str
 ) -> None:

@@ -171,6 +171,26 @@ def test_a_multi_line_message_is_read_whole_and_marked_read_with_its_chunk() -> 
     assert source.position() == offsets.token("kafka", 0, 1)
 
 
+def test_a_batch_of_multi_line_messages_ends_near_its_row_limit(tmp_path: Path) -> None:
+    """A poll can hold more lines than the open batch can take: the messages that do not fit
+    wait for the next batch (a message is never split), so a batch passes ``batch_rows`` by
+    less than one message."""
+    lines = make_topic(partitions=1, events=36)[0]
+    topic: dict[int, list[bytes | None]] = {
+        0: [b"\n".join(lines[i : i + 3]) for i in range(0, 36, 3)]
+    }
+    log: list[tuple[str, Any]] = []
+    sink = RecordingSink(tmp_path / "w.duckdb", log)
+    summary = pipeline.run(source_for(FakeConsumer(log, topic)), sink, batch_rows=10)
+    sink.close()
+    sizes = [n for kind, n in log if kind == "write"]
+    assert summary.good == 36 and sum(sizes) == 36
+    assert max(sizes) <= 10 + 2, sizes  # a poll of 7 messages would have been 21 rows
+    commits = [done for kind, done in log if kind == "commit"]
+    assert [done[0] for done in commits] == sorted({done[0] for done in commits})
+    assert commits[-1] == {0: 12}
+
+
 LINES = [line.encode() for line in islice(generate_lines(SyntheticConfig(users=3, seed=5)), 6)]
 VALUES = st.one_of(
     st.sampled_from(LINES),
@@ -196,6 +216,7 @@ def test_a_poll_parsed_as_one_chunk_equals_each_message_parsed_alone(values: lis
     at = datetime(2026, 1, 1)
     expected = slow.to_arrow(at)
     actual = fast.to_arrow(at) if fast.tables else Batch().to_arrow(at)
+    assert actual.schema == expected.schema  # columns in the same order, not only the values
     assert actual.to_pylist() == expected.to_pylist()
     assert [(f.raw, f.error_type, f.message, f.source) for f in fast.failed] == [
         (f.raw, f.error_type, f.message, f.source) for f in slow.failed

@@ -158,5 +158,13 @@ def test_a_channel_never_resumes_one_kind_of_source_from_anothers_position() -> 
 
     assert offsets.parse(offsets.token("spool", 3, 42), "spool") == [3, 42]
     assert offsets.token("items", 9) < offsets.token("items", 10)  # string order = position order
+    # a Kafka token lists the partitions held at the time: compared as positions, not strings
+    first, later = offsets.token("kafka", 1, 5), offsets.token("kafka", 0, 3, 1, 9)
+    assert later < first  # as strings the later batch would look older...
+    assert offsets.reached(later, first) and not offsets.reached(first, later)  # ...not so
+    assert offsets.reached(later, later) and not offsets.reached(None, later)
+    assert not offsets.reached(offsets.token("kafka", 0, 3), offsets.token("kafka", 0, 3, 1, 1))
+    assert offsets.reached(offsets.token("spool", 3, 0), offsets.token("spool", 2, 900))
+    assert not offsets.reached(offsets.token("items", 9), offsets.token("spool", 1, 0))
     with pytest.raises(ConfigError, match=r"expected items.*--channel"):
         Counted([]).seek(offsets.token("spool", 1, 0))
