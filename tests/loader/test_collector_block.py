@@ -4,8 +4,6 @@ column) against the per-record path (``to_event``): the same rows and the same f
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pyarrow as pa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -14,9 +12,9 @@ from loader.batch import Batch
 from loader.enrich import EnrichConfig
 from loader.sources import collector
 from loader.sources.collector import to_chunk, to_event
+from tests.loader.same_batches import assert_same_batches
 from tests.loader.test_enrich import EID, PARAMS, VALUES
 
-LOADED_AT = datetime(2026, 1, 1)
 CFG = EnrichConfig()
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -51,19 +49,7 @@ def assert_same(spooled: list[dict]) -> None:
     for record in spooled:
         slow.add(to_event(record, CFG, "test"))
     # etl_tstamp is the clock at enrichment: once per block on one path, per event on the other
-    expected = slow.to_arrow(LOADED_AT)
-    actual = fast.to_arrow(LOADED_AT) if fast.tables else Batch().to_arrow(LOADED_AT)
-    assert actual.schema == expected.schema
-    assert actual.column("etl_tstamp").null_count == 0
-    at = actual.schema.get_field_index("etl_tstamp")
-    actual, expected = actual.remove_column(at), expected.remove_column(at)
-    assert actual.to_pylist() == expected.to_pylist()
-    assert actual.equals(expected)
-
-    def failed(b: Batch) -> list[tuple[str, str, str, str]]:
-        return [(f.raw, f.error_type, f.message, f.source) for f in b.failed]
-
-    assert failed(fast) == failed(slow)
+    assert_same_batches(fast, slow, clock_columns=("etl_tstamp",))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

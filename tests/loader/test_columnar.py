@@ -3,8 +3,6 @@ events (type, message, raw), in the same order, for good, unusual and broken lin
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,8 +12,8 @@ from loader.contract import FIELDS, Kind
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from loader.sources.tsv import parse_lines
 from tests.conftest import REFERENCE
+from tests.loader.same_batches import assert_same_batches
 
-LOADED_AT = datetime(2026, 1, 1)
 FIXTURE = (REFERENCE / "enriched-tsv" / "fixture.tsv").read_text().rstrip("\n")
 SYNTHETIC = list(generate_lines(SyntheticConfig(users=3, days=2, seed=1)))[:40]
 BASES = [FIXTURE, *SYNTHETIC]
@@ -77,17 +75,7 @@ def both_ways(data: bytes) -> tuple[Batch, Batch]:
 
 
 def assert_same(data: bytes) -> None:
-    fast, slow = both_ways(data)
-    expected = slow.to_arrow(LOADED_AT)
-    actual = fast.to_arrow(LOADED_AT) if fast.tables else Batch().to_arrow(LOADED_AT)
-    assert actual.schema == expected.schema
-    assert actual.to_pylist() == expected.to_pylist()
-    assert actual.equals(expected)
-
-    def failed(b: Batch) -> list[tuple[str, str, str, str]]:
-        return [(f.raw, f.error_type, f.message, f.source) for f in b.failed]
-
-    assert failed(fast) == failed(slow)
+    assert_same_batches(*both_ways(data))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

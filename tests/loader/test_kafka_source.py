@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from loader.sources.kafka import KafkaConfig, KafkaSource, messages_chunk, parse
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from loader.sources.tsv import parse_lines
 from loader.uris import open_source
+from tests.loader.same_batches import assert_same_batches
 
 TOPIC = "enriched"
 
@@ -213,14 +213,7 @@ def test_a_poll_parsed_as_one_chunk_equals_each_message_parsed_alone(values: lis
         items = list(parse_lines(value.split(b"\n"), where))
         for item in items or [FailedEvent("", "invalid_payload", "empty Kafka message", where)]:
             slow.add(item)
-    at = datetime(2026, 1, 1)
-    expected = slow.to_arrow(at)
-    actual = fast.to_arrow(at) if fast.tables else Batch().to_arrow(at)
-    assert actual.schema == expected.schema  # columns in the same order, not only the values
-    assert actual.to_pylist() == expected.to_pylist()
-    assert [(f.raw, f.error_type, f.message, f.source) for f in fast.failed] == [
-        (f.raw, f.error_type, f.message, f.source) for f in slow.failed
-    ]
+    assert_same_batches(fast, slow)
 
 
 def test_seek_takes_only_a_kafka_token_of_partition_offset_pairs() -> None:
