@@ -387,11 +387,11 @@ def _split_entities(strings: pa.Table) -> _Entities:
         if len(parts) == 1:
             text = parts[0]
         else:  # contexts and derived_contexts of one schema share a column, in that order
-            joined = pc.binary_join_element_wise(*parts, ",", null_handling="skip")
-            present = parts[0].is_valid()
+            # pairwise, nulls kept: with null_handling="skip", pyarrow 26 drops trailing rows
+            # where every part is null (["x", null] joined with ["y", null] gives ["x,y"])
+            text = parts[0]
             for part in parts[1:]:
-                present = pc.or_(present, part.is_valid())
-            text = pc.if_else(present, joined, pa.scalar(None, pa.string()))
+                text = pc.coalesce(pc.binary_join_element_wise(text, part, ","), text, part)
         if not column.startswith("unstruct_event_"):
             # contexts columns hold lists: "[a,b]" is what orjson.dumps writes for a and b
             text = pc.binary_join_element_wise("[", text, "]", "")

@@ -109,6 +109,21 @@ def test_values_arrow_would_cast_but_the_per_line_parser_refuses() -> None:
         assert_same(("\t".join(values) + "\n" + FIXTURE + "\n").encode())
 
 
+def test_a_schema_in_contexts_and_derived_contexts_then_a_row_with_neither() -> None:
+    """Both fields of the first line hold a WebPage entity (one column, joined), the second line
+    holds none: a join that drops the all-null last row would make the arrays' lengths differ
+    (pyarrow 26's binary_join_element_wise with null_handling="skip" does)."""
+    fields = [f.name for f in FIELDS]
+    both = FIXTURE.split("\t")
+    both[fields.index("derived_contexts")] = JSONS[1]  # has an org.schema/WebPage entity too
+    neither = FIXTURE.split("\t")
+    neither[fields.index("contexts")] = ""
+    neither[fields.index("derived_contexts")] = ""
+    assert_same(("\t".join(both) + "\n" + "\t".join(neither) + "\n").encode())
+    chunk = parse_block(("\t".join(both) + "\n" + "\t".join(neither) + "\n").encode())
+    assert chunk.table.num_rows == 2 and not chunk.failed
+
+
 def test_synthetic_stream_takes_the_fast_path_whole() -> None:
     data = ("\n".join(SYNTHETIC) + "\n").encode()
     assert_same(data)
