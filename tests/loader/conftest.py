@@ -10,14 +10,21 @@ from tests.loader.live_collector import Collector
 
 
 @pytest.fixture
-def collector(tmp_path: Path) -> Iterator[Collector]:
-    """A collector process on a free port of 127.0.0.1, killed after the test if still up."""
+def unstarted_collector(tmp_path: Path) -> Iterator[Collector]:
+    """A collector for the test to start with its own flags, killed after the test if still up
+    (a failed assertion must not leave a process behind)."""
     c = Collector(tmp_path)
-    c.start()
     yield c
     if c.proc and c.proc.poll() is None:
         c.proc.kill()
         c.proc.wait()
+
+
+@pytest.fixture
+def collector(unstarted_collector: Collector) -> Collector:
+    """A collector process on a free port of 127.0.0.1, killed after the test if still up."""
+    unstarted_collector.start()
+    return unstarted_collector
 
 
 @pytest.fixture(scope="session")

@@ -140,12 +140,14 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:
     assert set(acknowledged) <= loaded
 
 
-def test_a_stalled_loader_makes_the_collector_answer_503_then_recover(tmp_path: Path) -> None:
+def test_a_stalled_loader_makes_the_collector_answer_503_then_recover(
+    unstarted_collector: Collector,
+) -> None:
     """Backpressure end to end: the loader process stops (SIGSTOP, as a stuck warehouse would
     stop it), the spool fills to --spool-max-bytes, the HTTP process answers 503 with a log
     line, and once the loader resumes everything acknowledged is loaded once, nothing refused
     is, and requests are accepted again."""
-    collector = Collector(tmp_path)
+    collector = unstarted_collector
     collector.start("--spool-max-bytes", "20000")
     assert collector.proc is not None
     tp2 = f"{collector.url}/com.snowplowanalytics.snowplow/tp2"
@@ -186,10 +188,10 @@ def test_a_stalled_loader_makes_the_collector_answer_503_then_recover(tmp_path: 
     assert collector.query("select count(*) from atomic.events") == [(len(accepted),)]
 
 
-def test_a_batch_ends_at_its_row_limit(tmp_path: Path) -> None:
+def test_a_batch_ends_at_its_row_limit(unstarted_collector: Collector) -> None:
     """Spooled records are enriched in blocks, but a block never takes more than the open
     batch can hold: 30 events in one request with --batch-rows 7 are 5 commits."""
-    collector = Collector(tmp_path)
+    collector = unstarted_collector
     collector.start("--batch-rows", "7", "--batch-seconds", "30")
     body = {"data": [{"e": "pv", "eid": str(uuid.uuid4())} for _ in range(30)]}
     tp2 = f"{collector.url}/com.snowplowanalytics.snowplow/tp2"
