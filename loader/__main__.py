@@ -116,27 +116,37 @@ def generate(argv: Sequence[str]) -> int:
 def load(argv: Sequence[str]) -> int:
     from loader import logs, pipeline, settings
     from loader.enrich import EnrichConfig
+    from loader.privacy import Privacy
     from loader.progress import progress_reporter
+    from loader.schema_policy import SchemaPolicy
     from loader.uris import open_sink, open_source
+    from loader.validate import Validate
 
     args = vars(_load_parser().parse_args(argv))
     config = args.pop("config")
     s = settings.load(args, config)
     logs.configure(s.log_format)
-    enrich = EnrichConfig.from_env(
-        pii_fields=s.pii_fields, anonymize_ip_octets=s.anonymize_ip_octets,
+    enrich = EnrichConfig(
         classify_referrer="referrer" in s.enrichments, campaign="campaign" in s.enrichments,
         parse_useragent="useragent" in s.enrichments, detect_bots="bots" in s.enrichments,
     )  # fmt: skip
+    privacy = Privacy.from_env(s.pii_fields, s.anonymize_ip_octets)
     source = open_source(
         s.source, spool=s.spool, enrich=enrich, trust_forwarded_for=s.trust_forwarded_for,
         spool_max_bytes=s.spool_max_bytes, max_request_bytes=s.max_request_bytes,
+        privacy=privacy,
     )  # fmt: skip
     # one Snowflake channel per host and source: each resumes only from its own positions
     source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
     sink = open_sink(
         s.sink, s.channel or f"persona-{socket.gethostname()}-{source_key}",
         streaming=not getattr(source, "finite", False),
+    )  # fmt: skip
+    validate = Validate(
+        # the collector protects each record before its spool; the rest are protected here
+        None if getattr(source, "protects_privacy", False) else privacy,
+        SchemaPolicy(s.schemas_allowed, s.max_new_columns_per_hour, s.max_entity_columns,
+                     sink.entity_columns()),
     )  # fmt: skip
     stop = getattr(source, "stop", None)
     if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
@@ -148,7 +158,7 @@ def load(argv: Sequence[str]) -> int:
             summary = pipeline.run(
                 source, sink, batch_rows=s.batch_rows, batch_seconds=s.batch_seconds,
                 batch_bytes=s.batch_bytes,
-                on_commit=report,
+                on_commit=report, validate=validate,
             )  # fmt: skip
     finally:
         sink.close()

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from loader.columnar import Chunk
 from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind, utcnow
-from loader.enriched import Event
+from loader.enriched import Event, unprocessable
 from loader.failed import FailedEvent
 
 ARROW_TYPES: dict[Kind, pa.DataType] = {
@@ -68,8 +68,32 @@ class Batch:
         else:
             self.events.append(item)
             if len(self.events) >= FLUSH_EVENTS:
-                self._add_table(_events_table(self.events, self.entity_columns(self.events)))
-                self.events = []
+                self.seal()
+
+    def seal(self) -> None:
+        """Turn the events gathered as dicts into a table now. An event Arrow refuses (a value
+        no parser should have let through) becomes a failed event, and the rest are kept: one
+        bad event must not cost its batch, nor stop the loader on every restart."""
+        if not self.events:
+            return
+        events, self.events = self.events, []
+        try:
+            self._add_table(_events_table(events, self.entity_columns(events)))
+            return
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            pass
+        good = []
+        for event in events:
+            try:
+                _events_table([event], self.entity_columns([event]))
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                failed = unprocessable(_as_text(event), exc)
+                self.failed.append(failed)
+                self._failed_bytes += len(failed.raw)
+            else:
+                good.append(event)
+        if good:
+            self._add_table(_events_table(good, self.entity_columns(good)))
 
     def _add_table(self, table: pa.Table) -> None:
         self.tables.append(table)
@@ -130,12 +154,21 @@ class Batch:
     def to_arrow(self, loaded_at: datetime | None = None) -> pa.Table:
         """The events as a table: atomic columns in contract order, then entity columns."""
         loaded_at = loaded_at or utcnow()
+        self.seal()
         parts = list(self.tables)
-        if self.events or not parts:
-            parts.append(_events_table(self.events, self.entity_columns(self.events)))
+        if not parts:
+            parts.append(_events_table([], []))
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
         stamps = pa.array([loaded_at] * table.num_rows, type=pa.timestamp("us"))
         return table.add_column(len(ATOMIC_FIELDS), LOAD_TSTAMP, stamps)
+
+
+def _as_text(event: Event) -> str:
+    """An event as JSON text for a failed event's ``raw``, whatever it holds."""
+    try:
+        return orjson.dumps(event, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+    except TypeError:  # too deep for the writer: the text is the evidence that is left
+        return repr(event)[:1_000_000]
 
 
 def _events_table(events: list[Event], entity_columns: list[str]) -> pa.Table:

@@ -16,6 +16,7 @@ holds the two paths equal (tests/loader/test_columnar.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +28,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from loader.contract import ATOMIC_FIELDS, FIELDS, Kind, SchemaKey
-from loader.enriched import DOUBLE_RE, INT_RE, N_FIELDS, UUID_RE, Event, parse_line
+from loader.enriched import (
+    DOUBLE_RE,
+    INT_RE,
+    N_FIELDS,
+    UUID_RE,
+    Event,
+    check_depth,
+    parse_line,
+)
 from loader.failed import FailedEvent
 
 _NAMES = [f.name for f in FIELDS]
@@ -54,6 +63,7 @@ _UUID_FAST = f"^{UUID_RE}$"
 _ATOMIC_NAMES = frozenset(f.name for f in ATOMIC_FIELDS)
 _JSON_FIELDS = (("contexts", False), ("unstruct_event", True), ("derived_contexts", False))
 _BOM = b"\xef\xbb\xbf"
+log = logging.getLogger("persona.columnar")
 
 
 @dataclass
@@ -94,7 +104,23 @@ class Chunk:
 
 
 def parse_block(data: bytes, source: str = "") -> Chunk:
-    """Whole lines of enriched TSV (``\\n``-terminated, as read from a file) to a chunk."""
+    """Whole lines of enriched TSV (``\\n``-terminated, as read from a file) to a chunk.
+
+    Never raises: should the block path fail on some input (a bug, a library's limit), the
+    block is parsed line by line, and a line that still cannot be handled is a failed event."""
+    try:
+        return _parse_block(data, source)
+    except Exception:
+        log.exception("parsing a block failed; parsing its lines one by one")
+    _, _, lines = _sort_lines(data, plain=False, utf8=False, fast=False)
+    return parse_rows([], [], {i: _parse_raw(raw, source) for i, raw in lines.items()}, _none)
+
+
+def _none(row: int) -> Event | FailedEvent:
+    raise AssertionError(f"no rows to fall back from (row {row})")
+
+
+def _parse_block(data: bytes, source: str) -> Chunk:
     plain = b"\r" not in data and not data.startswith(_BOM)
     strings = None
     body = data[:-1] if data.endswith(b"\n") else data
@@ -181,9 +207,10 @@ def _parse_raw(raw: bytes, source: str) -> Event | FailedEvent:
 
 
 def _sort_lines(
-    data: bytes, plain: bool, utf8: bool
+    data: bytes, plain: bool, utf8: bool, fast: bool = True
 ) -> tuple[list[bytes], list[int], dict[int, bytes]]:
-    """Each non-empty line to the fast path or, by item index, to the per-line parser."""
+    """Each non-empty line to the fast path or, by item index, to the per-line parser (every
+    line, with ``fast=False``)."""
     lines = data.split(b"\n")
     if lines and not lines[-1]:
         lines.pop()
@@ -197,7 +224,7 @@ def _sort_lines(
         if not raw:
             continue
         # pyarrow's reader would drop a BOM that starts its input, and end a line at a \r
-        ok = raw.count(b"\t") == N_FIELDS - 1 and not raw.startswith(_BOM)
+        ok = fast and raw.count(b"\t") == N_FIELDS - 1 and not raw.startswith(_BOM)
         if ok and not plain:
             ok = b"\r" not in raw
         if ok and not utf8:
@@ -310,6 +337,7 @@ def _split(value: str, unstruct: bool) -> Split:
     ``enriched._add_entities`` builds them; None sends the line to the per-line parser."""
     try:
         envelope = orjson.loads(value)
+        check_depth(value, envelope)
         if not isinstance(envelope, dict) or "data" not in envelope:
             return None
         items = envelope["data"]

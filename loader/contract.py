@@ -217,9 +217,21 @@ class SchemaKey:
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - keys are few and live for the process
     def column(self, prefix: str) -> str:
         """Column name for this schema, e.g. ``contexts_org_schema_web_page_1``."""
-        vendor = _NON_WORD.sub("_", self.vendor).lower()
-        name = _NON_WORD.sub("_", _CAMEL.sub("_", self.name)).lower()
-        return f"{prefix}_{vendor}_{name}_{self.major}"
+        column = f"{prefix}_{snake(self.vendor, False)}_{snake(self.name)}_{self.major}"
+        # the schema policy judges a column by the schemas that made it (the name is lossy)
+        if len(COLUMN_SCHEMAS) >= 50_000:  # bounded, whatever a client sends
+            COLUMN_SCHEMAS.clear()
+        COLUMN_SCHEMAS.setdefault(column, set()).add((self.vendor, self.name))
+        return column
+
+
+#: Entity column -> the (vendor, name) pairs seen to make it in this process.
+COLUMN_SCHEMAS: dict[str, set[tuple[str, str]]] = {}
+
+
+def snake(part: str, camel: bool = True) -> str:
+    """A schema name (``camel``) or a vendor as it appears in a column name."""
+    return _NON_WORD.sub("_", _CAMEL.sub("_", part) if camel else part).lower()
 
 
 #: A column the loader may create for an entity schema: checked before any DDL uses the name.

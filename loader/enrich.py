@@ -10,10 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
-import ipaddress
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -22,7 +19,6 @@ import orjson
 
 from loader.contract import FIELDS, utcnow
 from loader.enriched import Event, FieldError, check_required, parse_fields
-from loader.errors import ConfigError
 from loader.failed import FailedEvent
 
 V_COLLECTOR = "persona-collector-0.1"
@@ -85,31 +81,14 @@ _UTM = {"utm_medium": "mkt_medium", "utm_source": "mkt_source", "utm_term": "mkt
 
 @dataclass(frozen=True)
 class EnrichConfig:
-    """Which enrichments run. PII fields are hashed with the salt in ``PERSONA_PII_SALT``.
-
-    Always on, as in Snowplow: event_id and the timestamps (derived_tstamp included), and the
-    page and referrer URLs split into their ``*_url*`` fields."""
+    """Which enrichments run. Always on, as in Snowplow: event_id and the timestamps
+    (derived_tstamp included), and the page and referrer URLs split into their ``*_url*``
+    fields. IP anonymization and pseudonymization happen before the spool (``privacy``)."""
 
     classify_referrer: bool = True  # refr_medium/source/term
     campaign: bool = True  # mkt_* from utm_* parameters and click ids
     parse_useragent: bool = True
     detect_bots: bool = True
-    anonymize_ip_octets: int = 1  # IPv4 octets (and IPv6 /16 groups) zeroed; 0 keeps the IP
-    pii_fields: tuple[str, ...] = ()
-    pii_salt: str = field(default="", repr=False)
-
-    @classmethod
-    def from_env(cls, pii_fields: tuple[str, ...] = (), **kwargs: Any) -> EnrichConfig:
-        salt = os.environ.get("PERSONA_PII_SALT", "")
-        if pii_fields and not salt:
-            raise ConfigError(
-                "pii_fields are set but PERSONA_PII_SALT is empty: set it to a long random "
-                "secret (the same for every loader, or pseudonyms will not match)"
-            )
-        unknown = [f for f in pii_fields if f not in _INDEX]
-        if unknown:
-            raise ConfigError(f"pii_fields: {unknown} are not atomic fields")
-        return cls(pii_fields=pii_fields, pii_salt=salt, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -155,19 +134,6 @@ def _set_url(row: list[str], prefix: str, url: str) -> dict[str, str]:
                         ("fragment", parts.fragment)):  # fmt: skip
         row[_INDEX[f"{prefix}_url{name}"]] = value
     return dict(parse_qsl(parts.query))
-
-
-@functools.lru_cache(maxsize=4096)  # a client sends many events from one address
-def _anonymize(ip: str, octets: int) -> str:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if address.version == 4:
-        kept = ip.split(".")[: 4 - octets]
-        return ".".join(kept + ["x"] * octets)
-    groups = address.exploded.split(":")
-    return ":".join(groups[: 8 - 2 * octets] + ["x"] * (2 * octets))
 
 
 def _version(family: str, *parts: str | None) -> str:
@@ -264,16 +230,10 @@ def enrich_row(
             row[_INDEX[w]], row[_INDEX[h]] = p[param].split("x", 1)
     useragent = p.get("ua") or received.useragent
     row[_INDEX["useragent"]] = useragent
-    ip = p.get("ip") or received.ip
-    row[_INDEX["user_ipaddress"]] = (
-        _anonymize(ip, cfg.anonymize_ip_octets) if ip and cfg.anonymize_ip_octets else ip
-    )
+    row[_INDEX["user_ipaddress"]] = p.get("ip") or received.ip
     row[_INDEX["network_userid"]] = p.get("tnuid") or p.get("nuid") or received.network_userid
     _page_and_referrer(row, p, cfg)
     _self_describing(row, p, e, useragent, cfg)
-    for name in cfg.pii_fields:
-        if row[_INDEX[name]]:
-            row[_INDEX[name]] = _hash(cfg, row[_INDEX[name]])
     return row
 
 
@@ -352,18 +312,8 @@ def _self_describing(
         ).decode()
 
 
-# tracker parameters that carry a pseudonymized field, so failed events do not leak them either
-_PII_PARAMS = {"user_id": ("uid",), "user_ipaddress": ("ip",), "user_fingerprint": ("fp",),
-               "domain_userid": ("duid",), "network_userid": ("nuid", "tnuid")}  # fmt: skip
-
-
-def _hash(cfg: EnrichConfig, value: str) -> str:
-    return hashlib.sha256((cfg.pii_salt + value).encode()).hexdigest()
-
-
 def enrich_or_fail(received: Received, cfg: EnrichConfig, source: str = "") -> Event | FailedEvent:
-    """``enrich`` that never raises: a payload that cannot be an event is kept with its reason
-    (its PII parameters pseudonymized like the fields they fill)."""
+    """``enrich`` that never raises: a payload that cannot be an event is kept with its reason."""
     try:
         row = enrich_row(received, cfg)
     except FieldError as exc:
@@ -392,13 +342,8 @@ def refused(
     source: str = "",
     error_type: str | None = None,
 ) -> FailedEvent:
-    """The failed event for a payload: the raw input as received, PII parameters hashed."""
-    payload = dict(received.payload)
-    for name in cfg.pii_fields:
-        for param in _PII_PARAMS.get(name, ()):
-            if payload.get(param):
-                payload[param] = _hash(cfg, payload[param])
-    raw = orjson.dumps({"payload": payload,
+    """The failed event for a payload: the raw input as the spool holds it (protected)."""
+    raw = orjson.dumps({"payload": received.payload,
                         "collector_tstamp": _fmt(received.collector_tstamp)}).decode()  # fmt: skip
     if error_type is None:
         invalid_json = isinstance(exc.__cause__, orjson.JSONDecodeError)

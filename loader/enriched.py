@@ -10,6 +10,7 @@ contexts, one object for the unstruct event). Anything that does not parse becom
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -22,9 +23,13 @@ from loader.contract import ATOMIC_FIELDS, FIELDS, Kind, SchemaKey
 from loader.failed import FailedEvent
 
 Event = dict[str, Any]
+log = logging.getLogger("persona.parse")
 
 N_FIELDS = len(FIELDS)
 REQUIRED = tuple(f.name for f in FIELDS if f.required)  # event_id, collector_tstamp
+# Levels of nesting a self-describing JSON value may have (the envelope counts): real
+# entities use a handful; orjson cannot write more than 255.
+MAX_JSON_DEPTH = 64
 
 
 class FieldError(ValueError):
@@ -78,10 +83,27 @@ def parse_bool(value: str) -> bool:
     raise ValueError(f"{value!r} is not a boolean (1 or 0)")
 
 
+def check_depth(value: str, parsed: Any) -> None:
+    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH``: the parser accepts far deeper than
+    the writers (orjson stops at 255 levels) and the warehouses will store, so a value that is
+    read here could otherwise stop the pipeline at a later stage. Counting brackets in C first
+    keeps the walk off the usual, shallow value."""
+    if value.count("{") + value.count("[") <= MAX_JSON_DEPTH:
+        return
+    stack: list[tuple[Any, int]] = [(parsed, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+
+
 def _add_entities(columns: dict[str, Any], value: str, prefix: str, with_version: bool) -> None:
     """Split a self-describing JSON field into per-schema entity columns, added to ``columns``
     (contexts and derived_contexts of one schema share a column, in that order)."""
     envelope = orjson.loads(value)
+    check_depth(value, envelope)
     if not isinstance(envelope, dict) or "data" not in envelope:
         raise ValueError("expected a self-describing JSON object with 'schema' and 'data'")
     items = envelope["data"]
@@ -162,7 +184,17 @@ def parse_line(line: str, source: str = "") -> Event | FailedEvent:
             "invalid_json" if isinstance(exc.__cause__, json.JSONDecodeError) else "invalid_field"
         )
         return FailedEvent(line, kind, str(exc), source)
+    except Exception as exc:  # a bug here must cost one line, not the load
+        return unprocessable(line, exc, source)
     return check_required(event, line, source)
+
+
+def unprocessable(raw: str, exc: Exception, source: str = "") -> FailedEvent:
+    """The failed event for input that a stage could not handle for a reason nobody foresaw
+    (a bug, a library's limit): kept with the error, so the load goes on and it can be
+    replayed after a fix."""
+    log.exception("could not process an input from %s; kept as a failed event", source or "?")
+    return FailedEvent(raw, "unprocessable", f"{type(exc).__name__}: {exc}", source)
 
 
 def check_required(

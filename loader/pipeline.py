@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from loader import offsets
 from loader.batch import Batch
@@ -89,6 +90,7 @@ def run(
     batch_bytes: int = 64 * 1024 * 1024,
     on_commit: Callable[[LoadSummary], None] | None = None,
     retries: int = 8,
+    validate: Callable[[Any], Any] | None = None,
 ) -> LoadSummary:
     """Load everything the source yields; a batch is committed before the next one starts,
     once it holds ``batch_rows`` items or weighs ``batch_bytes`` (``Batch.nbytes``), or has
@@ -99,6 +101,7 @@ def run(
     (the collector's spool) is told after each warehouse commit, never before:
     that is what makes delivery at-least-once. A transient sink error (a lock, a timeout) is
     retried with backoff, up to ``retries`` times, while a collector keeps spooling.
+    ``validate`` (``loader.validate.Validate``) sees each item before the batch does.
     """
     if getattr(source, "position", None) is None:
         source = Counted(source)
@@ -120,6 +123,7 @@ def run(
         write_started = time.perf_counter()
         if position is not None:
             batch.offset_token = position()
+        batch.seal()  # events Arrow refuses become failed events before the sink sees any
         for attempt in range(retries + 1):
             try:
                 sink.write(batch)
@@ -155,7 +159,7 @@ def run(
         if item is not None:
             if not batch:
                 opened = time.perf_counter()
-            batch.add(item)
+            batch.add(item if validate is None else validate(item))
         if batch and (
             len(batch) >= batch_rows
             or batch.nbytes >= batch_bytes

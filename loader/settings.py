@@ -33,6 +33,10 @@ class Settings:
     max_request_bytes: int = 1_000_000  # a larger request body is refused (HTTP 413)
     channel: str = ""  # Snowflake: this loader's channel (default persona-<host>-<source hash>)
     trust_forwarded_for: bool = False  # collector behind a proxy that sets X-Forwarded-For
+    # the schema policy (loader/schema_policy.py): which entity schemas may become columns
+    schemas_allowed: tuple[str, ...] = ("*",)  # vendor/name globs
+    max_new_columns_per_hour: int = 50
+    max_entity_columns: int = 300
     log_format: str = "text"  # or json: one object per line, for log shippers
 
     def __post_init__(self) -> None:
@@ -50,6 +54,9 @@ class Settings:
             raise ConfigError(
                 f"enrichments: unknown {unknown}; choose from {list(ENRICHMENTS)} (or none: '')"
             )
+        for key in ("max_new_columns_per_hour", "max_entity_columns"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
         for key in ("batch_bytes", "spool_max_bytes", "max_request_bytes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -50,7 +51,7 @@ class Spool:
         writer: bool = True,
     ) -> None:
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.max_pending_bytes = max_pending_bytes
         self.writer = writer
         self.committed = self.read_checkpoint()
@@ -60,7 +61,10 @@ class Spool:
         self._segment = int(segments[-1].stem.split("-")[1]) if segments else 1
         self._path = self._segment_path(self._segment)
         _drop_partial_line(self._path)
-        self._fh = self._path.open("ab")
+        for old in self.dir.iterdir():  # spooled by an older version, or copied in
+            if old.is_file() and old.stat().st_mode & 0o077:
+                old.chmod(0o600)
+        self._fh = _private(self._path)
         self._written = Position(self._segment, self._fh.tell())
         self._queue: queue.Queue[tuple[list[bytes], concurrent.futures.Future[None]] | None] = (
             queue.Queue()
@@ -129,7 +133,7 @@ class Spool:
         self._fh.close()
         self._segment += 1
         self._path = self._segment_path(self._segment)
-        self._fh = self._path.open("ab")
+        self._fh = _private(self._path)
         self._written = Position(self._segment, 0)
 
     def close(self) -> None:
@@ -210,8 +214,8 @@ class Spool:
     def commit(self, position: Position) -> None:
         """Record that everything before ``position`` is in the warehouse; drop done segments."""
         tmp = self.dir / "checkpoint.json.tmp"
-        with tmp.open("w") as fh:
-            json.dump({"segment": position.segment, "offset": position.offset}, fh)
+        with _private(tmp, os.O_TRUNC) as fh:
+            fh.write(orjson.dumps({"segment": position.segment, "offset": position.offset}))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.dir / "checkpoint.json")
@@ -223,6 +227,12 @@ class Spool:
         self.committed = position
         for segment in range(1, position.segment):
             self._segment_path(segment).unlink(missing_ok=True)
+
+
+def _private(path: Path, flags: int = os.O_APPEND) -> BinaryIO:
+    """Open for writing, readable by this user alone: the spool holds what clients sent."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o600)
+    return os.fdopen(fd, "ab" if flags & os.O_APPEND else "wb")
 
 
 def _dumps(record: dict) -> bytes:

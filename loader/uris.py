@@ -10,6 +10,7 @@ from loader.enrich import EnrichConfig
 from loader.enriched import Event
 from loader.errors import ConfigError
 from loader.failed import FailedEvent
+from loader.privacy import Privacy
 from loader.sinks.base import Sink
 
 SOURCES_HELP = (
@@ -31,6 +32,7 @@ def open_source(
     trust_forwarded_for: bool = False,
     spool_max_bytes: int = 256 * 1024 * 1024,
     max_request_bytes: int = 1_000_000,
+    privacy: Privacy | None = None,
 ) -> Iterable[Event | FailedEvent | None]:
     scheme, _, rest = uri.partition(":")
     if scheme == "http":
@@ -46,6 +48,7 @@ def open_source(
         return CollectorSource(
             parts.hostname, port, spool, enrich, max_body_bytes=max_request_bytes,
             trust_forwarded_for=trust_forwarded_for, spool_max_bytes=spool_max_bytes,
+            privacy=privacy,
         )  # fmt: skip
     if scheme == "file" and rest:
         from loader.sources.tsv import TsvFileSource

@@ -137,6 +137,9 @@ class DuckDBSink:
         ).fetchall()
         return {r[0] for r in rows}
 
+    def entity_columns(self) -> set[str]:
+        return {c for c in self._columns if ENTITY_COLUMN_RE.fullmatch(c)}
+
     def write(self, batch: Batch) -> None:
         try:
             self._reopen_if_due()

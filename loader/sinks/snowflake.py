@@ -105,6 +105,9 @@ class SnowflakeSink:
         token = self._channel.get_latest_committed_offset_token()
         return None if token is None or token.startswith("time:") else token
 
+    def entity_columns(self) -> set[str]:
+        return {c for c in self.columns if ENTITY_COLUMN_RE.fullmatch(c)}
+
     def write(self, batch: Batch) -> None:
         token = batch.offset_token or offsets.token("time", time.time_ns())  # rises across restarts
         if batch.failed:  # first: resuming follows the events channel, which must not run ahead

@@ -30,6 +30,7 @@ from loader.enrich import EnrichConfig, Received, enrich_or_fail, enrich_row, re
 from loader.enriched import Event, FieldError
 from loader.failed import FailedEvent
 from loader.metrics import METRICS
+from loader.privacy import Privacy
 from loader.spool import Position, Spool, SpoolFull
 
 log = logging.getLogger("persona.collector")
@@ -61,11 +62,14 @@ def build_app(
     cookie_name: str = "sp",
     trust_forwarded_for: bool = False,
     pipeline_metrics: Callable[[], dict[str, float]] | None = None,
+    privacy: Privacy | None = None,
 ):
     """The Starlette app; separate from the server so tests can drive it directly.
 
     ``pipeline_metrics`` fetches the loader's counters when the loader runs in another process.
+    ``privacy`` protects each record before it reaches the spool.
     """
+    protect = privacy.protect_record if privacy is not None and privacy.active else None
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse, Response
@@ -92,6 +96,8 @@ def build_app(
         return cors(request, response)
 
     async def store(records: list[dict]) -> Response | None:
+        if protect is not None:
+            records = [protect(r) for r in records]
         try:
             await asyncio.wrap_future(spool.append(records))
         except SpoolFull as exc:
@@ -273,12 +279,13 @@ def _listen(
     max_body_bytes: int,
     trust_forwarded_for: bool,
     pipeline_metrics: Callable[[], dict[str, float]] | None = None,
+    privacy: Privacy | None = None,
 ) -> tuple[Any, threading.Thread]:
     """uvicorn on a thread (never the main one: uvicorn would take over the signals)."""
     import uvicorn
 
     app = build_app(spool, max_body_bytes, trust_forwarded_for=trust_forwarded_for,
-                    pipeline_metrics=pipeline_metrics)  # fmt: skip
+                    pipeline_metrics=pipeline_metrics, privacy=privacy)  # fmt: skip
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off")  # fmt: skip
     server = uvicorn.Server(config)
@@ -303,6 +310,7 @@ def _serve(
     stop: Any,
     metrics_conn: Any,
     spool_max_bytes: int,
+    privacy: Privacy | None = None,
 ) -> None:
     """The collector's HTTP process: requests in, spool records fsynced, 200 out. The loader
     process reads the spool; it shares only files (the spool, its checkpoint) and the pipe
@@ -331,7 +339,7 @@ def _serve(
 
     try:
         server, thread = _listen(
-            host, port, spool, max_body_bytes, trust_forwarded_for, pipeline_metrics
+            host, port, spool, max_body_bytes, trust_forwarded_for, pipeline_metrics, privacy
         )
     except OSError as exc:
         log.error("%s", exc)
@@ -357,6 +365,8 @@ class CollectorSource:
     requests, and iteration ends once everything spooled has been yielded.
     """
 
+    protects_privacy = True  # records are protected before the spool (the pipeline must not)
+
     def __init__(
         self,
         host: str,
@@ -366,8 +376,10 @@ class CollectorSource:
         max_body_bytes: int = 1_000_000,
         trust_forwarded_for: bool = False,
         spool_max_bytes: int = 256 * 1024 * 1024,
+        privacy: Privacy | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self.privacy = privacy
         self.spool_max_bytes = spool_max_bytes
         self.spool_dir = Path(spool_dir)
         self.spool = Spool(spool_dir, writer=False)
@@ -397,7 +409,7 @@ class CollectorSource:
             target=_serve, name="persona-collector", daemon=True,
             args=(self.host, self.port, str(self.spool_dir), self.max_body_bytes,
                   self.trust_forwarded_for, logs.current_format(), ready, self._http_stop,
-                  theirs, self.spool_max_bytes),
+                  theirs, self.spool_max_bytes, self.privacy),
         )  # fmt: skip
         self._process.start()
         threading.Thread(target=_answer_metrics, args=(ours,), name="metrics", daemon=True).start()

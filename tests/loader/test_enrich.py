@@ -11,7 +11,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from loader.enrich import EnrichConfig, Received, enrich_or_fail
-from loader.errors import ConfigError
 from loader.failed import FailedEvent
 
 EID = "c6ef3124-b53a-4b13-a233-0088f79dcbcb"
@@ -97,7 +96,7 @@ def test_unstructured_event_base64_and_contexts() -> None:
     assert e["contexts_com_acme_user_1"] == [{"_schema_version": "1-0-3", "tier": 2}]
 
 
-def test_bots_useragents_and_ip_anonymization() -> None:
+def test_bots_and_useragents() -> None:
     bot = enrich_or_fail(
         Received(
             {"e": "pv", "eid": EID},
@@ -105,35 +104,14 @@ def test_bots_useragents_and_ip_anonymization() -> None:
             "66.249.66.1",
             "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
         ),
-        EnrichConfig(anonymize_ip_octets=2),
+        EnrichConfig(),
     )
     assert not isinstance(bot, FailedEvent)
     assert bot["contexts_com_iab_snowplow_spiders_and_robots_1"][0]["spiderOrRobot"] is True
-    assert bot["user_ipaddress"] == "66.249.x.x"
     assert (
         bot["contexts_com_snowplowanalytics_snowplow_ua_parser_context_1"][0]["useragentFamily"]
         == "Googlebot"
     )
-
-
-def test_pii_is_pseudonymized_with_the_salt_from_the_environment(monkeypatch) -> None:
-    monkeypatch.delenv("PERSONA_PII_SALT", raising=False)
-    try:
-        EnrichConfig.from_env(pii_fields=("user_id",))
-        raise AssertionError("a missing salt must fail fast")
-    except ConfigError as exc:
-        assert "PERSONA_PII_SALT" in str(exc)
-    monkeypatch.setenv("PERSONA_PII_SALT", "s3cret")
-    cfg = EnrichConfig.from_env(pii_fields=("user_id",))
-    a = enrich_or_fail(Received({"e": "pv", "eid": EID, "uid": "jane@example.com"}, AT), cfg)
-    b = enrich_or_fail(Received({"e": "pv", "eid": EID, "uid": "jane@example.com"}, AT), cfg)
-    assert a["user_id"] == b["user_id"] != "jane@example.com" and len(a["user_id"]) == 64
-    monkeypatch.setenv("PERSONA_PII_SALT", "other")
-    c = enrich_or_fail(
-        Received({"e": "pv", "eid": EID, "uid": "jane@example.com"}, AT),
-        EnrichConfig.from_env(pii_fields=("user_id",)),
-    )
-    assert c["user_id"] != a["user_id"]
 
 
 PARAMS = st.sampled_from(

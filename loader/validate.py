@@ -1,0 +1,27 @@
+"""The pipeline's validate step, between a source and the batch: privacy, then schema policy.
+
+Privacy comes first, so that an event the schema policy refuses is kept in failed events
+already protected. A source that protects its input itself before storing it anywhere (the
+collector, before its spool) is given no privacy here: hashing twice would change pseudonyms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from loader.privacy import Privacy
+from loader.schema_policy import SchemaPolicy
+
+
+@dataclass
+class Validate:
+    privacy: Privacy | None = None
+    schemas: SchemaPolicy | None = None
+
+    def __call__(self, item: Any) -> Any:
+        if self.privacy is not None:
+            item = self.privacy.protect(item)
+        if self.schemas is not None:
+            item = self.schemas.apply(item)
+        return item
