@@ -31,6 +31,7 @@ from loader.contract import ATOMIC_FIELDS, FIELDS, Kind, SchemaKey
 from loader.enriched import (
     DOUBLE_RE,
     INT_RE,
+    MAX_ENTITIES,
     N_FIELDS,
     UUID_RE,
     Event,
@@ -346,7 +347,7 @@ def _split(value: str, unstruct: bool) -> Split:
                 return None
             key = SchemaKey.parse(items.get("schema"))
             return [(key.column("unstruct_event"), orjson.dumps(dict(items["data"])))]
-        if not isinstance(items, list):
+        if not isinstance(items, list) or len(items) > MAX_ENTITIES:
             return None
         out = []
         for item in items:
@@ -368,16 +369,21 @@ class _Entities:
     ok: pa.Array  # rows whose JSON values the fast path could split
     # per JSON field: each row's index among the field's distinct values, and their splits
     fields: list[tuple[pa.Array, list[Split]]]
+    _places: dict[int, dict[str, int]] = field(default_factory=dict)
 
-    def row_columns(self, row: int) -> list[str]:
-        """One row's entity columns in the order the per-line parser adds them."""
-        seen: dict[str, None] = {}
-        for indices, splits in self.fields:
-            index = indices[row].as_py()
-            split = None if index is None else splits[index]
-            for column, _ in split or ():
-                seen[column] = None
-        return list(seen)
+    def row_columns(self, row: int) -> dict[str, int]:
+        """One row's entity columns, each with its place in the order the per-line parser
+        adds them (built once per row: a row may carry thousands)."""
+        places = self._places.get(row)
+        if places is None:
+            seen: dict[str, None] = {}
+            for indices, splits in self.fields:
+                index = indices[row].as_py()
+                split = None if index is None else splits[index]
+                for column, _ in split or ():
+                    seen[column] = None
+            places = self._places[row] = {column: i for i, column in enumerate(seen)}
+        return places
 
 
 def _split_entities(strings: pa.Table) -> _Entities:
@@ -398,13 +404,15 @@ def _split_entities(strings: pa.Table) -> _Entities:
         texts: dict[str, list[bytes | None]] = {}
         failed = [split is None for split in splits]
         for index, split in enumerate(splits):
+            parts: dict[str, list[bytes]] = {}
             for column, text in split or ():
+                parts.setdefault(column, []).append(text)
+            for column, texts_of_value in parts.items():
                 values = texts.get(column)
                 if values is None:
                     values = texts[column] = [None] * len(splits)
-                previous = values[index]
                 # two entities of one schema in one value share the column, in order
-                values[index] = text if previous is None else previous + b"," + text
+                values[index] = b",".join(texts_of_value)
         if any(failed):
             refused = pa.array(failed, pa.bool_()).take(indices)
             ok = pc.and_(ok, pc.invert(pc.fill_null(refused, False)))
@@ -460,7 +468,7 @@ def _assemble(
     for column, text in entities.columns.items():
         row = pc.index(pc.and_(text.is_valid(), keep), True).as_py()
         if row >= 0:
-            first[column] = (fast_items[row], entities.row_columns(row).index(column))
+            first[column] = (fast_items[row], entities.row_columns(row)[column])
     for item, event in slow_events:
         for place, column in enumerate(k for k in event if k not in _ATOMIC_NAMES):
             if column not in first or (item, place) < first[column]:
@@ -474,8 +482,11 @@ def _assemble(
     order = good_items
     if slow_events:
         order, table, fast_text = _merge(table, fast_text, entity_names, good_items, slow_events)
-    for column in entity_names:
-        table = table.append_column(column, fast_text[column])
+    if entity_names:  # at once: appending one by one copies the schema each time
+        table = pa.Table.from_arrays(
+            [*table.columns, *(fast_text[c] for c in entity_names)],
+            names=[*table.column_names, *entity_names],
+        )
     return Chunk(table, failed, pa.array(order, pa.int64()), failed_items)
 
 

@@ -30,6 +30,9 @@ REQUIRED = tuple(f.name for f in FIELDS if f.required)  # event_id, collector_ts
 # Levels of nesting a self-describing JSON value may have (the envelope counts): real
 # entities use a handful; orjson cannot write more than 255.
 MAX_JSON_DEPTH = 64
+# Entities one self-describing field may carry: real events carry a few dozen at most, and a
+# bound keeps one line's cost bounded (80,000 contexts in 5 MB cost seconds).
+MAX_ENTITIES = 1000
 
 
 class FieldError(ValueError):
@@ -115,6 +118,8 @@ def _add_entities(columns: dict[str, Any], value: str, prefix: str, with_version
         return
     if not isinstance(items, list):
         raise ValueError("contexts data must be a list of self-describing JSON objects")
+    if len(items) > MAX_ENTITIES:
+        raise ValueError(f"{len(items)} entities, more than {MAX_ENTITIES}")
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
             raise ValueError("each context must be a self-describing JSON object")

@@ -41,6 +41,7 @@ class SchemaPolicy:
     clock: Callable[[], float] = time.monotonic
     _admitted: deque[float] = field(default_factory=deque)
     _verdicts: dict[str, str] = field(default_factory=dict)  # column -> "" or the reason
+    _created: set[str] = field(default_factory=set)  # known columns some stored event has
 
     def __post_init__(self) -> None:
         bad = [p for p in self.allow if not _PATTERN.fullmatch(p)]
@@ -53,29 +54,18 @@ class SchemaPolicy:
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
         self._column_res = [_column_re(p) for p in self.allow]
+        self._created = set(self.known)
 
     def refusal(self, column: str) -> str:
         """Why ``column`` may not be stored, or ``""``."""
-        verdict = self._verdicts.get(column)
-        if verdict is not None:
-            return verdict
-        verdict = self._judge(column)
-        if verdict or column in self.known:  # a refused new column may be admitted later
+        listed = self._verdicts.get(column)
+        if listed is None:
+            listed = self._listed(column)
             if len(self._verdicts) >= MEMO:  # a flood of made-up schemas must not grow memory
                 self._verdicts.clear()
-            self._verdicts[column] = verdict
-        return verdict
-
-    def _judge(self, column: str) -> str:
-        schemas = COLUMN_SCHEMAS.get(column)
-        if schemas:
-            outside = sorted(f"{v}/{n}" for v, n in schemas if not self._allowed(v, n))
-            if outside:
-                return f"{', '.join(outside)}: not in schemas_allowed {list(self.allow)}"
-        elif not any(r.fullmatch(column) for r in self._column_res):
-            return f"{column}: not in schemas_allowed {list(self.allow)}"
-        if column in self.known:
-            return ""
+            self._verdicts[column] = listed
+        if listed or column in self.known:
+            return listed
         now = self.clock()
         while self._admitted and self._admitted[0] <= now - 3600:
             self._admitted.popleft()
@@ -88,6 +78,26 @@ class SchemaPolicy:
         self._admitted.append(now)
         self.known.add(column)
         return ""
+
+    def _listed(self, column: str) -> str:
+        """The allow-list's verdict, which never changes for a column (memoized)."""
+        schemas = COLUMN_SCHEMAS.get(column)
+        if schemas:
+            outside = sorted(f"{v}/{n}" for v, n in schemas if not self._allowed(v, n))
+            if outside:
+                return f"{', '.join(outside)}: not in schemas_allowed {list(self.allow)}"
+        elif not any(r.fullmatch(column) for r in self._column_res):
+            return f"{column}: not in schemas_allowed {list(self.allow)}"
+        return ""
+
+    def _refund(self, columns: Iterable[str]) -> None:
+        """New columns admitted only for events refused anyway: they were never created, and
+        must not use up the hour's budget (one hostile event would otherwise spend it)."""
+        for column in columns:
+            if column in self.known and column not in self._created:
+                self.known.discard(column)
+                if self._admitted:
+                    self._admitted.pop()
 
     def _allowed(self, vendor: str, name: str) -> bool:
         for pattern in self.allow:
@@ -103,22 +113,29 @@ class SchemaPolicy:
         if isinstance(item, dict):
             if len(item) <= N_ATOMIC:
                 return item
-            reasons = [r for c in list(item)[N_ATOMIC:] if (r := self.refusal(c))]
+            columns = list(item)[N_ATOMIC:]
+            reasons = [r for c in columns if (r := self.refusal(c))]
             if not reasons:
+                self._created.update(columns)
                 return item
+            self._refund(columns)
             raw = orjson.dumps(item, default=str).decode()
             return FailedEvent(raw, "schema_not_allowed", "; ".join(reasons))
         return self._apply_chunk(item)
 
     def _apply_chunk(self, chunk: Any) -> Any:
         table: pa.Table = chunk.table
-        refused = {c: r for c in table.column_names[N_ATOMIC:] if (r := self.refusal(c))}
+        columns = table.column_names[N_ATOMIC:]
+        refused = {c: r for c in columns if (r := self.refusal(c))}
         if not refused:
+            self._created.update(columns)
             return chunk
         hit = None
-        for column in refused:
-            valid = table.column(column).is_valid()
-            hit = valid if hit is None else pc.or_(hit, valid)
+        # by position: a lookup by name scans the names, and a flood brings thousands
+        for column, values in zip(table.column_names, table.columns, strict=True):
+            if column in refused:
+                valid = values.is_valid()
+                hit = valid if hit is None else pc.or_(hit, valid)
         rows = table.filter(hit)
         failed = []
         for row in rows.to_pylist():
@@ -128,7 +145,15 @@ class SchemaPolicy:
             raw = orjson.dumps(event, default=str).decode()
             failed.append(FailedEvent(raw, "schema_not_allowed", "; ".join(reasons)))
         keep = pc.invert(hit)
-        kept = table.filter(keep).drop_columns(list(refused))
+        kept = table.filter(keep)
+        stored = {
+            c: i
+            for i, (c, values) in enumerate(zip(kept.column_names, kept.columns, strict=True))
+            if i >= N_ATOMIC and c not in refused and values.null_count < len(kept)
+        }
+        self._created.update(stored)
+        self._refund(c for c in columns if c not in refused and c not in stored)
+        kept = kept.select([*range(N_ATOMIC), *stored.values()])  # by position, as above
         return replace(
             chunk,
             table=kept,
