@@ -86,7 +86,7 @@ def committed(path: Path) -> bool:
     return (saved["offset"], saved["device"], saved["inode"]) == (whole, st.st_dev, st.st_ino)
 
 
-def wait_committed(proc: subprocess.Popen[str], path: Path, timeout: float = 30) -> None:
+def wait_committed(proc: subprocess.Popen[str], path: Path, timeout: float = 60) -> None:
     """Until every whole line of ``path`` is committed, so that a slow start on a busy machine
     cannot be mistaken for a lost line (a timeout is left to the count checks to report)."""
     deadline = time.monotonic() + timeout
