@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from loader.batch import ATOMIC_SCHEMA, Batch
 from loader.contract import ATOMIC_FIELDS, ENTITY_COLUMN_RE, LOAD_TSTAMP, Kind
-from loader.errors import TerminalSinkError, TransientSinkError
+from loader.errors import ConfigError, TerminalSinkError, TransientSinkError
 from loader.failed import FailedEvent
 
 SQL_TYPES = {
@@ -44,6 +44,9 @@ ROW_GROUP_ROWS = 16_384
 # rows gives it back (measured: 250-270 MB over 750,000 events); a reopen costs a checkpoint.
 REOPEN_ROWS = 250_000
 
+# A DuckDB file starts with the main header's checksum (8 bytes), then these magic bytes.
+MAGIC_OFFSET, MAGIC = 8, b"DUCK"
+
 EVENTS_DDL = (
     "CREATE TABLE IF NOT EXISTS atomic.events (\n    "
     + ",\n    ".join(f"{f.name} {SQL_TYPES[f.kind]}" for f in ATOMIC_FIELDS)
@@ -56,6 +59,31 @@ FAILED_DDL = """CREATE TABLE IF NOT EXISTS atomic.failed_events (
     message VARCHAR,
     raw VARCHAR
 )"""
+
+
+def refuse_non_database(path: str) -> None:
+    """Refuse a path that exists but holds no DuckDB database. DuckDB 2.0 opens an existing
+    ``.csv``, ``.tsv``, ``.json`` or ``.parquet`` file (even an empty one) as an in-memory
+    database of views over it: every write succeeds and is gone at exit. Other files it
+    refuses with an I/O error that the sink would report as a lock. A missing path is fine:
+    DuckDB creates a new database there."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(MAGIC_OFFSET + len(MAGIC))
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # a directory, no permission
+        raise ConfigError(
+            f"--sink duckdb:{path}: cannot read {path} ({exc.strerror}); give the path of a "
+            "DuckDB database, or a new path for a new one"
+        ) from exc
+    if header[MAGIC_OFFSET:] != MAGIC:
+        what = "an empty file" if not header else "not a DuckDB database"
+        raise ConfigError(
+            f"--sink duckdb:{path}: {path} exists and is {what}, so nothing would be stored "
+            "in it; give the path of a DuckDB database, or a path that does not exist yet for "
+            "a new one (the loader never overwrites a file)"
+        )
 
 
 class DuckDBSink:
@@ -80,6 +108,8 @@ class DuckDBSink:
         self.row_group_size = row_group_size
         self.reopen_rows = reopen_rows if connection is None else 0
         self._rows_since_open = 0
+        if connection is None:
+            refuse_non_database(self.path)
         self.con = connection if connection is not None else self._connect()
         self.con.execute("CREATE SCHEMA IF NOT EXISTS atomic")
         self.con.execute(EVENTS_DDL)

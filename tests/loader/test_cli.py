@@ -125,3 +125,32 @@ def test_the_example_config_is_valid() -> None:
 
     s = settings.load({}, str(ROOT / "loader.example.yml"), {})
     assert s.source.startswith("http://") and s.batch_rows == 10_000
+
+
+def test_a_sink_path_that_is_not_a_duckdb_database_is_refused(tmp_path: Path) -> None:
+    """DuckDB 2.0 opens an existing .tsv (even an empty one) as an in-memory database of views
+    over it: without the check the loader said "loaded 100 events", exited 0 and kept none."""
+    lines = list(generate_lines(SyntheticConfig(users=50, days=3, seed=1)))[:100]
+    events = tmp_path / "events.tsv"
+    events.write_text("\n".join(lines) + "\n")
+    targets = {
+        tmp_path / "copy.tsv": events.read_bytes(),  # a copy of the input, the likely mix-up
+        tmp_path / "empty.tsv": b"",
+        tmp_path / "notes.duckdb": b"not a database\n",  # DuckDB's error here read like a lock
+    }
+    for target, content in targets.items():
+        target.write_bytes(content)
+        done = loader("--source", f"file:{events}", "--sink", f"duckdb:{target}", "--quiet")
+        assert done.returncode == 2, (target, done.stdout)
+        assert f"--sink duckdb:{target}: {target} exists and is " in done.stderr, done.stderr
+        assert "give the path of a DuckDB database" in done.stderr
+        assert "loaded" not in done.stdout and "Traceback" not in done.stderr
+        assert target.read_bytes() == content
+    db = tmp_path / "new.tsv"  # a new path is a new database, whatever its name
+    done = loader("--source", f"file:{events}", "--sink", f"duckdb:{db}", "--quiet")
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(db))
+    assert con.execute("select count(*) from atomic.events").fetchone() == (100,)
+    con.close()
+    again = loader("--source", f"file:{events}", "--sink", f"duckdb:{db}", "--quiet")
+    assert again.returncode == 0, again.stderr  # an existing database is accepted
