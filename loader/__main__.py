@@ -54,9 +54,6 @@ def _load_parser() -> argparse.ArgumentParser:
         "--spool", help="directory of the durable spool and its checkpoint (.persona/spool)"
     )
     collector.add_argument(
-        "--anonymize-ip-octets", type=int, help="IPv4 octets to blank out, 0 to 4 (1)"
-    )
-    collector.add_argument(
         "--trust-forwarded-for", action="store_true", default=None,
         help="take the client IP from X-Forwarded-For (only behind a proxy that sets it)",
     )  # fmt: skip
@@ -74,11 +71,31 @@ def _load_parser() -> argparse.ArgumentParser:
         "--max-request-bytes", type=int,
         help="a larger request body is refused with 413 (1000000)",
     )  # fmt: skip
-    collector.add_argument(
+    guard = p.add_argument_group("privacy and schema policy (every source; see docs/hardening.md)")
+    guard.add_argument(
+        "--anonymize-ip-octets", type=int,
+        help="user_ipaddress octets to blank out with x, 0 to 4 (1); IPv6 by 16-bit pairs",
+    )  # fmt: skip
+    guard.add_argument(
         "--pii-fields",
         help="comma-separated atomic fields to pseudonymize with a salted SHA-256, e.g. "
-        "user_id,user_ipaddress; the salt comes from PERSONA_PII_SALT",
+        "user_id,domain_userid; the salt comes from PERSONA_PII_SALT. Applies to events, "
+        "failed events' raw input and the collector's spool",
     )
+    guard.add_argument(
+        "--schemas-allowed",
+        help="comma-separated vendor/name globs of the entity schemas that may become columns "
+        "('*', the default; e.g. 'com.snowplowanalytics.*/*,com.acme/*'); other events become "
+        "failed events (schema_not_allowed)",
+    )
+    guard.add_argument(
+        "--max-new-columns-per-hour", type=int,
+        help="new entity columns admitted per rolling hour (50)",
+    )  # fmt: skip
+    guard.add_argument(
+        "--max-entity-columns", type=int,
+        help="entity columns the events table may hold in all (300)",
+    )  # fmt: skip
     return p
 
 

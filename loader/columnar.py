@@ -37,6 +37,7 @@ from loader.enriched import (
     Event,
     check_depth,
     parse_line,
+    unprocessable,
 )
 from loader.failed import FailedEvent
 
@@ -114,7 +115,16 @@ def parse_block(data: bytes, source: str = "") -> Chunk:
     except Exception:
         log.exception("parsing a block failed; parsing its lines one by one")
     _, _, lines = _sort_lines(data, plain=False, utf8=False, fast=False)
-    return parse_rows([], [], {i: _parse_raw(raw, source) for i, raw in lines.items()}, _none)
+    parsed = {i: _parse_raw(raw, source) for i, raw in lines.items()}
+    try:
+        return parse_rows([], [], parsed, _none)
+    except Exception:  # then one event will not assemble: find it, keep it as a failed event
+        for i, item in parsed.items():
+            try:
+                parse_rows([], [], {0: item}, _none)
+            except Exception as exc:
+                parsed[i] = unprocessable(lines[i].decode("utf-8", "backslashreplace"), exc, source)
+        return parse_rows([], [], parsed, _none)
 
 
 def _none(row: int) -> Event | FailedEvent:
