@@ -169,7 +169,7 @@ def load(argv: Sequence[str]) -> int:
     if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop())
-        print(f"listening on {s.source}; Ctrl-C or SIGTERM to stop", file=sys.stderr)
+        print(f"listening on {logs.redact(s.source)}; Ctrl-C or SIGTERM to stop", file=sys.stderr)
     try:
         with progress_reporter(enabled=not s.quiet) as report:
             summary = pipeline.run(
@@ -181,7 +181,7 @@ def load(argv: Sequence[str]) -> int:
         sink.close()
         if hasattr(source, "close"):
             source.close()
-    print(summary.line(s.sink))
+    print(logs.redact(summary.line(s.sink)))
     return 0
 
 
@@ -192,7 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return generate(argv[1:])
         return load(argv[1:] if argv[:1] == ["load"] else argv)
     except PersonaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from loader.logs import redact
+
+        print(f"error: {redact(exc)}", file=sys.stderr)
         return 2
 
 
