@@ -27,6 +27,8 @@ from pathlib import Path
 import duckdb
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loader.contract import FIELDS
 from tests.conftest import ROOT
@@ -263,12 +265,61 @@ def test_collector_get_and_post(hostile_collector: Collector) -> None:
     check_warehouse(c.db, good, failed, 0)
 
 
-def _settled(c: Collector, expected: int) -> bool:
-    """Whether the loader has committed ``expected`` items (read from /metrics, since the
-    loader process holds the DuckDB file)."""
+def _done(c: Collector) -> float:
+    """Events and failed events the loader has committed (read from /metrics, since the loader
+    process holds the DuckDB file)."""
     text = requests.get(f"{c.url}/metrics", timeout=10).text
-    done = 0.0
-    for line in text.splitlines():
-        if line.startswith("persona_events_total{"):
-            done += float(line.split()[-1])
-    return done >= expected
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("persona_events_total{")
+    )
+
+
+def _settled(c: Collector, expected: int) -> bool:
+    return _done(c) >= expected
+
+
+# -- fuzz: any JSON shape in any JSON field --------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(), kids, max_size=5),
+    max_leaves=30,
+) | st.integers(0, 400).map(deep)
+SHAPES = st.one_of(
+    JSON.map(lambda v: {"co": json.dumps(v)}),  # a contexts field of any shape
+    JSON.map(lambda v: {"co": context({"schema": "iglu:com.acme/x/jsonschema/1-0-0", "data": v})}),
+    JSON.map(lambda v: {"e": "ue", "ue_pr": json.dumps({"schema": "s", "data": v})}),
+    JSON.map(
+        lambda v: {
+            "e": "ue",
+            "ue_pr": json.dumps(
+                {"schema": "s", "data": {"schema": "iglu:com.acme/y/jsonschema/1-0-0", "data": v}}
+            ),
+        }
+    ),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=40), max_size=6),  # any parameters
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fields=SHAPES, unicode=st.text(max_size=20))
+def test_fuzz_any_payload_is_an_event_or_a_failed_event(
+    hostile_collector: Collector, fields: dict[str, str], unicode: str
+) -> None:
+    """Every payload the collector acknowledges is loaded as an event or kept as a failed event,
+    and the next request is served."""
+    c = hostile_collector
+    payload = {"e": "pv", "eid": str(uuid.uuid4()), "url": "https://shop.example.com/",
+               "page": unicode, **fields}  # fmt: skip
+    before = _done(c)
+    r = requests.post(f"{c.url}/com.snowplowanalytics.snowplow/tp2",
+                      json={"data": [payload]}, timeout=10)  # fmt: skip
+    assert r.status_code in (200, 413), r.status_code
+    assert requests.get(f"{c.url}/health", timeout=10).ok
+    if r.status_code == 200:
+        wait_for(lambda: _done(c) >= before + 1, "the payload to be loaded or failed", 30)
+        assert c.proc is not None and c.proc.poll() is None
