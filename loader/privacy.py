@@ -173,6 +173,13 @@ class Privacy:
             return orjson.dumps(data).decode()
         return self.scrub(raw)
 
+    def _address_in_text(self, m: re.Match[str]) -> str:
+        """Only what names an address (a time like 17:13:39 has the shape of IPv6, too)."""
+        found = m[0]
+        if _address(found) is None and _blanked(found, 4) == "x":
+            return found
+        return self.field_value(IP_FIELD, found)
+
     def scrub(self, text: str, skip: frozenset[int] = frozenset()) -> str:
         """Text of unknown shape: IP addresses anonymized, pseudonymized parameters hashed.
         ``skip``: the tab-separated fields already protected (left as they are)."""
@@ -180,7 +187,7 @@ class Privacy:
             parts = text.split("\t")
             return "\t".join(p if i in skip else self.scrub(p) for i, p in enumerate(parts))
         if self.anonymize_ip_octets or IP_FIELD in self.pii_fields:
-            text = _IP_RE.sub(lambda m: self.field_value(IP_FIELD, m[0]), text)
+            text = _IP_RE.sub(self._address_in_text, text)
         names = [n for n in self.pii_fields if n != IP_FIELD]
         for name in names:
             for param in PARAMS[name] + (name,):

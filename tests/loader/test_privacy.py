@@ -116,3 +116,11 @@ def test_enriched_tsv_events_chunks_and_failed_lines(fixture_line: str, monkeypa
     assert "duid-1" not in failed.raw and privacy.pseudonym("jane") in failed.raw
     short = privacy.protect(FailedEvent("uid=jane&ip=198.51.100.23\tonly two fields", "x", "y"))
     assert "jane" not in short.raw and "198.51.100.23" not in short.raw
+
+
+def test_scrubbing_leaves_what_only_looks_like_an_address() -> None:
+    privacy = Privacy(anonymize_ip_octets=1)
+    text = "2026-01-02 17:13:39.507 v1.2.3 ip=203.0.113.77 fe80::1%eth0"
+    assert privacy.scrub(text) == (
+        "2026-01-02 17:13:39.507 v1.2.3 ip=203.0.113.x fe80:0000:0000:0000:0000:0000:x:x"
+    )
