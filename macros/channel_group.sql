@@ -21,7 +21,7 @@
             ) -%}
         {%- endif %}
         when {{ conditions | join(' and ') if conditions else 'true' }}
-            then '{{ rule['channel'] | replace("'", "''") }}'
+            then {{ persona.quote_literal(rule['channel']) }}
     {%- endfor %}
         else 'Unassigned'
     end
@@ -33,10 +33,10 @@
 {%- endmacro %}
 
 {% macro default__regexp_full_match(text, pattern) -%}
-    regexp_full_match({{ text }}, '{{ pattern | replace("'", "''") }}')
+    regexp_full_match({{ text }}, {{ persona.quote_literal(pattern) }})
 {%- endmacro %}
 
-{#- Snowflake reads backslash escapes in string literals: double them for the regex. -#}
+{#- quote_literal doubles the regex's backslashes for Snowflake, which reads them as escapes. -#}
 {% macro snowflake__regexp_full_match(text, pattern) -%}
-    regexp_like({{ text }}, '{{ pattern | replace("\\", "\\\\") | replace("'", "''") }}')
+    regexp_like({{ text }}, {{ persona.quote_literal(pattern) }})
 {%- endmacro %}

@@ -4,9 +4,9 @@
 {%- endmacro %}
 
 {% macro default__regexp_contains(text, pattern) -%}
-    regexp_matches({{ text }}, '{{ pattern | replace("'", "''") }}', 'i')
+    regexp_matches({{ text }}, {{ persona.quote_literal(pattern) }}, 'i')
 {%- endmacro %}
 
 {% macro snowflake__regexp_contains(text, pattern) -%}
-    regexp_like({{ text }}, '.*({{ pattern | replace("\\", "\\\\") | replace("'", "''") }}).*', 'is')
+    regexp_like({{ text }}, {{ persona.quote_literal('.*(' ~ pattern ~ ').*') }}, 'is')
 {%- endmacro %}

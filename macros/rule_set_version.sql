@@ -2,7 +2,7 @@
     `recs_rule_set_version` var (unit tests, backtests). Every retrain model of one
     `dbt build --selector retrain` writes its rows under this one version. -#}
 {% macro rule_set_version() -%}
-    '{{ var("recs_rule_set_version", run_started_at.strftime("%Y%m%dT%H%M%S%fZ")) }}'
+    {{ persona.quote_literal(var('recs_rule_set_version', run_started_at.strftime('%Y%m%dT%H%M%S%fZ'))) }}
 {%- endmacro %}
 
 {% macro rule_set_trained_at() -%}
@@ -14,7 +14,7 @@
     rows: a retrain that fails half-way publishes nothing). -#}
 {% macro serving_version(versions) -%}
     {%- if var('recs_serving_version', none) -%}
-        '{{ var("recs_serving_version") }}'
+        {{ persona.quote_literal(var('recs_serving_version')) }}
     {%- else -%}
         (select max(rule_set_version) from {{ versions }})
     {%- endif -%}

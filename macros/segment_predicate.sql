@@ -100,7 +100,7 @@
     {%- elif value is number -%}
         {{ return(value | string) }}
     {%- elif value is string -%}
-        {{ return("'" ~ value | replace("'", "''") ~ "'") }}
+        {{ return(persona.quote_literal(value)) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error(
             "segment '" ~ name ~ "': " ~ column ~ " compares with " ~ value

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,3 +20,34 @@ def reference() -> Path:
 @pytest.fixture(scope="session")
 def fixture_line() -> str:
     return (REFERENCE / "enriched-tsv" / "fixture.tsv").read_text().rstrip("\n")
+
+
+# A second process that opens a DuckDB file and keeps it (argv: a marker that shows up in its
+# command line, so messages naming the holder can be checked, then the file).
+HOLD_DUCKDB = (
+    "import sys,time,duckdb;c=duckdb.connect(sys.argv[2]);print(1,flush=True);time.sleep(300)"
+)
+
+
+@pytest.fixture
+def duckdb_holder() -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
+    """Start a process that holds a DuckDB file open (as a running loader does) until the test
+    ends; the process is killed even if the test fails."""
+    started: list[subprocess.Popen[str]] = []
+
+    def hold(path: Path) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLD_DUCKDB, "hold-the-warehouse", str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "1"
+        return proc
+
+    yield hold
+    for proc in started:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

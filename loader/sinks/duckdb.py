@@ -16,6 +16,7 @@ from loader.batch import ATOMIC_SCHEMA, Batch
 from loader.contract import ATOMIC_FIELDS, ENTITY_COLUMN_RE, LOAD_TSTAMP, Kind
 from loader.errors import ConfigError, TerminalSinkError, TransientSinkError
 from loader.failed import FailedEvent
+from loader.sinks.duckdb_lock import ONE_WRITER, lock_holder
 
 SQL_TYPES = {
     Kind.STRING: "VARCHAR",
@@ -132,9 +133,13 @@ class DuckDBSink:
             con.execute("USE warehouse")
             return con
         except duckdb.IOException as exc:
+            if holder := lock_holder(exc):
+                raise TransientSinkError(
+                    f"cannot open {self.path}: {holder} has it open, and {ONE_WRITER}"
+                ) from exc
             raise TransientSinkError(
                 f"cannot open {self.path}: {exc}. Another process (dbt, a duckdb shell) may "
-                "hold the file; DuckDB allows one writing process per file."
+                f"hold the file; {ONE_WRITER}."
             ) from exc
 
     def _reopen_if_due(self) -> None:

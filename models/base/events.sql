@@ -5,6 +5,7 @@
     with copies already kept from the last dedupe_lookback_days. -#}
 {{ config(unique_key='event_id', target_lag='downstream', incremental_strategy='lookback') }}
 {%- set atomic_events = source('atomic', 'events') -%}
+{%- set start_date = persona.quote_literal(var('start_date')) -%}
 {%- set web_page = 'contexts_com_snowplowanalytics_snowplow_web_page_1' -%}
 {%- set robots = 'contexts_com_iab_snowplow_spiders_and_robots_1' -%}
 {%- set action = 'unstruct_event_com_snowplowanalytics_snowplow_ecommerce_'
@@ -15,7 +16,7 @@ with source_events as (
 
     select * from {{ atomic_events }}
     where
-        collector_tstamp >= cast('{{ var("start_date") }}' as timestamp)  -- noqa: LT02
+        collector_tstamp >= cast({{ start_date }} as timestamp)  -- noqa: LT02
         {%- if persona.incremental_run() %}
         and load_tstamp > {{ persona.watermark('load_tstamp') }}
         {%- endif %}

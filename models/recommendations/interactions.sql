@@ -59,7 +59,7 @@ events as (
         product_events.derived_tstamp as interacted_at,
         cast(case product_events.ecommerce_action
             {%- for action, weight in weights.items() %}
-            when '{{ action }}' then {{ weight }}
+            when {{ persona.quote_literal(action) }} then {{ weight }}
             {%- endfor %}
             else 0
         end as double) as weight
@@ -74,7 +74,7 @@ events as (
 bounds as (
 
     {%- if var('recs_training_end', none) %}
-    select cast('{{ var("recs_training_end") }}' as timestamp) as training_end
+    select cast({{ persona.quote_literal(var('recs_training_end')) }} as timestamp) as training_end
     {%- else %}
     select max(interacted_at) as training_end
     from events

@@ -42,15 +42,15 @@ lists as (
             ~ "'; segments are: " ~ segment_names | join(', ')) }}
     {%- endif %}
     select
-        '{{ name }}' as audience,
+        {{ persona.quote_literal(name) }} as audience,
         'include' as list_type,
         user_id,
         cast(null as {{ dbt.type_string() }}) as product_id,
         cast(null as {{ dbt.type_string() }}) as category,
-        'in segment {{ audience["segment"] }}' as reason,
+        {{ persona.quote_literal('in segment ' ~ audience['segment']) }} as reason,
         since
     from segment_membership
-    where segment = '{{ audience["segment"] }}'
+    where segment = {{ persona.quote_literal(audience['segment']) }}
     {%- elif audience.get('suppress') in ['product', 'category'] %}
     {%- set days = audience.get('purchased_within_days') -%}
     {%- if days is not number or days < 1 -%}
@@ -59,7 +59,7 @@ lists as (
     {%- endif %}
     {%- set level = audience['suppress'] %}
     select
-        '{{ name }}' as audience,
+        {{ persona.quote_literal(name) }} as audience,
         'suppress' as list_type,
         user_product_daily.user_id,
         {%- if level == 'product' %}
@@ -69,7 +69,7 @@ lists as (
         cast(null as {{ dbt.type_string() }}) as product_id,
         user_product_daily.category,
         {%- endif %}
-        'bought {{ level }} within {{ days }} days' as reason,
+        {{ persona.quote_literal('bought ' ~ level ~ ' within ' ~ days ~ ' days') }} as reason,
         max(user_product_daily.last_purchase_tstamp) as since
     from user_product_daily
     cross join clock

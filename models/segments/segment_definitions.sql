@@ -7,9 +7,9 @@ with definitions as (
 
     {%- for segment in segments %}
     select
-        '{{ segment.name }}' as segment,
-        '{{ (segment.get("description") or "") | replace("'", "''") }}' as description,
-        '{{ persona.segment_predicate(segment, []) | replace("'", "''") }}' as definition
+        {{ persona.quote_literal(segment.name) }} as segment,
+        {{ persona.quote_literal(segment.get('description') or '') }} as description,
+        {{ persona.quote_literal(persona.segment_predicate(segment, [])) }} as definition
     {%- if not loop.last %}
     union all
     {%- endif %}

@@ -15,7 +15,7 @@ members as (
     {%- for segment in segments %}
     select
         user_id,
-        '{{ segment.name }}' as segment
+        {{ persona.quote_literal(segment.name) }} as segment
     from profiles
     where {{ persona.segment_predicate(segment, columns) }}
     {%- if not loop.last %}

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from loader import pipeline
 from loader.batch import Batch
 from loader.contract import ATOMIC_FIELDS, FIELDS
 from loader.enriched import parse_line
+from loader.errors import TransientSinkError
 from loader.failed import FailedEvent
 from loader.sinks.duckdb import EVENTS_DDL, DuckDBSink
 
@@ -180,8 +184,6 @@ def test_a_locked_warehouse_is_retried_not_turned_into_failed_events(
 ) -> None:
     """A transient error (here: the sink's transaction conflicts once) is retried by the
     pipeline; no event becomes a failed event for the warehouse's trouble."""
-    from loader.errors import TransientSinkError
-
     sink = DuckDBSink(tmp_path / "w.duckdb")
     calls = []
     write = sink.write
@@ -197,3 +199,16 @@ def test_a_locked_warehouse_is_retried_not_turned_into_failed_events(
     assert (summary.good, summary.failed, calls) == (3, 0, [3, 3])
     count = sink.con.execute("select count(*) from atomic.failed_events").fetchone()
     assert count == (0,)
+
+
+def test_a_file_another_process_holds_is_a_transient_error_naming_it(
+    tmp_path: Path, duckdb_holder: Callable[[Path], subprocess.Popen[str]]
+) -> None:
+    """The loader's message says which process holds the file (as `dbt build`'s does)."""
+    db = tmp_path / "w.duckdb"
+    holder = duckdb_holder(db)
+    with pytest.raises(TransientSinkError) as error:
+        DuckDBSink.streaming(db)
+    message = str(error.value)
+    assert message.startswith(f"cannot open {db}: PID {holder.pid} (")
+    assert message.endswith("has it open, and DuckDB allows one writing process per file")

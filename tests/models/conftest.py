@@ -21,6 +21,24 @@ from tests.conftest import ROOT
 from udfs.dbt_invoke import environment, failures
 
 
+def compile_for_snowflake(work: Path, *args: str, vars: dict | None = None) -> Path:
+    """Compile the project for the Snowflake target, offline (no account, no cache): the
+    compiled SQL lands under the returned target path."""
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "profiles.example.yml", work / "profiles.yml")
+    extra = ["--vars", json.dumps(vars, ensure_ascii=False)] if vars else []
+    env = {"PERSONA_TARGET": "snowflake", "SNOWFLAKE_ACCOUNT": "offline-check",
+           "PERSONA_TARGET_LAG_USERS": "5 minutes"}  # fmt: skip
+    with environment(env):
+        result = dbtRunner().invoke(
+            ["compile", "--no-populate-cache", *args, *extra, "--project-dir", str(ROOT),
+             "--profiles-dir", str(work), "--target-path", str(work / "target"),
+             "--log-path", str(work / "logs"), "--quiet"]
+        )  # fmt: skip
+    assert result.success, failures(result)
+    return work / "target"
+
+
 class Dbt:
     """The dbt project bound to one warehouse file: ``dbt("build")`` raises if anything fails."""
 
@@ -32,7 +50,7 @@ class Dbt:
         shutil.copy(ROOT / "profiles.example.yml", self.work / "profiles" / "profiles.yml")
 
     def __call__(self, *args: str, vars: dict | None = None, schema: str = "derived") -> None:
-        extra = ["--vars", json.dumps(vars)] if vars else []
+        extra = ["--vars", json.dumps(vars, ensure_ascii=False)] if vars else []
         env = {"PERSONA_DUCKDB": str(self.warehouse), "PERSONA_TARGET": "duckdb"}
         env["PERSONA_SCHEMA"] = schema
         with environment(env):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+import sqlglot
 
 from loader.enriched import Event
-from tests.models.conftest import Dbt
+from tests.models.conftest import Dbt, compile_for_snowflake
 
 SCHEMA = "derived_segments"  # a copy of the shop's models, so moving the clock harms no one
 
@@ -127,3 +128,106 @@ def test_a_definition_cannot_inject_sql(two_refreshes) -> None:
     con = dbt.connect()
     assert con.execute(f"select count(*) from {SCHEMA}.profiles").fetchone()[0] > 0
     assert con.execute(f"select count(*) from {SCHEMA}.segment_members").fetchone()[0] == 0
+
+
+# Values a segment definition may hold that must stay data on both engines: Snowflake reads
+# backslash escapes in '...' literals, DuckDB does not; comments, dollar quotes and line breaks
+# mean nothing inside a literal that is escaped right.
+HOSTILE = [
+    "x\\' or 1=1) --",
+    "x' or '1'='1",
+    "trailing backslash\\",
+    "\\\\ \\x27 \\u0027 \\n: escape sequences as text",
+    "-- not a comment",
+    "/* not a comment */ or 1=1",
+    "two\nlines\r\n\tand a tab",
+    "unicode: café ☕ \U0001d518 end",  # (not U+2028: --vars is YAML, which folds it)
+    "$$ or 1=1 $$",
+    f"'; drop table {SCHEMA}.profiles; --",
+]
+HOSTILE_SEGMENTS = [
+    {"name": f"hostile_{i}", "description": value, "where": {"top_category": value}}
+    for i, value in enumerate(HOSTILE)
+] + [{"name": "hostile_any", "description": "one of them", "where": {"top_category": HOSTILE}}]
+
+
+def test_hostile_values_are_data_on_duckdb(two_refreshes) -> None:
+    """Each segment selects exactly the user whose top_category is its value, and
+    segment_definitions shows each description as written."""
+    dbt, first, _ = two_refreshes
+    vars = {"as_of": str(first), "segments": HOSTILE_SEGMENTS, "audiences": []}
+    dbt("build", "-s", "segment_members", "segment_definitions",
+        "--exclude-resource-type", "test", "unit_test", vars=vars, schema=SCHEMA)  # fmt: skip
+    con = dbt.connect()
+    descriptions = dict(
+        con.execute(f"select segment, description from {SCHEMA}.segment_definitions").fetchall()
+    )
+    assert [descriptions[f"hostile_{i}"] for i in range(len(HOSTILE))] == HOSTILE
+    users = [r[0] for r in con.execute(
+        f"select user_id from {SCHEMA}.profiles order by user_id limit {len(HOSTILE)}"
+    ).fetchall()]  # fmt: skip
+    con.execute("begin")  # give users the hostile values for this check only
+    for user, value in zip(users, HOSTILE, strict=True):
+        con.execute(
+            f"update {SCHEMA}.profiles set top_category = ? where user_id = ?", [value, user]
+        )
+    members = set(con.execute(
+        f"select user_id, segment from {SCHEMA}.segment_members where segment like 'hostile%'"
+    ).fetchall())  # fmt: skip
+    con.execute("rollback")
+    expected = {(user, f"hostile_{i}") for i, user in enumerate(users)}
+    assert members == expected | {(user, "hostile_any") for user in users}
+
+
+def _literal(node: sqlglot.exp.Expression) -> str:
+    assert isinstance(node, sqlglot.exp.Literal) and node.is_string, node.sql("snowflake")
+    return node.this
+
+
+def _single_comparison(predicate: sqlglot.exp.Expression) -> sqlglot.exp.Expression:
+    """The one comparison a `where: {top_category: ...}` compiles to, else fail."""
+    predicate = predicate.unnest()
+    assert isinstance(predicate, (sqlglot.exp.EQ, sqlglot.exp.In)), predicate.sql("snowflake")
+    assert predicate.this == sqlglot.exp.column("top_category")
+    return predicate
+
+
+def test_hostile_values_are_single_literals_on_snowflake(tmp_path) -> None:
+    """Compiled for Snowflake, each predicate is one comparison of top_category with a literal
+    that Snowflake reads as exactly the value: no extra OR, no comment swallowing the rest."""
+    target = compile_for_snowflake(
+        tmp_path, "--select", "segment_members", "segment_definitions",
+        vars={"segments": HOSTILE_SEGMENTS, "audiences": []},
+    )  # fmt: skip
+    compiled = target / "compiled" / "persona" / "models" / "segments"
+    members = sqlglot.parse_one((compiled / "segment_members.sql").read_text(), read="snowflake")
+    assert not [node for node in members.walk() if node.comments]
+    predicates = {
+        _literal(select.expressions[1].this): select.args["where"].this
+        for select in members.find_all(sqlglot.exp.Select)
+        if select.args.get("where")  # not the import CTE or the final select *
+    }
+    assert set(predicates) == {s["name"] for s in HOSTILE_SEGMENTS}
+    for i, value in enumerate(HOSTILE):
+        comparison = _single_comparison(predicates[f"hostile_{i}"])
+        assert isinstance(comparison, sqlglot.exp.EQ)
+        assert _literal(comparison.expression) == value
+    one_of = _single_comparison(predicates["hostile_any"])
+    assert [_literal(item) for item in one_of.expressions] == HOSTILE
+
+    definitions = sqlglot.parse_one(
+        (compiled / "segment_definitions.sql").read_text(), read="snowflake"
+    )
+    rows = {
+        _literal(select.expressions[0].this): (
+            _literal(select.expressions[1].this), _literal(select.expressions[2].this)
+        )
+        for select in definitions.find_all(sqlglot.exp.Select)
+        if len(select.expressions) == 3
+    }  # fmt: skip
+    for i, value in enumerate(HOSTILE):
+        description, definition = rows[f"hostile_{i}"]
+        assert description == value
+        # the definition column holds the predicate's SQL: parsed again, the same one comparison
+        comparison = _single_comparison(sqlglot.parse_one(definition, read="snowflake"))
+        assert _literal(comparison.expression) == value

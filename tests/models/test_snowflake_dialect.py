@@ -9,34 +9,20 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 import sqlglot
-from dbt.cli.main import dbtRunner
 
-from tests.conftest import ROOT
-from udfs.dbt_invoke import environment
+from tests.models.conftest import compile_for_snowflake
 
 DUCKDB_ONLY = ("json_extract_string", "regexp_matches", "date_diff(", "epoch(", "strftime(")
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("snowflake")
-    shutil.copy(ROOT / "profiles.example.yml", work / "profiles.yml")
-    env = {"PERSONA_TARGET": "snowflake", "SNOWFLAKE_ACCOUNT": "offline-check",
-           "PERSONA_TARGET_LAG_USERS": "5 minutes"}  # fmt: skip
-    with environment(env):
-        result = dbtRunner().invoke(
-            # every model: the default selector leaves out the retrain rule sets
-            ["compile", "--no-populate-cache", "--select", "fqn:*", "--project-dir", str(ROOT),
-             "--profiles-dir", str(work), "--target-path", str(work / "target"),
-             "--log-path", str(work / "logs"), "--quiet"]
-        )  # fmt: skip
-    assert result.success, result.exception
-    return work / "target"
+    # every model: the default selector leaves out the retrain rule sets
+    return compile_for_snowflake(tmp_path_factory.mktemp("snowflake"), "--select", "fqn:*")
 
 
 def test_every_compiled_statement_parses_as_snowflake(compiled: Path) -> None:
