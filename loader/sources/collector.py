@@ -279,8 +279,11 @@ def _listen(
 
     app = build_app(spool, max_body_bytes, trust_forwarded_for=trust_forwarded_for,
                     pipeline_metrics=pipeline_metrics)  # fmt: skip
+    # uvicorn would take X-Forwarded-For (and -Proto) from any client on 127.0.0.1: only a
+    # proxy the user has vouched for may set them
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")  # fmt: skip
+                            access_log=False, lifespan="off", proxy_headers=trust_forwarded_for,
+                            forwarded_allow_ips="*")  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="collector", daemon=True)
     thread.start()
