@@ -121,16 +121,19 @@ def build_app(
     async def post(request: Request) -> Response:
         nuid = identify(request)
         declared = request.headers.get("content-length", "")
-        too_large = cors(request, PlainTextResponse("request too large", status_code=413))
+
+        def too_large(size: str) -> Response:
+            METRICS.add(requests_refused=1)
+            log.warning("refused a request of %s bytes (limit %d): 413", size, max_body_bytes)
+            return cors(request, PlainTextResponse("request too large", status_code=413))
+
         if declared.isdigit() and int(declared) > max_body_bytes:
-            log.warning("refused a %s-byte request (limit %d)", declared, max_body_bytes)
-            return too_large
+            return too_large(declared)
         chunks, size = [], 0
         async for chunk in request.stream():  # never more than the limit in memory
             size += len(chunk)
             if size > max_body_bytes:
-                log.warning("refused a request over %d bytes", max_body_bytes)
-                return too_large
+                return too_large(f"over {max_body_bytes}")
             chunks.append(chunk)
         body = b"".join(chunks)
         base = context(request, nuid)
