@@ -55,7 +55,8 @@ def _load_parser() -> argparse.ArgumentParser:
     )
     collector.add_argument(
         "--trust-forwarded-for", action="store_true", default=None,
-        help="take the client IP from X-Forwarded-For (only behind a proxy that sets it)",
+        help="take the client IP from X-Forwarded-For and the scheme from X-Forwarded-Proto "
+        "(only behind a proxy that sets them; ignored otherwise)",
     )  # fmt: skip
     collector.add_argument(
         "--enrichments",

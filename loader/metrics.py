@@ -52,32 +52,21 @@ class Metrics:
             return {name: getattr(self, name) for name in PIPELINE_FIELDS}
 
     def render(self) -> str:
-        rows = [
-            ("persona_events_total", "counter", 'status="good"', self.events_good),
-            ("persona_events_total", "counter", 'status="failed"', self.events_failed),
-            ("persona_batches_total", "counter", "", self.batches),
-            ("persona_batch_rows", "gauge", "", self.last_batch_rows),
-            ("persona_batch_seconds", "gauge", "", self.last_batch_seconds),
-            ("persona_end_to_end_latency_seconds", "gauge", "", self.last_end_to_end_seconds),
-            ("persona_collector_requests_total", "counter", 'status="accepted"', self.requests),
-            (
-                "persona_collector_requests_total",
-                "counter",
-                'status="refused"',
-                self.requests_refused,
-            ),
-            ("persona_spool_pending_bytes", "gauge", "", self.spool_pending_bytes),
-        ]
-        lines, typed = [], set()
-        for name, kind, labels, value in rows:
-            if name not in typed:
-                lines.append(f"# TYPE {name} {kind}")
-                typed.add(name)
-            lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
-        with self._lock:  # buckets, sum and count from the same moment
+        """Prometheus' text format 0.0.4: each family's ``# HELP`` and ``# TYPE``, then its
+        samples, so a scraper knows what each number means without this source."""
+        with self._lock:  # every value, and the histogram's buckets, from the same moment
+            values = {name: getattr(self, name) for name in _FIELD_NAMES}
             buckets, total = list(self.spool_fsync_buckets), self.spool_fsync_seconds
+        lines = []
+        for name, kind, help_text, samples in FAMILIES:
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+            for labels, field_name in samples:
+                value = values[field_name]
+                lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
         if any(buckets):  # only where the spool is written (the collector)
             name = "persona_spool_fsync_seconds"
+            lines.append(f"# HELP {name} {FSYNC_HELP}")
             lines.append(f"# TYPE {name} histogram")
             cumulative = 0
             for le, count in zip([*FSYNC_BUCKETS, "+Inf"], buckets, strict=True):
@@ -86,6 +75,32 @@ class Metrics:
             lines.append(f"{name}_sum {total}")
             lines.append(f"{name}_count {cumulative}")
         return "\n".join(lines) + "\n"
+
+
+# name, type, help, and the samples: (labels, the Metrics field that holds the value)
+FAMILIES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
+    ("persona_events_total", "counter",
+     "Events committed to the warehouse: good, or failed (kept in atomic.failed_events).",
+     (('status="good"', "events_good"), ('status="failed"', "events_failed"))),
+    ("persona_batches_total", "counter", "Batches committed to the warehouse.",
+     (("", "batches"),)),
+    ("persona_batch_rows", "gauge", "Events in the last committed batch.",
+     (("", "last_batch_rows"),)),
+    ("persona_batch_seconds", "gauge", "Seconds the last batch's warehouse write took.",
+     (("", "last_batch_seconds"),)),
+    ("persona_end_to_end_latency_seconds", "gauge",
+     "Seconds from collector receipt to warehouse commit, of the newest event in the last batch.",
+     (("", "last_end_to_end_seconds"),)),
+    ("persona_collector_requests_total", "counter",
+     "Collector requests: accepted (spooled, then acknowledged), or refused with a status "
+     "(413, 414 or 431: too large; 503: spool full).",
+     (('status="accepted"', "requests"), ('status="refused"', "requests_refused"))),
+    ("persona_spool_pending_bytes", "gauge",
+     "Bytes spooled and acknowledged but not yet committed to the warehouse.",
+     (("", "spool_pending_bytes"),)),
+)  # fmt: skip
+FSYNC_HELP = "Seconds each group commit's fsync of the spool took."
+_FIELD_NAMES = tuple(dict.fromkeys(f for *_, samples in FAMILIES for _, f in samples))
 
 
 PIPELINE_FIELDS = (

@@ -127,16 +127,19 @@ def build_app(
     async def post(request: Request) -> Response:
         nuid = identify(request)
         declared = request.headers.get("content-length", "")
-        too_large = cors(request, PlainTextResponse("request too large", status_code=413))
+
+        def too_large(size: str) -> Response:
+            METRICS.add(requests_refused=1)
+            log.warning("refused a request of %s bytes (limit %d): 413", size, max_body_bytes)
+            return cors(request, PlainTextResponse("request too large", status_code=413))
+
         if declared.isdigit() and int(declared) > max_body_bytes:
-            log.warning("refused a %s-byte request (limit %d)", declared, max_body_bytes)
-            return too_large
+            return too_large(declared)
         chunks, size = [], 0
         async for chunk in request.stream():  # never more than the limit in memory
             size += len(chunk)
             if size > max_body_bytes:
-                log.warning("refused a request over %d bytes", max_body_bytes)
-                return too_large
+                return too_large(f"over {max_body_bytes}")
             chunks.append(chunk)
         body = b"".join(chunks)
         base = context(request, nuid)
@@ -286,8 +289,11 @@ def _listen(
 
     app = build_app(spool, max_body_bytes, trust_forwarded_for=trust_forwarded_for,
                     pipeline_metrics=pipeline_metrics, privacy=privacy)  # fmt: skip
+    # uvicorn would take X-Forwarded-For (and -Proto) from any client on 127.0.0.1: only a
+    # proxy the user has vouched for may set them
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off")  # fmt: skip
+                            access_log=False, lifespan="off", proxy_headers=trust_forwarded_for,
+                            forwarded_allow_ips="*")  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="collector", daemon=True)
     thread.start()

@@ -4,6 +4,7 @@ process, the real Snowplow Python tracker as the client, a real DuckDB file."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -97,6 +98,8 @@ def test_bad_input_becomes_failed_events_and_the_collector_stays_up(collector: C
         time.sleep(0.1)
     assert 'persona_events_total{status="failed"} 3' in metrics
     assert 'persona_collector_requests_total{status="accepted"} 3' in metrics
+    assert 'persona_collector_requests_total{status="refused"} 2' in metrics  # the two 413s
+    assert_prometheus_text(metrics)
     assert "persona_spool_pending_bytes 0" in metrics
     # one fsync per group commit, at most one per accepted request, counted in a histogram
     buckets = [int(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
@@ -110,6 +113,50 @@ def test_bad_input_becomes_failed_events_and_the_collector_stays_up(collector: C
     assert [f[0] for f in failed] == ["invalid_payload", "missing_field", "invalid_payload"]
     assert "unknown event type 'nope'" in failed[0][1]
     assert "not a payload_data batch" in failed[2][1]
+
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+SAMPLE = re.compile(
+    rf'({NAME})(?:\{{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*)\}})? (\S+)'
+)
+
+
+def assert_prometheus_text(text: str) -> None:
+    """Prometheus' text format 0.0.4, strictly (prometheus_client is not installed here):
+    every family has one non-empty ``# HELP`` and one ``# TYPE`` before its samples, which
+    follow together; names, labels and values parse; a histogram's buckets add up."""
+    assert text.endswith("\n") and "\n\n" not in text
+    helps: dict[str, str] = {}
+    types: dict[str, str] = {}
+    samples: dict[str, list[tuple[str, str, float]]] = {}
+    family = ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            comment = re.fullmatch(rf"# (HELP|TYPE) ({NAME}) (.+)", line)
+            assert comment, f"not a HELP or TYPE line: {line}"
+            kind, name, rest = comment.groups()
+            seen = helps if kind == "HELP" else types
+            assert name not in seen and name not in samples, f"{kind} repeated or late: {line}"
+            seen[name] = rest
+            if kind == "TYPE":
+                assert rest in ("counter", "gauge", "histogram", "summary", "untyped"), line
+            family = name
+            continue
+        sample = SAMPLE.fullmatch(line)
+        assert sample, f"not a sample: {line}"
+        name, labels, value = sample.groups()
+        suffixes = ("_bucket", "_sum", "_count") if types.get(family) == "histogram" else ("",)
+        assert name in {family + s for s in suffixes}, f"sample outside its family: {line}"
+        samples.setdefault(family, []).append((name, labels or "", float(value)))
+    assert set(helps) == set(types) == set(samples), (helps.keys(), types.keys(), samples.keys())
+    assert all(h.strip() for h in helps.values())
+    for name, kind in types.items():
+        if kind == "histogram":
+            buckets = [(labels, v) for n, labels, v in samples[name] if n.endswith("_bucket")]
+            assert buckets[-1][0] == 'le="+Inf"'
+            assert [v for _, v in buckets] == sorted(v for _, v in buckets)
+            count = [v for n, _, v in samples[name] if n.endswith("_count")]
+            assert count == [buckets[-1][1]]
 
 
 def test_kill_9_loses_no_acknowledged_event(tmp_path: Path) -> None:

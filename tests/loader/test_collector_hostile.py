@@ -251,3 +251,20 @@ def test_any_raw_request_gets_a_sane_answer(collector: Collector, request: bytes
     status = send(collector, request, timeout=2)
     assert status in SANE | {0, -1}, status
     assert healthy(collector)
+
+
+def test_x_forwarded_for_counts_only_with_trust_forwarded_for(
+    unstarted_collector: Collector,
+) -> None:
+    """A client on 127.0.0.1 is not a proxy unless the user says so: its X-Forwarded-For is
+    ignored by default (uvicorn's own default would honour it) and taken with the flag."""
+    collector = unstarted_collector
+    forged = b"X-Forwarded-For: 203.0.113.7, 10.0.0.1\r\n"
+    ids = [str(uuid.uuid4()) for _ in range(2)]
+    for eid, flags in zip(ids, [(), ("--trust-forwarded-for",)], strict=True):
+        collector.start(*flags)
+        assert send(collector, get(b"e=pv&eid=" + eid.encode(), forged)) == 200
+        collector.stop()
+    stored = dict(collector.query("select event_id, user_ipaddress from atomic.events"))
+    # --anonymize-ip-octets 1 (the default) blanks the last octet
+    assert stored == {ids[0]: "127.0.0.x", ids[1]: "203.0.113.x"}
