@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +42,62 @@ import yaml
 
 
 def _vars(pairs: list[str]) -> dict[str, Any]:
+    from udfs.evaluate import InputError
+
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--var wants KEY=VALUE, got {pair!r}")
-        out[key] = yaml.safe_load(value)
+        if not sep or not key:
+            raise InputError(f"argument --var: want KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "not YAML"
+            raise InputError(f"argument --var: {key}'s value {value!r}: {problem}") from None
     return out
+
+
+# Flag types: argparse reports a value they refuse as "argument --k: <message>", exit code 2.
+def _count(text: str) -> int:
+    """A whole number >= 1 (k, slots)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"want a whole number >= 1, got {text!r}")
+    return value
+
+
+def _number(accepted: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """A flag type for a finite number that ``ok`` accepts, ``accepted`` saying which."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"want {accepted}, got {text!r}")
+        return value
+
+    return parse
+
+
+_share = _number("a number between 0 and 1 (exclusive)", lambda v: 0 < v < 1)  # training share
+_positive = _number("a number > 0", lambda v: v > 0)  # days, hours
+_non_negative = _number("a number >= 0", lambda v: v >= 0)  # a relative gain
+
+
+def _cadences(text: str) -> str:
+    """A comma-separated subset of hour, day, week, month."""
+    from udfs.cadence import PERIODS
+
+    if not set(text.split(",")) <= set(PERIODS):
+        raise argparse.ArgumentTypeError(
+            f"want a comma-separated list of {', '.join(PERIODS)}, got {text!r}"
+        )
+    return text
 
 
 def _warehouse(args: argparse.Namespace) -> str:
@@ -169,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duckdb", help="warehouse file (default $PERSONA_DUCKDB or warehouse.duckdb)")
     p.add_argument("--items", help="the session's items, comma-separated")
     p.add_argument("--user", help="the stitched user id whose affinities count")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=_count, default=10)
     p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("deploy", help="publish the rule set and (re)register the Snowpark UDF")
@@ -187,9 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("evaluate", help="offline quality of the dbt rule sets on a log")
     p.add_argument("--interactions", required=True,
                    help="CSV user_id,item_id,timestamp[,weight]")  # fmt: skip
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=_count, default=10)
     p.add_argument("--split", choices=["stratified", "temporal"], default="stratified")
-    p.add_argument("--ratio", type=float, default=0.75, help="training share per user")
+    p.add_argument("--ratio", type=_share, default=0.75, help="training share per user")
     p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=cmd_evaluate)
@@ -197,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("cadence", help="backtest retraining cadences: quality vs cost")
     p.add_argument("--interactions", help="CSV log (default: the warehouse's product events)")
     p.add_argument("--duckdb", help="warehouse file (default $PERSONA_DUCKDB or warehouse.duckdb)")
-    p.add_argument("--cadences", default="hour,day,week,month")
-    p.add_argument("--backtest-days", type=float, default=7)
-    p.add_argument("--slots", type=int, default=8, help="evaluation times in the backtest")
-    p.add_argument("--horizon-hours", type=float, default=24, help="the next period scored")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--min-gain", type=float, default=0.02,
+    p.add_argument("--cadences", type=_cadences, default="hour,day,week,month")
+    p.add_argument("--backtest-days", type=_positive, default=7)
+    p.add_argument("--slots", type=_count, default=8, help="evaluation times in the backtest")
+    p.add_argument("--horizon-hours", type=_positive, default=24, help="the next period scored")
+    p.add_argument("--k", type=_count, default=10)
+    p.add_argument("--min-gain", type=_non_negative, default=0.02,
                    help="relative nDCG gain that pays for a more frequent cadence")  # fmt: skip
     p.add_argument("--out", default="cadence.png")
     p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
@@ -210,7 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_cadence)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    from udfs.evaluate import InputError
+
+    try:
+        return args.func(args)
+    except InputError as exc:  # a bad log or value: one line, exit 2, as argparse does
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ popularity baseline computed from the same training part."""
 
 from __future__ import annotations
 
+import math
 import random
 import tempfile
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +20,93 @@ from udfs.metrics import ranking_metrics
 
 Row = tuple[str, str, Any, float]
 
+COLUMNS = ("user_id", "item_id", "timestamp", "weight")
+TIMESTAMPS = "an ISO 8601 timestamp such as 2026-01-31 12:00:00, or epoch seconds"
+
+
+class InputError(ValueError):
+    """An interaction log or a parameter that cannot be evaluated. The message names the file,
+    line and column (or the parameter) and says what would be accepted; the CLI prints it as
+    one line and exits 2, like a bad flag."""
+
 
 def read_log(path: Path) -> list[Row]:
     """A CSV (or TSV) with user_id, item_id, timestamp[, weight] (header names, or that order
-    without a header; epoch seconds or timestamps)."""
+    without a header; weight, or rating, defaults to 1). DuckDB sniffs the dialect and header;
+    the values are read as text and checked here, so a bad one is reported by line and column
+    rather than as a failed cast somewhere in the file. Timestamps are ISO 8601 (an offset is
+    converted to UTC) or epoch seconds (UTC); weights are finite numbers >= 0."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (want a CSV or TSV interaction log)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (want a CSV or TSV interaction log)")
     con = duckdb.connect()
-    rel = con.read_csv(str(path))
-    columns = [c.lower() for c in rel.columns]
-    if not {"user_id", "item_id", "timestamp"} <= set(columns):
-        if len(columns) < 3:
-            raise SystemExit(f"{path}: want columns user_id,item_id,timestamp[,weight]")
-        names = ["user_id", "item_id", "timestamp", "weight"][: len(columns)]
-        rel = con.read_csv(str(path), header=False, names=names + columns[len(names) :])
-        columns = [c.lower() for c in rel.columns]
-    weight = next((f"cast({c} as double)" for c in ("weight", "rating") if c in columns), "1.0")
-    ts_type = dict(zip(columns, (str(t) for t in rel.types), strict=True))["timestamp"]
-    ts = "to_timestamp(timestamp)" if ts_type in ("BIGINT", "INTEGER", "DOUBLE") else "timestamp"
-    con.register("log_input", rel)
-    return con.execute(
-        f"select cast(user_id as varchar), cast(item_id as varchar), "
-        f"cast({ts} as timestamp), {weight} from log_input"
-    ).fetchall()
+    try:
+        columns = [c.lower() for c in con.read_csv(str(path)).columns]
+        header = {"user_id", "item_id", "timestamp"} <= set(columns)
+        if not header:
+            if len(columns) < 3:
+                raise InputError(
+                    f"{path}: {len(columns)} column(s); want user_id,item_id,timestamp[,weight] "
+                    "(a header with those names, or that order without one)"
+                )
+            columns = [*COLUMNS[: len(columns)], *columns[len(COLUMNS) :]]
+        text = con.read_csv(str(path), header=header, names=columns, all_varchar=True).fetchall()
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: not a readable CSV or TSV ({str(exc).splitlines()[0]})") from exc
+    if not text:
+        raise InputError(f"{path}: no interactions" + (" (only a header)" if header else ""))
+    at = {name: columns.index(name) for name in COLUMNS[:3]}
+    weight_at = next((columns.index(c) for c in ("weight", "rating") if c in columns), None)
+    first_line = 2 if header else 1  # a line per row: a log's fields hold no line breaks
+    epoch = _is_number(text[0][at["timestamp"]])
+    rows: list[Row] = []
+    for line, values in enumerate(text, first_line):
+        user, item, ts = (values[at[name]] for name in COLUMNS[:3])
+        where = f"{path} line {line}, column"
+        for name, value in (("user_id", user), ("item_id", item), ("timestamp", ts)):
+            if value is None:
+                raise InputError(f"{where} {name}: empty; every row needs one")
+        weight = (
+            1.0
+            if weight_at is None
+            else _weight(values[weight_at], f"{where} {columns[weight_at]}")
+        )
+        rows.append((user, item, _timestamp(ts, epoch, where), weight))
+    return rows
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _timestamp(text: str, epoch: bool, where: str) -> datetime:
+    try:
+        if epoch:
+            return datetime.fromtimestamp(float(text), UTC).replace(tzinfo=None)
+        value = datetime.fromisoformat(text)
+    except (ValueError, OverflowError, OSError):
+        kind = "epoch seconds (as the first row's is)" if epoch else TIMESTAMPS
+        raise InputError(f"{where} timestamp: {text!r} is not {kind}") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _weight(text: str | None, where: str) -> float:
+    if text is None:
+        raise InputError(f"{where}: empty; want a number >= 0 (or no weight column)")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"{where}: {text!r} is not a number >= 0")
+    return value
 
 
 def split(rows: list[Row], how: str, ratio: float, seed: int = 42) -> tuple[list[Row], list[Row]]:
@@ -89,7 +157,18 @@ def evaluate(
 ) -> dict[str, Any]:
     """Retrain on the training split with the dbt models and score the test split."""
     started = time.perf_counter()
+    if k < 1:
+        raise InputError(f"k must be a whole number >= 1, got {k}")
+    if not 0 < ratio < 1:
+        raise InputError(f"ratio must be between 0 and 1 (the training share), got {ratio}")
     train, test = split(rows, how, ratio)
+    if not train or not test:
+        part, fix = ("test", "lower") if train else ("train on", "raise")
+        raise InputError(
+            f"nothing left to {part}: with ratio {ratio} the {how} split put every one of "
+            f"{len(rows):,} interactions on one side ({fix} the ratio, or give users more "
+            "interactions)"
+        )
     truth: dict[str, set[str]] = defaultdict(set)
     for user, item, _, _ in test:
         truth[user].add(item)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from udfs.__main__ import main
-from udfs.evaluate import split
+from udfs.evaluate import InputError, evaluate, read_log, split
 
 START = datetime(2026, 1, 1)
 
@@ -79,3 +82,139 @@ def test_cadence_backtest_draws_the_curve_and_names_a_cadence(
     day, week = report["results"]
     assert day["cost_seconds_per_day"] > week["cost_seconds_per_day"]  # 7 retrains vs 1
     assert "rule" in report
+
+
+HEADER = "user_id,item_id,timestamp,weight\n"
+GOOD = HEADER + "u1,i1,2026-01-01 00:00:00,1\n"  # then the bad row, on line 3
+DAY = "2026-01-02 00:00:00"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (GOOD + f"u1,i2,{DAY},abc\n", "line 3, column weight: 'abc' is not a number >= 0"),
+        (GOOD + f"u1,i2,{DAY},-1\n", "line 3, column weight: '-1' is not a number >= 0"),
+        (GOOD + f"u1,i2,{DAY},nan\n", "line 3, column weight: 'nan' is not a number"),
+        (GOOD + f"u1,i2,{DAY},\n", "line 3, column weight: empty"),
+        (GOOD.replace("weight", "rating") + f"u1,i2,{DAY},5*\n", "line 3, column rating: '5*'"),
+        (GOOD + "u1,i2,yesterday,1\n", "line 3, column timestamp: 'yesterday' is not an ISO 8601"),
+        (GOOD + "u1,i2,2026-13-01 00:00:00,1\n", "line 3, column timestamp: '2026-13-01 00:00:00'"),
+        ("u1\ti1\t1767225600\nu1\ti2\t17672256x0\n", "line 2, column timestamp: '17672256x0'"),
+        (GOOD + f"u1,,{DAY},1\n", "line 3, column item_id: empty"),
+        (HEADER + f",i2,{DAY},1\n", "line 2, column user_id: empty"),
+        (HEADER, "no interactions (only a header)"),
+        ("", "empty file"),
+        ("u1,i1\nu2,i2\n", "2 column(s); want user_id,item_id,timestamp[,weight]"),
+        (GOOD + f"u2,i2,{DAY},1\n", "nothing left to test"),
+    ],
+    ids=["weight-text", "weight-negative", "weight-nan", "weight-empty", "rating-text",
+         "timestamp-text", "timestamp-month-13", "epoch-text", "item-empty", "user-empty",
+         "header-only", "empty-file", "two-columns", "one-interaction-per-user"],
+)  # fmt: skip
+def test_a_bad_log_is_one_line_naming_where_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text(content)
+    assert main(["evaluate", "--interactions", str(log), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith("python -m udfs evaluate: error: ")
+    assert message in line
+    if "line " in message:
+        assert f"{log} line " in line
+
+
+def test_a_missing_log_is_one_line_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.csv"
+    assert main(["cadence", "--interactions", str(missing), "--out", str(tmp_path / "c.png")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    expected = f"{missing}: no such file (want a CSV or TSV interaction log)"
+    assert line == f"python -m udfs cadence: error: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--k", "0"], "argument --k: want a whole number >= 1, got '0'"),
+        (["--k", "ten"], "argument --k: want a whole number >= 1, got 'ten'"),
+        (["--ratio", "1.5"], "--ratio: want a number between 0 and 1 (exclusive), got '1.5'"),
+        (["--ratio", "1"], "argument --ratio: want a number between 0 and 1"),
+        (["--ratio", "0"], "argument --ratio: want a number between 0 and 1"),
+        (["--ratio", "nan"], "argument --ratio: want a number between 0 and 1"),
+        (["--var", "recs_top_k"], "argument --var: want KEY=VALUE, got 'recs_top_k'"),
+        (["--var", "recs_top_k=[1"], "argument --var: recs_top_k's value '[1'"),
+    ],
+)  # fmt: skip
+def test_a_bad_evaluate_flag_exits_2_naming_it(
+    log_csv: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    """Refused before any retrain; argparse's own errors exit 2 through SystemExit."""
+    try:
+        code = main(["evaluate", "--interactions", str(log_csv), *flags])
+    except SystemExit as exit:
+        code = exit.code
+    assert code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("python -m udfs evaluate: error: ")
+    assert message in last
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--k", "0"], "argument --k: want a whole number >= 1"),
+        (["--slots", "0"], "argument --slots: want a whole number >= 1"),
+        (["--cadences", "day,fortnight"], "--cadences: want a comma-separated list of hour, day"),
+        (["--backtest-days", "0"], "argument --backtest-days: want a number > 0"),
+        (["--horizon-hours", "inf"], "argument --horizon-hours: want a number > 0"),
+        (["--min-gain", "-0.1"], "argument --min-gain: want a number >= 0"),
+    ],
+)  # fmt: skip
+def test_a_bad_cadence_flag_exits_2_naming_it(
+    log_csv: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
+) -> None:
+    out = str(tmp_path / "cadence.png")  # were a flag let through, the chart lands here
+    with pytest.raises(SystemExit) as exit:
+        main(["cadence", "--interactions", str(log_csv), "--out", out, *flags])
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_the_cli_prints_no_traceback(tmp_path: Path) -> None:
+    """As a user runs it: stderr is the one line, the exit code 2."""
+    log = tmp_path / "log.csv"
+    log.write_text(GOOD + f"u1,i2,{DAY},abc\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "udfs", "evaluate", "--interactions", str(log)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"python -m udfs evaluate: error: {log} line 3, column weight: 'abc' is not a number >= 0"
+    ]
+
+
+def test_read_log_takes_iso_or_epoch_timestamps_as_utc(tmp_path: Path) -> None:
+    iso = tmp_path / "iso.csv"
+    iso.write_text("user_id,item_id,timestamp,rating\nu1,i1,2026-01-01T02:00:00+02:00,4\n")
+    assert read_log(iso) == [("u1", "i1", datetime(2026, 1, 1), 4.0)]
+    epoch = tmp_path / "epoch.tsv"
+    epoch.write_text("u1\ti1\t1767225600\nu2\ti2\t1767225601.5\n")
+    assert read_log(epoch) == [
+        ("u1", "i1", datetime(2026, 1, 1), 1.0),
+        ("u2", "i2", datetime(2026, 1, 1, 0, 0, 1, 500000), 1.0),
+    ]
+
+
+def test_evaluate_refuses_k_and_ratio_it_cannot_score_before_retraining() -> None:
+    """The library checks too (the CLI's flags never get there)."""
+    with pytest.raises(InputError, match="k must be a whole number >= 1, got 0"):
+        evaluate(taste_log(), k=0)
+    with pytest.raises(InputError, match="ratio must be between 0 and 1"):
+        evaluate(taste_log(), ratio=1.0)
