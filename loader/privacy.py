@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -124,6 +125,23 @@ class Privacy:
             if out.get(param):
                 out[param] = self.field_value(name, out[param])
         return out
+
+    # -- rows of named cells (a warehouse export), before parsing ----------------------------
+
+    def cells(self, header: list[str]) -> Callable[[list[str]], list[str]]:
+        """A function protecting the cells of a row with this header (names in any case)."""
+        at = [(i, name.lower()) for i, name in enumerate(header) if name.lower() in self._fields]
+
+        def protect(row: list[str]) -> list[str]:
+            if not at or not self.active:
+                return row
+            row = list(row)
+            for i, name in at:
+                if i < len(row) and row[i]:
+                    row[i] = self.field_value(name, row[i])
+            return row
+
+        return protect
 
     # -- events, tables and failed events, before a batch ----------------------------------
 

@@ -61,7 +61,7 @@ def open_source(
 
         if not Path(rest).is_file():
             raise ConfigError(f"--source {uri}: no such file {rest!r}")
-        return CsvFileSource(rest)
+        return CsvFileSource(rest, privacy)
     if scheme == "tail" and rest:
         from loader.sources.tail import TailSource
 

@@ -51,6 +51,7 @@ from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind
 from loader.enriched import (
     Event,
     FieldError,
+    check_depth,
     check_required,
     parse_bool,
     parse_double,
@@ -59,6 +60,7 @@ from loader.enriched import (
 )
 from loader.errors import ConfigError
 from loader.failed import FailedEvent
+from loader.privacy import Privacy
 
 _ATOMIC_NAMES = tuple(f.name for f in ATOMIC_FIELDS)
 # The longest cell accepted. The csv module's default (128 KiB) is too small for a page with
@@ -229,6 +231,7 @@ def _typed(row: list[str], plan: _Plan) -> Event:
                 continue
             column = spec.column
             parsed = orjson.loads(value)
+            check_depth(value, parsed)
             if spec.is_contexts:
                 found = _contexts(parsed, spec.version)
                 if found:
@@ -285,8 +288,15 @@ class CsvFileSource:
     """
 
     path: str
+    # Applied to the cells, before parsing: a failed row's raw CSV line is then protected too
+    # (the pipeline could not find a user id in a line of unknown columns).
+    privacy: Privacy | None = None
     _header_plan: _Plan | None = field(default=None, init=False, repr=False)
     finite = True  # a bulk load: the sink may trade memory for fewer checkpoints
+
+    @property
+    def protects_privacy(self) -> bool:
+        return self.privacy is not None
 
     @property
     def name(self) -> str:
@@ -316,6 +326,7 @@ class CsvFileSource:
             plan = self._header_plan
             if plan is None or list(plan.columns) != header:  # the file changed since
                 plan = _make_plan(header, self.path)
+            protect = self.privacy.cells(header) if self.privacy is not None else None
             while True:
                 try:
                     row = next(reader)
@@ -326,4 +337,4 @@ class CsvFileSource:
                     yield FailedEvent("", "invalid_csv", f"line {reader.line_num}: {exc}", source)
                     continue
                 if row:  # blank lines are not events
-                    yield parse_row(row, plan, source)
+                    yield parse_row(row if protect is None else protect(row), plan, source)

@@ -14,6 +14,7 @@ add no entity column outside the schema policy.
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import signal
 import stat
@@ -105,6 +106,16 @@ def tsv_corpus(fixture_line: str) -> tuple[list[str], list[str], int]:
     return lines, good, bad + 1
 
 
+def stored_text(con: duckdb.DuckDBPyConnection) -> str:
+    """Every value of both tables, as text."""
+    return "\n".join(
+        str(v)
+        for table in ("atomic.events", "atomic.failed_events")
+        for row in con.execute(f"select * from {table}").fetchall()
+        for v in row
+    )
+
+
 def check_warehouse(db: Path, good: list[str], failed: int, columns_before: int) -> None:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -115,12 +126,7 @@ def check_warehouse(db: Path, good: list[str], failed: int, columns_before: int)
         reasons = " ".join(m for _, m, _ in rows)
         assert "nested deeper than 64 levels" in reasons
         assert "max_new_columns_per_hour=20" in reasons and "more than 1000" in reasons
-        text = "\n".join(
-            str(v)
-            for table in ("atomic.events", "atomic.failed_events")
-            for row in con.execute(f"select * from {table}").fetchall()
-            for v in row
-        )
+        text = stored_text(con)
         for value in CLEAR:
             assert value not in text, f"{value!r} stored in the clear"
         assert "203.0.113.x" in text  # anonymized, not dropped
@@ -147,6 +153,45 @@ def test_file_source(tmp_path: Path, fixture_line: str) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     check_warehouse(db, good, failed, 0)
+
+
+def test_csv_source(tmp_path: Path) -> None:
+    """A warehouse export: the cells are protected before parsing, so a failed row's raw CSV
+    line (whose columns only the header names) holds no clear value either."""
+    header = ["event_id", "collector_tstamp", "user_id", "domain_userid", "user_ipaddress",
+              "contexts_com_acme_deep_1_0_0"]  # fmt: skip
+    good, rows = [], []
+    for i, ip in enumerate(IPS):
+        eid = str(uuid.uuid4())
+        good.append(eid)
+        rows.append([eid, "2026-01-02 10:00:00", USER, DEVICE, ip, ""])
+        if i == 1:  # a poison pill, a row that fails with the user's data, a short row
+            deep_cell = json.dumps([{"d": deep(300)}])
+            rows.append([str(uuid.uuid4()), "2026-01-02 10:00:00", USER, DEVICE, ip, deep_cell])
+            rows.append([str(uuid.uuid4()), "yesterday", USER, DEVICE, "203.0.113.77", ""])
+            rows.append([str(uuid.uuid4()), "2026-01-02 10:00:00", USER, DEVICE])
+    path, db = tmp_path / "export.csv", tmp_path / "w.duckdb"
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+    done = subprocess.run(loader("--source", f"csv:{path}", "--sink", f"duckdb:{db}"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        ids = [r[0] for r in con.execute("select event_id from atomic.events").fetchall()]
+        assert sorted(ids) == sorted(good)
+        failed = con.execute("select error_type, message, raw from atomic.failed_events").fetchall()
+        assert sorted(t for t, _, _ in failed) == [
+            "invalid_field", "invalid_field", "wrong_field_count"
+        ]  # fmt: skip
+        assert any("nested deeper than 64 levels" in m for _, m, _ in failed)
+        text = stored_text(con)
+        for value in CLEAR:
+            assert value not in text, f"{value!r} stored in the clear"
+    finally:
+        con.close()
 
 
 def test_tail_source_stays_up(tmp_path: Path, fixture_line: str) -> None:
