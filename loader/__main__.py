@@ -76,6 +76,28 @@ def _load_parser() -> argparse.ArgumentParser:
         help="a larger request body is refused with 413 (1000000)",
     )  # fmt: skip
     collector.add_argument(
+        "--header-timeout", type=float,
+        help="seconds a request's head may take to arrive; then 408 and closed (10)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--body-timeout", type=float,
+        help="seconds a request's body may take to arrive; then 408 and closed (30)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--keep-alive-timeout", type=float,
+        help="seconds a kept-alive connection may stay idle before it is closed (5)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--max-connections", type=int,
+        help="open connections at once; one more gets 503 and is closed (1000; fewer if the "
+        "open-file limit cannot hold that many)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--collector-restarts", type=int,
+        help="times a dead HTTP process is started again in a row (with backoff) before the "
+        "loader loads what is spooled and exits with an error (5)",
+    )  # fmt: skip
+    collector.add_argument(
         "--pii-fields",
         help="comma-separated atomic fields to pseudonymize with a salted SHA-256, e.g. "
         "user_id,user_ipaddress; the salt comes from PERSONA_PII_SALT",
@@ -132,6 +154,9 @@ def load(argv: Sequence[str]) -> int:
     source = open_source(
         s.source, spool=s.spool, enrich=enrich, trust_forwarded_for=s.trust_forwarded_for,
         spool_max_bytes=s.spool_max_bytes, max_request_bytes=s.max_request_bytes,
+        header_timeout=s.header_timeout, body_timeout=s.body_timeout,
+        keep_alive_timeout=s.keep_alive_timeout, max_connections=s.max_connections,
+        collector_restarts=s.collector_restarts,
     )  # fmt: skip
     # one Snowflake channel per host and source: each resumes only from its own positions
     source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
@@ -156,6 +181,8 @@ def load(argv: Sequence[str]) -> int:
         if hasattr(source, "close"):
             source.close()
     print(summary.line(s.sink))
+    if (failure := getattr(source, "failure", None)) is not None:
+        raise failure  # what was accepted is loaded (above); the source could not go on
     return 0
 
 
