@@ -54,7 +54,8 @@ MAX_HEADERS = 100
 # Spooled records enriched and typed together; a block never waits to fill.
 BLOCK_RECORDS = 1000
 # How long a new collector waits for the spool's writer lock: a collector left over from a
-# killed loader lets go within moments (it watches its parent; shutdown is bounded below).
+# killed loader lets go within moments (it watches its parent, and gives requests in flight
+# SHUTDOWN_SECONDS to finish).
 LEFTOVER_SECONDS = 5.0
 SHUTDOWN_SECONDS = 3
 # File descriptors kept free of connections: the spool's segment, checkpoint reads, the lock,
@@ -479,8 +480,8 @@ def _serve(
 
     ``ready`` and ``stop`` are pipe ends, not ``multiprocessing.Event``s: an Event's ``set()``
     waits for every process waiting on it, and one killed mid-wait never answers. Here, a byte
-    on ``ready`` says this process listens; a byte on ``stop``, or its end (the loader gone),
-    says to stop."""
+    on ``ready`` says this process listens; the end of ``stop`` (the loader closed it, or is
+    gone) says to stop."""
     import signal
     import sys
 
