@@ -72,6 +72,28 @@ def _load_parser() -> argparse.ArgumentParser:
         "--max-request-bytes", type=int,
         help="a larger request body is refused with 413 (1000000)",
     )  # fmt: skip
+    collector.add_argument(
+        "--header-timeout", type=float,
+        help="seconds a request's head may take to arrive; then 408 and closed (10)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--body-timeout", type=float,
+        help="seconds a request's body may take to arrive; then 408 and closed (30)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--keep-alive-timeout", type=float,
+        help="seconds a kept-alive connection may stay idle before it is closed (5)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--max-connections", type=int,
+        help="open connections at once; one more gets 503 and is closed (1000; fewer if the "
+        "open-file limit cannot hold that many)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--collector-restarts", type=int,
+        help="times a dead HTTP process is started again in a row (with backoff) before the "
+        "loader loads what is spooled and exits with an error (5)",
+    )  # fmt: skip
     guard = p.add_argument_group("privacy and schema policy (every source; see docs/hardening.md)")
     guard.add_argument(
         "--anonymize-ip-octets", type=int,
@@ -153,6 +175,9 @@ def load(argv: Sequence[str]) -> int:
         s.source, spool=s.spool, enrich=enrich, trust_forwarded_for=s.trust_forwarded_for,
         spool_max_bytes=s.spool_max_bytes, max_request_bytes=s.max_request_bytes,
         privacy=privacy,
+        header_timeout=s.header_timeout, body_timeout=s.body_timeout,
+        keep_alive_timeout=s.keep_alive_timeout, max_connections=s.max_connections,
+        collector_restarts=s.collector_restarts,
     )  # fmt: skip
     # one Snowflake channel per host and source: each resumes only from its own positions
     source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
@@ -183,6 +208,8 @@ def load(argv: Sequence[str]) -> int:
         if hasattr(source, "close"):
             source.close()
     print(logs.redact(summary.line(s.sink)))
+    if (failure := getattr(source, "failure", None)) is not None:
+        raise failure  # what was accepted is loaded (above); the source could not go on
     return 0
 
 

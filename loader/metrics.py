@@ -24,6 +24,13 @@ class Metrics:
     last_end_to_end_seconds: float = 0.0
     requests: int = 0
     requests_refused: int = 0
+    open_connections: int = 0
+    # connections the collector closed on its own: a request head or body that did not arrive
+    # in time (408), or a connection over --max-connections (503)
+    closed_header_timeout: int = 0
+    closed_body_timeout: int = 0
+    closed_over_limit: int = 0
+    collector_restarts: int = 0  # HTTP processes started again after dying (the loader's count)
     spool_pending_bytes: int = 0
     # how long each group commit's fsync took: a slow disk shows here before it shows as
     # slow acknowledgements (counts per bucket, not cumulative; rendered cumulatively)
@@ -95,6 +102,17 @@ FAMILIES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
      "Collector requests: accepted (spooled, then acknowledged), or refused with a status "
      "(413, 414 or 431: too large; 503: spool full).",
      (('status="accepted"', "requests"), ('status="refused"', "requests_refused"))),
+    ("persona_collector_open_connections", "gauge", "Client connections open now.",
+     (("", "open_connections"),)),
+    ("persona_collector_closed_connections_total", "counter",
+     "Connections the collector closed: a request head or body not in within its timeout "
+     "(408), or a connection over the limit (503).",
+     (('reason="header_timeout"', "closed_header_timeout"),
+      ('reason="body_timeout"', "closed_body_timeout"),
+      ('reason="over_limit"', "closed_over_limit"))),
+    ("persona_collector_restarts_total", "counter",
+     "Times the collector's HTTP process died and was started again.",
+     (("", "collector_restarts"),)),
     ("persona_spool_pending_bytes", "gauge",
      "Bytes spooled and acknowledged but not yet committed to the warehouse.",
      (("", "spool_pending_bytes"),)),
@@ -110,5 +128,6 @@ PIPELINE_FIELDS = (
     "last_batch_rows",
     "last_batch_seconds",
     "last_end_to_end_seconds",
+    "collector_restarts",
 )
 METRICS = Metrics()

@@ -31,6 +31,14 @@ class Settings:
     enrichments: tuple[str, ...] = ENRICHMENTS  # the optional steps that run, any of ENRICHMENTS
     spool_max_bytes: int = 256 * 1024 * 1024  # spooled, not yet loaded: beyond it, HTTP 503
     max_request_bytes: int = 1_000_000  # a larger request body is refused (HTTP 413)
+    # Collector connections: a request head or body not in within its timeout gets 408 and is
+    # closed; a kept-alive connection idle this long is closed; beyond max_connections open
+    # at once, a new one gets 503 (fewer if the open-file limit cannot hold that many).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 1000
+    collector_restarts: int = 5  # a dead HTTP process is started again this many times in a row
     channel: str = ""  # Snowflake: this loader's channel (default persona-<host>-<source hash>)
     trust_forwarded_for: bool = False  # collector behind a proxy that sets X-Forwarded-For
     # the schema policy (loader/schema_policy.py): which entity schemas may become columns
@@ -57,9 +65,14 @@ class Settings:
         for key in ("max_new_columns_per_hour", "max_entity_columns"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
-        for key in ("batch_bytes", "spool_max_bytes", "max_request_bytes"):
+        for key in ("batch_bytes", "spool_max_bytes", "max_request_bytes", "max_connections"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        for key in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}: must be more than 0 seconds, got {getattr(self, key)}")
+        if self.collector_restarts < 0:
+            raise ConfigError(f"collector_restarts: 0 or more, got {self.collector_restarts}")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

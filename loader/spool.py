@@ -11,6 +11,7 @@ acknowledged event is never lost, and at worst the batch in flight is loaded twi
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import json
 import os
 import queue
@@ -23,6 +24,7 @@ from typing import BinaryIO
 
 import orjson
 
+from loader.errors import SourceError
 from loader.metrics import METRICS
 
 SEGMENT_BYTES = 64 * 1024 * 1024
@@ -266,3 +268,39 @@ def _drop_partial_line(path: Path) -> None:
                 return
             data_end = start
         fh.truncate(0)
+
+
+def lock_writer(directory: str | Path, wait: float) -> BinaryIO:
+    """Take the spool's writer lock (``writer.lock``, held until the file is closed) and write
+    this process's and its parent's PIDs into it, or raise ``SourceError`` naming the holder.
+
+    Two writers would interleave records; a second collector must hear so at once rather than
+    wait. ``wait`` covers the one case worth waiting for: a collector left over from a killed
+    loader, which exits within moments of noticing (it watches its parent)."""
+    path = Path(directory) / "writer.lock"
+    fh = path.open("a+b")  # not "w": that would blank the holder's PIDs before we hold the lock
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                fh.close()
+                raise SourceError(
+                    f"the spool {path.parent} is in use by another collector ({_holder(path)}); "
+                    "stop that loader first, or give this one a spool of its own (--spool)"
+                ) from None
+            time.sleep(0.05)
+    fh.truncate(0)
+    fh.write(orjson.dumps({"pid": os.getpid(), "loader_pid": os.getppid()}) + b"\n")
+    fh.flush()
+    return fh
+
+
+def _holder(path: Path) -> str:
+    try:
+        pids = orjson.loads(path.read_bytes())
+        return f"process {pids['pid']}, started by loader process {pids['loader_pid']}"
+    except (OSError, ValueError, KeyError, TypeError):  # an older collector wrote no PIDs
+        return "process unknown"

@@ -33,10 +33,15 @@ def open_source(
     spool_max_bytes: int = 256 * 1024 * 1024,
     max_request_bytes: int = 1_000_000,
     privacy: Privacy | None = None,
+    header_timeout: float = 10.0,
+    body_timeout: float = 30.0,
+    keep_alive_timeout: float = 5.0,
+    max_connections: int = 1000,
+    collector_restarts: int = 5,
 ) -> Iterable[Event | FailedEvent | None]:
     scheme, _, rest = uri.partition(":")
     if scheme == "http":
-        from loader.sources.collector import CollectorSource
+        from loader.sources.collector import CollectorSource, Limits
 
         parts = urlsplit(uri)
         try:
@@ -49,6 +54,8 @@ def open_source(
             parts.hostname, port, spool, enrich, max_body_bytes=max_request_bytes,
             trust_forwarded_for=trust_forwarded_for, spool_max_bytes=spool_max_bytes,
             privacy=privacy,
+            limits=Limits(header_timeout, body_timeout, keep_alive_timeout, max_connections),
+            restarts=collector_restarts,
         )  # fmt: skip
     if scheme == "file" and rest:
         from loader.sources.tsv import TsvFileSource

@@ -11,12 +11,15 @@ commits to the warehouse, and only then moves the spool checkpoint. Input that i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,10 +31,11 @@ from loader.columnar import Chunk, parse_rows
 from loader.contract import utcnow
 from loader.enrich import EnrichConfig, Received, enrich_or_fail, enrich_row, refused, typed_or_fail
 from loader.enriched import Event, FieldError
+from loader.errors import SourceError
 from loader.failed import FailedEvent
 from loader.metrics import METRICS
 from loader.privacy import Privacy
-from loader.spool import Position, Spool, SpoolFull
+from loader.spool import Position, Spool, SpoolFull, lock_writer
 
 log = logging.getLogger("persona.collector")
 
@@ -50,6 +54,29 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
 # Spooled records enriched and typed together; a block never waits to fill.
 BLOCK_RECORDS = 1000
+# How long a new collector waits for the spool's writer lock: a collector left over from a
+# killed loader lets go within moments (it watches its parent, and gives requests in flight
+# SHUTDOWN_SECONDS to finish).
+LEFTOVER_SECONDS = 5.0
+SHUTDOWN_SECONDS = 3
+# File descriptors kept free of connections: the spool's segment, checkpoint reads, the lock,
+# pipes, the event loop's own. The accept backlog needs as many again as the connections: a
+# burst is accepted before the connections over the limit are closed.
+FD_RESERVE = 64
+# A dead HTTP process is started again after 0.5 s, 1 s, 2 s, ... (at most 30 s); one that has
+# run this long counts as healthy, and the count of restarts in a row starts over.
+HEALTHY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may hold of the collector: time to send a request's head and body,
+    idle time between requests, and (all clients together) open connections."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 1000
 
 
 def _now_ms() -> int:
@@ -71,7 +98,7 @@ def build_app(
     """
     protect = privacy.protect_record if privacy is not None and privacy.active else None
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
@@ -136,11 +163,14 @@ def build_app(
         if declared.isdigit() and int(declared) > max_body_bytes:
             return too_large(declared)
         chunks, size = [], 0
-        async for chunk in request.stream():  # never more than the limit in memory
-            size += len(chunk)
-            if size > max_body_bytes:
-                return too_large(f"over {max_body_bytes}")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():  # never more than the limit in memory
+                size += len(chunk)
+                if size > max_body_bytes:
+                    return too_large(f"over {max_body_bytes}")
+                chunks.append(chunk)
+        except ClientDisconnect:  # hung up, or timed out (the 408 is sent): nothing to spool
+            return Response(status_code=408)  # goes nowhere: the connection is gone
         body = b"".join(chunks)
         base = context(request, nuid)
         try:
@@ -275,6 +305,135 @@ def _enrich_error(record: dict, exc: Exception, source: str) -> FailedEvent:
     return FailedEvent(raw, "enrich_error", f"{type(exc).__name__}: {exc}", source)
 
 
+def _protocol(limits: Limits) -> type:
+    """uvicorn's httptools protocol with what it lacks: a deadline for a request's head (from
+    the connection's first byte, or the next request's) and for its body, and a cap on open
+    connections, checked as each is accepted, so that slow or idle clients cannot hold every
+    file descriptor (at the limit the process died opening the spool's checkpoint).
+
+    uvicorn's own ``limit_concurrency`` counts a connection only once its head is in, and its
+    keep-alive timer stops at the next request's first byte: neither stops a slowloris."""
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+    class Protocol(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+        _awaiting = "header"  # what the deadline waits for: a request's head, or its body
+        _partial = False  # a byte of the awaited request has arrived
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            METRICS.add(open_connections=1)
+            if len(self.connections) > limits.max_connections:
+                self._close("over_limit", 503, b"too many connections, retry later")
+            else:
+                self._expect("header", limits.header_timeout)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel()
+            METRICS.add(open_connections=-1)
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+                self._expect("header", limits.header_timeout)  # the next request on the connection
+            self._partial = True
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._cancel()
+            super().on_headers_complete()
+            self._expect("body", limits.body_timeout)  # cancelled at once if there is none
+
+        def on_message_complete(self) -> None:
+            self._cancel()
+            super().on_message_complete()
+
+        def _expect(self, awaiting: str, seconds: float) -> None:
+            self._cancel()
+            self._awaiting, self._partial = awaiting, False
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _cancel(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.transport.is_closing():
+                return
+            if self._awaiting == "body" and self.cycle is not None:
+                if self.cycle.response_started:  # answered already (413): no need to wait
+                    self.transport.close()
+                    return
+                # the app's receive() now returns http.disconnect and its send() does nothing
+                self.cycle.disconnected = True
+            # a connection that never sent a byte is closed without a word (a browser's
+            # preconnect); a request cut short is told why, unless an earlier request's
+            # response is still to come on the connection (pipelining)
+            told = (self._awaiting == "body" or self._partial) and not self.pipeline
+            self._close(f"{self._awaiting}_timeout", 408 if told else 0, b"request timeout")
+
+        def _close(self, reason: str, status: int, body: bytes) -> None:
+            METRICS.add(**{f"closed_{reason}": 1})
+            _log_throttled(reason)
+            if status:
+                head = [STATUS_LINE[status]]
+                for name, value in self.server_state.default_headers:
+                    head += [name, b": ", value, b"\r\n"]
+                if status == 503:
+                    head.append(b"retry-after: 1\r\n")
+                head += [b"content-type: text/plain; charset=utf-8\r\n",
+                         b"content-length: %d\r\n" % len(body), b"connection: close\r\n",
+                         b"\r\n", body]  # fmt: skip
+                self.transport.write(b"".join(head))
+            self.transport.close()
+
+    return Protocol
+
+
+_LOGGED: dict[str, float] = {}
+CLOSED = {
+    "header_timeout": "no request head within --header-timeout (408 if part of one came)",
+    "body_timeout": "no request body within --body-timeout (408)",
+    "over_limit": "over --max-connections (503)",
+}
+
+
+def _log_throttled(reason: str) -> None:
+    """One line a minute per reason: a slowloris must not flood the log too."""
+    now = time.monotonic()
+    if now - _LOGGED.get(reason, -60.0) >= 60.0:
+        _LOGGED[reason] = now
+        log.warning('closed a connection: %s; persona_collector_closed_connections_total'
+                    '{reason="%s"} counts them, this line comes at most once a minute',
+                    CLOSED[reason], reason)  # fmt: skip
+
+
+def _fit_connections(wanted: int) -> int:
+    """The connections this process can hold without running out of file descriptors: the
+    soft limit is raised towards the hard one if need be; failing that, fewer connections."""
+    import resource
+
+    def budget(soft: int) -> int:  # connections, and a backlog as long, beside the reserve
+        if soft == resource.RLIM_INFINITY:
+            return wanted
+        return (soft - len(os.listdir("/proc/self/fd")) - FD_RESERVE) // 2
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if budget(soft) < wanted and soft != hard:
+        needed = soft + 2 * (wanted - budget(soft))
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    fit = min(wanted, max(1, budget(soft)))
+    if fit < wanted:
+        log.warning("the open-file limit (ulimit -n %d) holds %d connections, not "
+                    "--max-connections %d: accepting %d", soft, fit, wanted, fit)  # fmt: skip
+    return fit
+
+
 def _listen(
     host: str,
     port: int,
@@ -282,6 +441,7 @@ def _listen(
     max_body_bytes: int,
     trust_forwarded_for: bool,
     pipeline_metrics: Callable[[], dict[str, float]] | None = None,
+    limits: Limits = Limits(),
     privacy: Privacy | None = None,
 ) -> tuple[Any, threading.Thread]:
     """uvicorn on a thread (never the main one: uvicorn would take over the signals)."""
@@ -293,7 +453,10 @@ def _listen(
     # proxy the user has vouched for may set them
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off", proxy_headers=trust_forwarded_for,
-                            forwarded_allow_ips="*")  # fmt: skip
+                            forwarded_allow_ips="*", http=_protocol(limits), ws="none",
+                            timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
+                            backlog=min(2048, limits.max_connections),
+                            timeout_graceful_shutdown=SHUTDOWN_SECONDS)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="collector", daemon=True)
     thread.start()
@@ -316,14 +479,19 @@ def _serve(
     stop: Any,
     metrics_conn: Any,
     spool_max_bytes: int,
+    limits: Limits,
     privacy: Privacy | None = None,
 ) -> None:
     """The collector's HTTP process: requests in, spool records fsynced, 200 out. The loader
     process reads the spool; it shares only files (the spool, its checkpoint) and the pipe
-    that answers ``/metrics`` with the loader's counters."""
-    import fcntl
-    import os
+    that answers ``/metrics`` with the loader's counters. Exits with 1 if it cannot start.
+
+    ``ready`` and ``stop`` are pipe ends, not ``multiprocessing.Event``s: an Event's ``set()``
+    waits for every process waiting on it, and one killed mid-wait never answers. Here, a byte
+    on ``ready`` says this process listens; the end of ``stop`` (the loader closed it, or is
+    gone) says to stop."""
     import signal
+    import sys
 
     from loader import logs
 
@@ -333,8 +501,11 @@ def _serve(
     parent = os.getppid()
     # One writer per spool: a collector left over from a killed loader exits (it watches its
     # parent) before this one opens the spool and takes the port.
-    lock = open(Path(spool_dir) / "writer.lock", "wb")  # noqa: SIM115 - held for the process
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        lock = lock_writer(spool_dir, LEFTOVER_SECONDS)  # held while this process writes
+    except SourceError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
     spool = Spool(spool_dir, max_pending_bytes=spool_max_bytes)
     asking = threading.Lock()
 
@@ -343,21 +514,34 @@ def _serve(
             metrics_conn.send(None)
             return metrics_conn.recv() if metrics_conn.poll(5) else {}
 
+    limits = Limits(limits.header_timeout, limits.body_timeout, limits.keep_alive_timeout,
+                    _fit_connections(limits.max_connections))  # fmt: skip
     try:
         server, thread = _listen(
-            host, port, spool, max_body_bytes, trust_forwarded_for, pipeline_metrics, privacy
+            host,
+            port,
+            spool,
+            max_body_bytes,
+            trust_forwarded_for,
+            pipeline_metrics,
+            limits,
+            privacy,
         )
     except OSError as exc:
         log.error("%s", exc)
         spool.close()
-        return
-    ready.set()
-    while not stop.is_set() and os.getppid() == parent and thread.is_alive():
-        spool.committed = spool.read_checkpoint()  # for backpressure: what the loader has done
-        stop.wait(0.05)
+        sys.exit(1)
+    with contextlib.suppress(OSError):  # the loader is gone: the loop below ends at once
+        ready.send_bytes(b"ready")
+    while not stop.poll(0.05) and os.getppid() == parent and thread.is_alive():
+        # what the loader has done, for backpressure; out of descriptors for a moment (a
+        # burst of connections being accepted and closed), it is read next time
+        with contextlib.suppress(OSError):
+            spool.committed = spool.read_checkpoint()
     server.should_exit = True
     thread.join(timeout=10)
     spool.close()
+    lock.close()
 
 
 class CollectorSource:
@@ -367,8 +551,11 @@ class CollectorSource:
     The HTTP process only parses requests and appends them to the spool (fsync, then 200);
     this process reads the spool, enriches and commits. Apart, neither waits for the other's
     Python work (one process would share one interpreter lock between HTTP and enrichment).
-    Never ends by itself: ``stop()`` (the CLI calls it on SIGTERM/SIGINT) stops accepting
-    requests, and iteration ends once everything spooled has been yielded.
+    This process also watches the HTTP one: if it dies, it is started again (``restarts``
+    times in a row, with backoff); if it keeps dying, iteration ends once what was spooled has
+    been yielded, and ``failure`` says why.
+    Never ends by itself otherwise: ``stop()`` (the CLI calls it on SIGTERM/SIGINT) stops
+    accepting requests, and iteration ends once everything spooled has been yielded.
     """
 
     protects_privacy = True  # records are protected before the spool (the pipeline must not)
@@ -382,6 +569,8 @@ class CollectorSource:
         max_body_bytes: int = 1_000_000,
         trust_forwarded_for: bool = False,
         spool_max_bytes: int = 256 * 1024 * 1024,
+        limits: Limits = Limits(),
+        restarts: int = 5,
         privacy: Privacy | None = None,
     ) -> None:
         self.host, self.port = host, port
@@ -392,11 +581,16 @@ class CollectorSource:
         self.enrich = enrich or EnrichConfig()
         self.max_body_bytes = max_body_bytes
         self.trust_forwarded_for = trust_forwarded_for
+        self.limits, self.restarts = limits, restarts
+        self.failure: SourceError | None = None  # why the collector stopped by itself
         self._stop = threading.Event()
         self._read_to: Position = self.spool.committed
         self._start: Position = self.spool.committed
         self._process: Any = None
-        self._http_stop: Any = None
+        self._http_stop: Any = None  # the pipe end that tells the HTTP process to stop
+        self._stopping = threading.Event()  # stop() was called; the supervisor acts on it
+        self._supervisor: threading.Thread | None = None
+        self._spawned_at = 0.0
         self.room = 0  # what the pipeline's open batch can still take (0: no limit)
 
     @property
@@ -404,43 +598,125 @@ class CollectorSource:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
+        # another collector on this spool: say so now, naming it, rather than after a timeout
+        lock_writer(self.spool_dir, LEFTOVER_SECONDS).close()
+        self._spawn()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="collector-supervisor", daemon=True
+        )
+        self._supervisor.start()
+        log.info("collector listening on %s", self.name)
+
+    def _spawn(self) -> None:
+        """Start the HTTP process and wait until it listens."""
         import multiprocessing
 
         from loader import logs
 
+        self._spawned_at = time.monotonic()  # even if it fails to start: a quick death
         ctx = multiprocessing.get_context("spawn")  # not fork: DuckDB's threads are running
-        ready, self._http_stop = ctx.Event(), ctx.Event()
+        if self._http_stop is not None:  # the last process's
+            self._http_stop.close()
+        ready, ready_theirs = ctx.Pipe(duplex=False)
+        stop_theirs, self._http_stop = ctx.Pipe(duplex=False)
         ours, theirs = ctx.Pipe()
-        self._process = ctx.Process(
+        process = ctx.Process(
             target=_serve, name="persona-collector", daemon=True,
             args=(self.host, self.port, str(self.spool_dir), self.max_body_bytes,
-                  self.trust_forwarded_for, logs.current_format(), ready, self._http_stop,
-                  theirs, self.spool_max_bytes, self.privacy),
+                  self.trust_forwarded_for, logs.current_format(), ready_theirs, stop_theirs,
+                  theirs, self.spool_max_bytes, self.limits, self.privacy),
         )  # fmt: skip
-        self._process.start()
+        process.start()
+        for end in (ready_theirs, stop_theirs, theirs):  # the child's: EOF here once it exits
+            end.close()
+        self._process = process
         threading.Thread(target=_answer_metrics, args=(ours,), name="metrics", daemon=True).start()
         deadline = time.monotonic() + 60
-        while not ready.wait(0.05):
-            if not self._process.is_alive() or time.monotonic() > deadline:
-                raise OSError(f"the collector could not listen on {self.host}:{self.port}")
-        log.info("collector listening on %s", self.name)
+        try:
+            while not ready.poll(0.05):  # a byte once it listens; EOF if it exits first
+                if self._stopping.is_set():
+                    return
+                if time.monotonic() > deadline:
+                    process.kill()
+                    process.join()
+                    raise SourceError(f"the collector did not listen on {self.name} in 60 s")
+            ready.recv_bytes()
+        except EOFError:
+            process.join()
+            raise SourceError(
+                f"the collector's HTTP process exited (code {process.exitcode}) before it "
+                f"listened on {self.host}:{self.port}; its log line above says why"
+            ) from None
+        finally:
+            ready.close()
+
+    def _supervise(self) -> None:
+        """The HTTP process's keeper, on a thread of its own: it starts the process again when
+        it dies (nothing answers while it is gone), up to ``restarts`` deaths in a row, each
+        sooner than ``HEALTHY_SECONDS`` after its start; it stops it after ``stop()``. Either
+        way, once no HTTP process writes to the spool, iteration may end."""
+        try:
+            self._keep_serving()
+        except Exception as exc:  # a bug here must not leave a loader up that serves nothing
+            log.exception("the collector's supervisor failed")
+            self.failure = SourceError(f"the collector's supervisor failed: {exc!r}")
+        finally:
+            self._stop.set()  # nothing writes to the spool now: iteration yields the rest
+
+    def _keep_serving(self) -> None:
+        from multiprocessing.connection import wait
+
+        in_a_row = 0
+        kill_at = 0.0
+        while True:
+            process = self._process
+            if not wait([process.sentinel], timeout=0.2):
+                if self._stopping.is_set():
+                    self._http_stop.close()  # EOF: the HTTP process stops
+                    kill_at = kill_at or time.monotonic() + 15
+                    if time.monotonic() > kill_at:
+                        log.warning("the collector's HTTP process did not stop: killing it")
+                        process.kill()
+                continue
+            process.join()
+            if self._stopping.is_set():
+                return
+            healthy = time.monotonic() - self._spawned_at >= HEALTHY_SECONDS
+            in_a_row = 1 if healthy else in_a_row + 1
+            if in_a_row > self.restarts:
+                deaths = "once" if in_a_row == 1 else f"{in_a_row} times in a row"
+                self.failure = SourceError(
+                    f"the collector's HTTP process on {self.name} died {deaths} (last exit "
+                    f"code {process.exitcode}); what it had acknowledged is loaded, and the "
+                    f"loader stops (--collector-restarts {self.restarts})"
+                )
+                log.error("%s", self.failure)
+                return
+            delay = min(30.0, 0.5 * 2 ** (in_a_row - 1))
+            log.error("the collector's HTTP process died (exit code %s); starting it again in "
+                      "%.1f s (restart %d of at most %d in a row)",
+                      process.exitcode, delay, in_a_row, self.restarts)  # fmt: skip
+            if self._stopping.wait(delay):
+                return
+            try:
+                self._spawn()
+                METRICS.add(collector_restarts=1)
+                log.info("collector listening on %s again", self.name)
+            except Exception:  # one more death: the loop finds the process gone
+                log.exception("starting the collector's HTTP process again failed")
 
     def stop(self) -> None:
-        """Stop accepting requests; iteration drains the spool and ends."""
-        if self._http_stop is not None:
-            self._http_stop.set()
-        if self._process is not None:
-            self._process.join(timeout=15)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join()
-        self._stop.set()
+        """Stop accepting requests; iteration drains the spool and ends. Returns at once, so
+        that a signal handler may call it: the supervisor stops the HTTP process."""
+        self._stopping.set()
+        if self._supervisor is None:
+            self._stop.set()
 
     def __iter__(self) -> Iterator[Chunk | None]:
         """Chunks of what the spool holds now (at most ``BLOCK_RECORDS``, and no more than the
         open batch can take, so a batch ends at its row limit): no record waits for a block to
         fill."""
-        if self._process is None:
+        if self._process is None and not self._stopping.is_set():
             self.start()
         records: list[dict] = []
         read_to = self._read_to
@@ -476,14 +752,20 @@ class CollectorSource:
 
     def close(self) -> None:
         self.stop()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=30)
+        if self._process is not None and self._process.is_alive():  # it never started
+            self._process.kill()
+            self._process.join()
         self.spool.close()
 
 
 def _answer_metrics(conn: Any) -> None:
     """Answers the HTTP process's ``/metrics`` with this process's pipeline counters."""
-    while True:
-        try:
-            conn.recv()
-            conn.send(METRICS.pipeline_values())
-        except (EOFError, OSError):
-            return
+    with conn:
+        while True:
+            try:
+                conn.recv()
+                conn.send(METRICS.pipeline_values())
+            except (EOFError, OSError):
+                return

@@ -3,6 +3,8 @@ process, writing to a real DuckDB file. Shared by the collector, browser and hos
 
 from __future__ import annotations
 
+import json
+import resource
 import signal
 import socket
 import subprocess
@@ -30,13 +32,28 @@ class Collector:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self, *flags: str) -> None:
+    def launch(self, *flags: str, max_open_files: int = 0) -> None:
+        """Start the loader and return at once; ``max_open_files``: its ``ulimit -n``."""
+
+        def limit() -> None:
+            if max_open_files:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "loader", "--source", self.url, "--sink", f"duckdb:{self.db}",
              "--spool", str(self.spool), "--batch-seconds", "0.2", "--quiet",
              "--log-format", "json", *flags],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=limit,
         )  # fmt: skip
+
+    def http_pid(self) -> int:
+        """The collector's HTTP process, as its spool's writer lock names it."""
+        return json.loads((self.spool / "writer.lock").read_bytes())["pid"]
+
+    def start(self, *flags: str, max_open_files: int = 0) -> None:
+        self.launch(*flags, max_open_files=max_open_files)
+        assert self.proc is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -73,6 +73,15 @@ def test_bad_settings_fail_fast_and_name_the_setting(tmp_path: Path) -> None:
         ("--source", "file:-", "--sink", sink, "--spool-max-bytes", "0"): (
             "spool_max_bytes: must be at least 1"
         ),
+        ("--source", "file:-", "--sink", sink, "--header-timeout", "0"): (
+            "header_timeout: must be more than 0 seconds"
+        ),
+        ("--source", "file:-", "--sink", sink, "--max-connections", "0"): (
+            "max_connections: must be at least 1"
+        ),
+        ("--source", "file:-", "--sink", sink, "--collector-restarts", "-1"): (
+            "collector_restarts: 0 or more"
+        ),
     }
     for args, message in cases.items():
         done = loader(*args, stdin="")
@@ -125,6 +134,8 @@ def test_the_example_config_is_valid() -> None:
 
     s = settings.load({}, str(ROOT / "loader.example.yml"), {})
     assert s.source.startswith("http://") and s.batch_rows == 10_000
+    # the values it shows are the defaults
+    assert s == settings.Settings(source=s.source, sink=s.sink)
 
 
 def test_a_sink_path_that_is_not_a_duckdb_database_is_refused(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ process, the real Snowplow Python tracker as the client, a real DuckDB file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -253,3 +254,72 @@ def test_a_batch_ends_at_its_row_limit(unstarted_collector: Collector) -> None:
         "select count(*) from atomic.events group by load_tstamp order by min(load_tstamp)"
     )
     assert sizes == [(7,), (7,), (7,), (7,), (2,)]
+
+
+def test_a_dead_http_process_is_started_again_and_then_the_loader_gives_up(
+    unstarted_collector: Collector,
+) -> None:
+    """kill -9 of the HTTP process: the loader starts another, which accepts requests (no
+    acknowledged event lost); with --collector-restarts 2, the third death in a row stops the
+    loader with an error, once what was acknowledged is loaded."""
+    collector = unstarted_collector
+    collector.start("--collector-restarts", "2")
+    assert collector.proc is not None
+    tp2 = f"{collector.url}/com.snowplowanalytics.snowplow/tp2"
+    acknowledged: list[str] = []
+
+    def post() -> None:
+        ids = [str(uuid.uuid4()) for _ in range(5)]
+        assert requests.post(tp2, json={"data": [{"e": "pv", "eid": i} for i in ids]}, timeout=5).ok
+        acknowledged.extend(ids)
+
+    for death in (1, 2):
+        post()
+        pid = collector.http_pid()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:  # a new HTTP process takes the lock, then the port
+            assert time.monotonic() < deadline, f"no new HTTP process after death {death}"
+            with contextlib.suppress(requests.ConnectionError, ValueError, KeyError):
+                if collector.http_pid() != pid and requests.get(collector.url + "/health").ok:
+                    break
+            time.sleep(0.1)
+        post()
+    assert "persona_collector_restarts_total 2" in requests.get(collector.url + "/metrics").text
+    os.kill(collector.http_pid(), signal.SIGKILL)
+    out, err = collector.proc.communicate(timeout=60)
+    assert collector.proc.returncode == 2, err
+    assert "error: the collector's HTTP process on" in err and "died 3 times in a row" in err
+    assert err.count("starting it again in") == 2
+    assert f"loaded {len(acknowledged)} events (0 failed)" in out
+    loaded = [r[0] for r in collector.query("select event_id from atomic.events")]
+    assert sorted(loaded) == sorted(acknowledged)
+
+
+def test_a_second_collector_on_the_same_spool_fails_at_once_naming_the_first(
+    unstarted_collector: Collector, tmp_path: Path
+) -> None:
+    """The spool's writer lock is held by the first collector's HTTP process: a second loader
+    on the same spool (it waited 75 s, then said 'could not listen') exits within seconds,
+    naming the spool and the processes that hold it; the first keeps serving."""
+    first = unstarted_collector
+    first.start()
+    assert first.proc is not None
+    (tmp_path / "second").mkdir()
+    second = Collector(tmp_path / "second")  # its own warehouse file, the first's spool
+    second.spool = first.spool
+    started = time.monotonic()
+    second.launch()
+    assert second.proc is not None
+    try:
+        _, err = second.proc.communicate(timeout=30)
+    finally:
+        if second.proc.poll() is None:
+            second.proc.kill()
+    assert second.proc.returncode == 2 and time.monotonic() - started < 15
+    assert (
+        f"error: the spool {first.spool} is in use by another collector (process "
+        f"{first.http_pid()}, started by loader process {first.proc.pid})"
+    ) in err
+    assert requests.get(f"{first.url}/health", timeout=5).ok
+    first.stop()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import select
 import socket
 import time
 import uuid
@@ -268,3 +270,101 @@ def test_x_forwarded_for_counts_only_with_trust_forwarded_for(
     stored = dict(collector.query("select event_id, user_ipaddress from atomic.events"))
     # --anonymize-ip-octets 1 (the default) blanks the last octet
     assert stored == {ids[0]: "127.0.0.x", ids[1]: "203.0.113.x"}
+
+
+def answers(
+    socks: list[socket.socket], feed: bytes, seconds: float
+) -> dict[int, tuple[float, bytes]]:
+    """Send each socket ``feed`` a byte every 0.1 s (a slowloris; nothing if empty) for at most
+    ``seconds``; return, per socket index, when the collector answered or closed it and what
+    it said (b"": closed without a word). Sockets never answered are missing."""
+    got: dict[int, tuple[float, bytes]] = {}
+    started = time.monotonic()
+    for step in range(int(seconds * 10)):
+        readable = set(select.select(socks, [], [], 0)[0])
+        for i, s in enumerate(socks):
+            if i in got:
+                continue
+            if s in readable:
+                try:
+                    got[i] = (time.monotonic() - started, s.recv(4096))
+                except ConnectionResetError:
+                    got[i] = (time.monotonic() - started, b"")
+            elif step < len(feed):
+                with contextlib.suppress(OSError):
+                    s.send(feed[step : step + 1])
+        if len(got) == len(socks):
+            break
+        time.sleep(0.1)
+    return got
+
+
+def test_slow_idle_and_half_sent_requests_are_closed_after_their_timeouts(
+    unstarted_collector: Collector,
+) -> None:
+    """A request head trickling in a byte at a time, a connection that sends nothing, a body
+    cut short and a kept-alive connection left idle are each closed after their timeout, a
+    cut request with 408; meanwhile the collector answers others."""
+    collector = unstarted_collector
+    collector.start("--header-timeout", "1", "--body-timeout", "1.5", "--keep-alive-timeout", "1")
+    connect = lambda: socket.create_connection(("127.0.0.1", collector.port), timeout=5)  # noqa: E731
+    slow = [connect() for _ in range(20)]
+    idle = [connect() for _ in range(10)]
+    half = connect()
+    half.sendall(post(orjson.dumps({"data": [pv(str(uuid.uuid4()))]}))[:-10])
+    kept = connect()
+    kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert kept.recv(4096).startswith(b"HTTP/1.1 200")
+    try:
+        assert healthy(collector)
+        trickle = b"GET /i?e=pv HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+        got = answers(slow, trickle, seconds=6)
+        assert healthy(collector)  # still answering, and a byte at a time bought nothing
+        assert sorted(got) == list(range(20)), f"{20 - len(got)} slow heads still open"
+        assert all(0.8 < t < 3 and a.startswith(b"HTTP/1.1 408") for t, a in got.values()), got
+        for group, expected in ((idle, b""), ([half], b"HTTP/1.1 408"), ([kept], b"")):
+            got = answers(group, b"", seconds=3)  # their clocks started before the slow ones'
+            assert sorted(got) == list(range(len(group))), (expected, got)
+            assert all(a.startswith(expected) and (a or not expected) for _, a in got.values())
+    finally:
+        for s in [*slow, *idle, half, kept]:
+            s.close()
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=5) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        metrics = b"".join(iter(lambda: s.recv(65536), b"")).decode()
+    assert 'persona_collector_closed_connections_total{reason="header_timeout"} 30' in metrics
+    assert 'persona_collector_closed_connections_total{reason="body_timeout"} 1' in metrics
+    logs = collector.stop_and_logs()
+    assert "no request head within --header-timeout" in logs
+
+
+def test_a_connection_flood_gets_503_and_running_out_of_files_kills_nothing(
+    unstarted_collector: Collector,
+) -> None:
+    """With ``ulimit -n 256`` the collector takes as many connections as it can keep without
+    running out of file descriptors (the HTTP process used to die at the limit, opening its
+    checkpoint, and /health was refused from then on); 300 at once: the ones over get 503, the
+    same HTTP process keeps serving, and an event sent afterwards is loaded."""
+    collector = unstarted_collector
+    collector.start(max_open_files=256)
+    pid = collector.http_pid()
+    socks = []
+    try:
+        for _ in range(300):
+            socks.append(socket.create_connection(("127.0.0.1", collector.port), timeout=5))
+        got = answers(socks, b"", seconds=3)
+        refused = [a for _, a in got.values() if a.startswith(b"HTTP/1.1 503")]
+        assert 300 - 256 < len(refused) == len(got) < 300, (len(refused), len(got))
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 10  # until the closed sockets are gone on the server's side
+    while not healthy(collector):
+        assert time.monotonic() < deadline, "the collector stopped answering"
+        time.sleep(0.2)
+    assert collector.http_pid() == pid and os.path.exists(f"/proc/{pid}")  # not restarted
+    good = str(uuid.uuid4())
+    assert send(collector, post(orjson.dumps({"data": [pv(good)]}))) == 200
+    logs = collector.stop_and_logs()
+    assert "the open-file limit (ulimit -n 256) holds" in logs and "died" not in logs
+    assert collector.query("select event_id from atomic.events") == [(good,)]
