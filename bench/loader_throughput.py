@@ -11,9 +11,13 @@ import duckdb
 
 from loader import pipeline
 from loader.contract import FIELDS, Kind
+from loader.privacy import Privacy
+from loader.schema_policy import SchemaPolicy
+from loader.settings import Settings
 from loader.sinks.duckdb import SQL_TYPES, DuckDBSink
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from loader.sources.tsv import TsvFileSource
+from loader.validate import Validate
 
 
 def best_of(repeat: int, run: Callable[[], None]) -> float:
@@ -42,7 +46,10 @@ def load_with_loader(tsv: Path, db: Path) -> None:
     """As ``python -m loader --source file:TSV --sink duckdb:DB`` does it."""
     sink = DuckDBSink(fresh(db))
     sink.bulk_load()  # what the CLI does for a finite source
-    pipeline.run(TsvFileSource(str(tsv)), sink)
+    # and the CLI's validate step at its defaults: IP anonymization, the schema policy
+    validate = Validate(Privacy.from_env((), Settings(source="-").anonymize_ip_octets),
+                        SchemaPolicy(known=sink.entity_columns()))  # fmt: skip
+    pipeline.run(TsvFileSource(str(tsv)), sink, validate=validate)
     sink.close()
 
 
