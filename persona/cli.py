@@ -9,6 +9,7 @@ lazily, so ``persona --help`` stays fast and a command's optional dependencies s
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ COMMANDS: tuple[Command, ...] = (
         "load",
         "stream events into the warehouse: a Snowplow collector, enriched TSV files, CSV "
         "exports, Kafka or the synthetic shop; bad input kept as failed events",
-        "persona load --source 'synthetic:?users=200&days=7&seed=1' --sink duckdb:warehouse.duckdb",
+        "persona load --source file:events.tsv --sink duckdb:warehouse.duckdb",
         _load,
     ),
     Command(
@@ -80,11 +81,15 @@ def usage() -> str:
 
 def help_text() -> str:
     width = max(len(c.name) for c in COMMANDS) + 2
+    indent = " " * (2 + width)
     lines = ["usage: persona COMMAND [options]", "", ABOUT, "", "commands:"]
     for c in COMMANDS:
-        lines.append(f"  {c.name:<{width}}{c.summary}")
-        lines.append(f"  {'':<{width}}  e.g. {c.example}")
-    lines += ["", AFTERWORD]
+        summary = textwrap.wrap(c.summary, 92 - len(indent))
+        lines.append(f"  {c.name:<{width}}{summary[0]}")
+        lines += [indent + more for more in summary[1:]]
+        lines.append(f"{indent}e.g. {c.example}")
+        lines.append("")
+    lines.append(AFTERWORD)
     return "\n".join(lines)
 
 
