@@ -37,12 +37,16 @@ $(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-l
 	  cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: the browser tracker test will skip"; fi
 
+# Each step says what it does; the summary ends with three things to try (as the README does).
 demo: $(VENV)/.installed profiles.yml
-	@echo "== Fresh warehouse: $(PERSONA_DUCKDB)"
+	@echo "== 1/4 A fresh warehouse, $(PERSONA_DUCKDB): loading the synthetic shop's events"
 	rm -f $(PERSONA_DUCKDB) $(PERSONA_DUCKDB).wal
-	$(BIN)/python -m loader --source '$(DEMO_SOURCE)' --sink duckdb:$(PERSONA_DUCKDB)
+	$(BIN)/persona load --source '$(DEMO_SOURCE)' --sink duckdb:$(PERSONA_DUCKDB)
+	@echo "== 2/4 dbt build: sessions, users, profiles, segments, audiences, anomalies (a minute or two)"
 	$(BIN)/dbt build --quiet --vars '{as_of: latest_event}'
+	@echo "== 3/4 dbt build --selector retrain: a recommendation rule-set version"
 	$(BIN)/dbt build --quiet --selector retrain
+	@echo "== 4/4 What was built"
 	$(BIN)/python scripts/demo_summary.py $(PERSONA_DUCKDB)
 
 test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed

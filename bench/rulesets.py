@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from udfs import retrain
+from recs import retrain
 
 LOG_QUERY = """
 select

@@ -1,4 +1,4 @@
-"""Print what the demo built: counts, and one customer with their sessions.
+"""Print what the demo built: counts, and one customer with their sessions; then what to try.
 
 python scripts/demo_summary.py warehouse.duckdb
 """
@@ -104,6 +104,35 @@ def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> Table:
     return table
 
 
+# The item the example customer likes best: a session item for `persona recs recommend`.
+FAVOURITE = """
+select product_id from derived.interactions where user_id = ?
+order by affinity desc, product_id limit 1
+"""
+
+
+def next_steps(console: Console, path: str, user: str | None, item: str | None) -> None:
+    """The three things to try (README.md lists the same three)."""
+    duckdb_flag = "" if path == "warehouse.duckdb" else f" --duckdb {path}"
+    who = f"--user {user}" if user else "--user USER_ID"
+    items = f" --items {item}" if item else ""
+    sql = "select lifecycle_stage, count(*) as users from derived.profiles group by all"
+    steps = [
+        ("Ask the warehouse in SQL (more queries in README.md and docs/models.md):",
+         f"python -c \"import duckdb; print(duckdb.connect('{path}').sql('{sql}'))\""),
+        ("Score a live context for the customer above (their favourite item in the session):",
+         f"persona recs recommend {who}{items}{duckdb_flag}"),
+        ("Add a segment to `segments` in dbt_project.yml (README.md shows one), then rebuild:",
+         "dbt build --vars '{as_of: latest_event}'"),
+    ]  # fmt: skip
+    console.print()
+    console.print("[bold]Next: three things to try[/] (first: source .venv/bin/activate)")
+    for n, (what, command) in enumerate(steps, 1):
+        console.print(f"{n}. {what}", highlight=False)
+        console.print(f"   [cyan]{command}[/]", highlight=False, soft_wrap=True)
+    console.print("Where to go next: README.md, then docs/ (loader, models, recommendations).")
+
+
 def main(path: str) -> int:
     console = Console()
     if not console.is_terminal:  # piped or in make's log: no need to squeeze to 80 columns
@@ -118,6 +147,7 @@ def main(path: str) -> int:
     example = con.execute(EXAMPLE).fetchone()
     if example is None:
         console.print("No identified customer yet.")
+        next_steps(console, path, None, None)
         return 0
     console.print(_table("Example customer", con.execute(EXAMPLE)))
     console.print(_table("Their sessions, on every device", con.execute(SESSIONS, [example[0]])))
@@ -143,6 +173,8 @@ def main(path: str) -> int:
         console.print(anomalies)
     else:
         console.print(f"No anomalies in the last week of data ({known_bots} known bots left out).")
+    favourite = con.execute(FAVOURITE, [example[0]]).fetchone()
+    next_steps(console, path, example[0], favourite[0] if favourite else None)
     return 0
 
 

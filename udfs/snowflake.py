@@ -40,7 +40,7 @@ def session_from_env() -> Session:
 
     missing = [v for v in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER") if not os.environ.get(v)]
     if missing:
-        raise SystemExit(f"set {', '.join(missing)} (see README: dbt on DuckDB and Snowflake)")
+        raise SystemExit(f"set {', '.join(missing)} (see docs/snowflake.md)")
     config: dict[str, Any] = {
         "account": os.environ["SNOWFLAKE_ACCOUNT"],
         "user": os.environ["SNOWFLAKE_USER"],

@@ -17,8 +17,8 @@ from loader import pipeline
 from loader.enriched import Event, parse_line
 from loader.sinks.duckdb import DuckDBSink
 from loader.sources.synthetic import SyntheticConfig, generate_lines
+from recs.dbt_invoke import environment, failures
 from tests.conftest import ROOT
-from udfs.dbt_invoke import environment, failures
 
 
 def compile_for_snowflake(work: Path, *args: str, vars: dict | None = None) -> Path:

@@ -4,6 +4,7 @@ for real on scratch DuckDB files (a few seconds per retrain)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from recs.cli import main
+from recs.evaluate import InputError, evaluate, read_log, split
 from tests.conftest import ROOT
-from udfs.__main__ import main
-from udfs.evaluate import InputError, evaluate, read_log, split
 
 START = datetime(2026, 1, 1)
 
@@ -78,9 +79,11 @@ def test_cadence_backtest_draws_the_curve_and_names_a_cadence(
     report = json.loads(capsys.readouterr().out)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [r["cadence"] for r in report["results"]] == ["day", "week"]
-    assert report["recommended"] in ("day", "week")
     day, week = report["results"]
     assert day["cost_seconds_per_day"] > week["cost_seconds_per_day"]  # 7 retrains vs 1
+    # the rule, by hand: daily only if it raises nDCG@5 by at least 2% (relative) over weekly
+    gain = (day["ndcg@5"] - week["ndcg@5"]) / week["ndcg@5"] if week["ndcg@5"] else math.inf
+    assert report["recommended"] == ("day" if gain >= 0.02 else "week")
     assert "rule" in report
 
 
@@ -218,3 +221,30 @@ def test_evaluate_refuses_k_and_ratio_it_cannot_score_before_retraining() -> Non
         evaluate(taste_log(), k=0)
     with pytest.raises(InputError, match="ratio must be between 0 and 1"):
         evaluate(taste_log(), ratio=1.0)
+
+
+def test_the_chart_without_matplotlib_fails_at_once_saying_how_to_get_it(
+    log_csv: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """matplotlib is the `plots` extra: without it, `--out` stops before the backtest retrains."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    out = tmp_path / "cadence.png"
+    assert main(["cadence", "--interactions", str(log_csv), "--out", str(out)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        "python -m udfs cadence: error: the chart (--out) needs matplotlib, the `plots` extra: "
+        "pip install -e '.[plots]' (or leave out --out for the table alone)"
+    )
+    assert not out.exists()
+
+
+def test_a_history_too_short_for_the_backtest_is_one_line(
+    log_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cadence", "--interactions", str(log_csv), "--horizon-hours", "1000"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m udfs cadence: error: the history (2026-01-01 ")
+    assert "is too short for backtest_days=7 and horizon_hours=1000" in line

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import duckdb
 import pyarrow as pa
 
-from udfs.dbt_invoke import environment, failures
+from recs.dbt_invoke import environment, failures
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_TABLE = "recs_input.interaction_log"

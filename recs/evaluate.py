@@ -1,5 +1,5 @@
 """Offline quality: split an interaction log per user, retrain the project's dbt models on the
-training part in a scratch DuckDB, and score the held-out part (``udfs.metrics``), next to a
+training part in a scratch DuckDB, and score the held-out part (``recs.metrics``), next to a
 popularity baseline computed from the same training part."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import duckdb
 
-from udfs import retrain
-from udfs.metrics import ranking_metrics
+from recs import retrain
+from recs.metrics import ranking_metrics
 
 Row = tuple[str, str, Any, float]
 

@@ -5,7 +5,7 @@ cadence (hour, day, week, month) serves the rule set it would have trained at it
 boundary at or before that time (training end = the boundary). Quality is nDCG@k (and
 precision@k) on the next ``horizon_hours`` of interactions with items the user had not touched
 before. Cost is what the cadence spends per day: mean measured retrain seconds times retrains per
-day. Every retrain is the project's dbt retrain on a scratch DuckDB (``udfs.retrain``).
+day. Every retrain is the project's dbt retrain on a scratch DuckDB (``recs.retrain``).
 
 The recommendation rule: start from the least frequent cadence and move to the next more
 frequent one only while that raises nDCG@k by at least ``min_gain`` (relative, default 2%);
@@ -17,15 +17,16 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from udfs import retrain
-from udfs.evaluate import Row
-from udfs.metrics import ranking_metrics
+from recs import retrain
+from recs.evaluate import InputError, Row
+from recs.metrics import ranking_metrics
 
 PERIODS = {
     "hour": timedelta(hours=1),
@@ -81,7 +82,11 @@ def backtest(
     k: int = 10,
     min_gain: float = 0.02,
     dbt_vars: dict[str, Any] | None = None,
+    progress: Callable[[int, int, datetime], None] | None = None,
 ) -> dict[str, Any]:
+    """The backtest's report (see the module's docstring). ``progress(done, total, boundary)``
+    is called before each retrain (``done`` of ``total`` finished, the next one training up to
+    ``boundary``) and once after the last (``boundary`` then the last one's)."""
     started = time.perf_counter()
     rows = sorted(rows, key=lambda r: r[2])
     first, last = rows[0][2], rows[-1][2]
@@ -89,7 +94,11 @@ def backtest(
     start = max(first + timedelta(days=1), last - timedelta(days=backtest_days))
     end = last - horizon
     if end <= start:
-        raise SystemExit("the history is too short for this backtest_days and horizon")
+        raise InputError(
+            f"the history ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}) is too short for "
+            f"backtest_days={backtest_days:g} and horizon_hours={horizon_hours:g}: the first "
+            "slot needs a day of history before it and the last a horizon after it"
+        )
     step = (end - start) / max(slots - 1, 1)
     times = [start + i * step for i in range(slots)]
     origin = first.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -103,13 +112,17 @@ def backtest(
         con = duckdb.connect(str(path))
         retrain.load_log(con, rows)
         con.close()
-        for boundary in trained_at:
+        for done, boundary in enumerate(trained_at):
+            if progress is not None:
+                progress(done, len(trained_at), boundary)
             end_var = boundary.strftime("%Y-%m-%d %H:%M:%S")
             trained = retrain.run(path, variables | {"recs_training_end": end_var})
             seconds[boundary] = trained.seconds
             con = duckdb.connect(str(path))
             recs[boundary] = retrain.latest_recommendations(con)
             con.close()
+        if progress is not None:
+            progress(len(trained_at), len(trained_at), trained_at[-1])
     results = []
     for cadence in cadences:
         ndcg, precision = [], []
@@ -159,7 +172,23 @@ def recommend_cadence(results: list[dict[str, Any]], k: int, min_gain: float) ->
     return chosen["cadence"]
 
 
+PLOTS_MISSING = (
+    "the chart (--out) needs matplotlib, the `plots` extra: pip install -e '.[plots]' "
+    "(or leave out --out for the table alone)"
+)
+
+
+def require_plots() -> None:
+    """Fail before a long backtest, not after it, when the chart cannot be drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError(PLOTS_MISSING) from None
+
+
 def plot(report: dict[str, Any], k: int, out: Path) -> Path:
+    """Quality against cost per day, one point per cadence (needs the ``plots`` extra)."""
+    require_plots()
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,0 +1,98 @@
+"""The ``persona`` console script: its help teaches, and each command is its package's own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from loader.__main__ import main as loader_main
+from persona.cli import COMMANDS, main
+from tests.conftest import ROOT
+
+
+def test_help_lists_each_command_with_what_it_does_and_an_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in COMMANDS:
+        assert f"  {command.name}  " in out
+        assert f"e.g. {command.example}" in out
+        assert command.example.startswith(f"persona {command.name} ")
+    # only what exists: the commands to come are not announced
+    for later in ("serve", "forget", "dashboard", "snowflake "):
+        assert later not in out
+
+
+def test_no_command_or_an_unknown_one_exits_2_naming_the_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([]) == 2
+    assert "commands:" in capsys.readouterr().err
+    assert main(["lod"]) == 2
+    assert "unknown command 'lod' (choose from load, generate, recs)" in capsys.readouterr().err
+
+
+def test_generate_is_the_loaders_generate(capsys: pytest.CaptureFixture[str]) -> None:
+    flags = ["--users", "20", "--days", "2", "--seed", "5"]
+    assert main(["generate", *flags]) == 0
+    ours = capsys.readouterr().out
+    assert loader_main(["generate", *flags]) == 0
+    assert ours == capsys.readouterr().out
+    assert ours  # the same, non-empty stream
+
+
+def test_load_reports_a_bad_source_as_the_loader_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = f"duckdb:{tmp_path / 'w.duckdb'}"
+    assert main(["load", "--source", "nowhere:x", "--sink", sink]) == 2
+    ours = capsys.readouterr().err
+    assert loader_main(["--source", "nowhere:x", "--sink", sink]) == 2
+    assert ours == capsys.readouterr().err
+    assert ours.startswith("error: ")
+
+
+def test_recs_errors_name_the_persona_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.csv"
+    assert main(["recs", "evaluate", "--interactions", str(missing)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("persona recs evaluate: error: ")
+
+
+def test_help_of_a_command_is_its_packages_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        main(["help", "recs"])
+    assert exit.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: persona recs ")
+    for name in ("recommend", "deploy", "export-log", "evaluate", "cadence"):
+        assert name in out
+
+
+def test_the_console_script_is_declared_and_runs_as_a_module() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["persona"] == "persona.cli:main"
+    assert pyproject["project"]["name"] == "persona-warehouse"
+    result = subprocess.run(
+        [sys.executable, "-m", "persona", "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: persona COMMAND")
+
+
+def test_the_old_module_commands_still_answer() -> None:
+    for module in ("udfs", "loader"):
+        result = subprocess.run(
+            [sys.executable, "-m", module, "--help"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"python -m {module}" in result.stdout

@@ -1,0 +1,94 @@
+"""`persona recs recommend` on a small hand-made warehouse: names, reasons, and what it says
+when the user is unknown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from recs.cli import main
+
+TABLES = """
+create schema derived;
+create table derived.current_item_similarity as select * from (values
+    ('v1', 'A', 'B', 0.5, 1), ('v1', 'A', 'C', 0.2, 2), ('v1', 'B', 'C', 0.4, 1)
+) t(rule_set_version, product_id, similar_product_id, similarity, neighbour_rank);
+create table derived.current_popular_items as select * from (values
+    ('v1', '*', 'A', 1), ('v1', '*', 'E', 2), ('v1', 'some_segment', 'F', 1)
+) t(rule_set_version, segment, product_id, popularity_rank);
+create table derived.interactions as select * from (values ('u1', 'B', 2.0))
+    t(user_id, product_id, affinity);
+create table derived.users as select * from (values ('u1'), ('u2')) t(user_id);
+create table derived.product_events as select * from (values
+    ('A', 'Trail shoe', 'shoes'), ('B', 'Wool sock', 'socks'), ('C', 'Rain jacket', 'outerwear'),
+    ('E', 'Water bottle', 'gear')
+) t(product_id, product_name, category);
+"""
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> str:
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(TABLES)
+    return str(path)
+
+
+def recommend(warehouse: str, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[dict, str]:
+    assert main(["recommend", "--duckdb", warehouse, "--json", *flags]) == 0
+    captured = capsys.readouterr()
+    return json.loads(captured.out), captured.err
+
+
+def test_a_known_user_gets_named_items_scored_by_similarity(
+    warehouse: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report, _ = recommend(warehouse, capsys, "--user", "u1", "--items", "A", "--k", "3")
+    assert report["rule_set_version"] == "v1"
+    assert report["notes"] == []
+    # context A (1) + B (2): C = 0.2 + 2 * 0.4 = 1.0; A and B are seen; E fills from popular
+    got = [(r["product_id"], r["product_name"], r["from"]) for r in report["recommendations"]]
+    assert got == [("C", "Rain jacket", "similar items"), ("E", "Water bottle", "popular items")]
+    assert report["recommendations"][0]["score"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("user", "why"),
+    [
+        ("nobody", "user 'nobody' is unknown (not in derived.users)"),
+        ("u2", "user 'u2' has no product interactions in the rule set's training window"),
+    ],
+)
+def test_an_unknown_user_is_told_and_gets_the_popular_items(
+    warehouse: str, capsys: pytest.CaptureFixture[str], user: str, why: str
+) -> None:
+    report, _ = recommend(warehouse, capsys, "--user", user)
+    assert report["notes"] == [f"{why}: showing the most popular items"]
+    got = [(r["product_id"], r["product_name"], r["score"]) for r in report["recommendations"]]
+    assert got == [("A", "Trail shoe", 0.0), ("E", "Water bottle", 0.0)]
+
+
+def test_the_table_names_the_products_and_the_note_goes_to_stderr(
+    warehouse: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["recommend", "--duckdb", warehouse, "--user", "nobody", "--items", "Z"]) == 0
+    captured = capsys.readouterr()
+    assert "Trail shoe" in captured.out and "popular items" in captured.out
+    assert "user 'nobody' is unknown" in captured.err
+    assert "scoring the session's items alone" in captured.err
+    assert "not in rule set v1 (no neighbours): Z" in captured.err
+
+
+def test_a_missing_warehouse_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "none.duckdb"
+    assert main(["recommend", "--duckdb", str(missing), "--user", "u1"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"python -m udfs recommend: error: {missing}: no such warehouse "
+        "(run `make demo`, or set PERSONA_DUCKDB)"
+    )
