@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds between refreshes, when events arrived (5)")  # fmt: skip
     p.add_argument("--no-refresh", action="store_true", help="serve without running dbt")
     p.add_argument("--state-dir", default=".persona/serving",
-                   help="published definitions and dbt's scratch files (.persona/serving)")  # fmt: skip
+                   help="published definitions, dbt's files (.persona/serving)")  # fmt: skip
     p.add_argument("--spool", default=".persona/spool",
                    help="the collector's durable spool (.persona/spool)")  # fmt: skip
     p.add_argument("--batch-seconds", type=float, default=0.25,

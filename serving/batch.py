@@ -146,7 +146,7 @@ class BatchSync:
                 self._sync_rows(con, result, "segments", (
                     f"select user_id, list(segment order by segment), max(since) "
                     f"from {s}.segment_membership group by user_id"
-                ), lambda row: {"segments": row[1], "since": _iso(row[2]), "as_of": now})  # fmt: skip
+                ), lambda r: {"segments": r[1], "since": _iso(r[2]), "as_of": now})  # fmt: skip
             if "current_user_recommendations" in tables:
                 self._sync_rows(con, result, "recommendations", (
                     f"select user_id, list(product_id order by recommendation_rank), "
@@ -164,7 +164,7 @@ class BatchSync:
                     f"select user_id, list(product_id order by affinity_rank), "
                     f"list(affinity order by affinity_rank) from {s}.interactions "
                     f"where affinity_rank <= {MAX_AFFINITIES} group by user_id"
-                ), lambda row: dict(zip(row[1], row[2], strict=True)), key=affinity_key)  # fmt: skip
+                ), lambda r: dict(zip(r[1], r[2], strict=True)), key=affinity_key)  # fmt: skip
             if {"current_item_similarity", "current_popular_items"} <= tables:
                 self._sync_rules(con, result, tables, now)
             self.as_of = now

@@ -23,9 +23,8 @@ per schema major version, and minor versions are compatible by Iglu's rules.
 
 from __future__ import annotations
 
-import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -355,7 +354,9 @@ def _key(spec: Any, where: str) -> tuple[str, str]:
     name = spec.get("name")
     column = spec.get("key") or name
     if column not in KEYS:
-        raise _fail(where, f"attribute_key {name!r}: Persona keys groups by one of {', '.join(KEYS)}")
+        raise _fail(
+            where, f"attribute_key {name!r}: Persona keys groups by one of {', '.join(KEYS)}"
+        )
     return column, name
 
 
@@ -366,7 +367,9 @@ def compile_attribute(spec: Any, where: str) -> StreamAttribute:
     where = f"{where}: attribute {name!r}"
     agg = spec.get("aggregation")
     if agg not in AGGREGATIONS:
-        raise _fail(where, f"aggregation {agg!r} is not supported (supported: {', '.join(AGGREGATIONS)})")
+        raise _fail(
+            where, f"aggregation {agg!r} is not supported (supported: {', '.join(AGGREGATIONS)})"
+        )
     kind = spec.get("type")
     if kind not in TYPES:
         raise _fail(where, f"type {kind!r} is not one of {', '.join(TYPES)}")
@@ -398,7 +401,9 @@ def compile_group(spec: Any) -> Group:
     if version is None:
         version = 1
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _fail(f"attribute group {name!r}", f"version must be a positive integer, got {version!r}")
+        raise _fail(
+            f"attribute group {name!r}", f"version must be a positive integer, got {version!r}"
+        )
     where = f"attribute group {name}_v{version}"
     key, key_name = _key(spec.get("attribute_key"), where)
     if spec.get("fields") or spec.get("batch_source") or spec.get("offline"):
@@ -464,7 +469,3 @@ def load_yaml(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, An
     if not isinstance(groups, list) or not isinstance(services, list):
         raise DefinitionError(f"{path}: 'attribute_groups' and 'services' must be lists")
     return groups, services
-
-
-def matches_any(value: str, globs: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(value, g) for g in globs)

@@ -1,13 +1,13 @@
 """Errors the serving layer raises, as a tree; the HTTP layer maps each to one status:
 
-    ServingError
-    ├── BadRequest        400: the body is not JSON, or not the shape the endpoint takes
-    ├── Unauthorized      401: no or wrong bearer token
-    ├── NotFound          404: unknown service, attribute group or attribute (named)
-    ├── AlreadyExists     400: a POST of a definition that exists (the SDK then PUTs)
-    ├── TooLarge          413: a body over the size limit
-    ├── TooManyIds        422: more identifiers than a request may carry (the limit is named)
-    └── DefinitionError   422: a definition that cannot compile; running ones are untouched
+ServingError
+├── BadRequest        400: the body is not JSON, or not the shape the endpoint takes
+├── Unauthorized      401: no or wrong bearer token
+├── NotFound          404: unknown service, attribute group or attribute (named)
+├── AlreadyExists     400: a POST of a definition that exists (the SDK then PUTs)
+├── TooLarge          413: a body over the size limit
+├── TooManyIds        422: more identifiers than a request may carry (the limit is named)
+└── DefinitionError   422: a definition that cannot compile; running ones are untouched
 """
 
 from __future__ import annotations

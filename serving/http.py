@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from serving.errors import BadRequest, ServingError, TooLarge, Unauthorized

@@ -77,7 +77,7 @@ def recent_events(con: duckdb.DuckDBPyConnection, groups: list[Group],
         f"select {', '.join(repr(c).replace(chr(39), chr(34)) for c in cols)} from atomic.events "
         f"where collector_tstamp >= ? order by collector_tstamp",
         [since],
-    ).fetch_record_batch(10_000)
+    ).to_arrow_reader(10_000)
     for batch in reader:
         yield from batch.to_pylist()
 

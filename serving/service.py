@@ -133,9 +133,13 @@ class Registry:
         group = definitions.compile_group(spec)
         ref = (group.name, group.version)
         if where is not None and where != ref:
-            raise BadRequest(f"the body defines {ref[0]}_v{ref[1]}, the path {where[0]}_v{where[1]}")
+            raise BadRequest(
+                f"the body defines {ref[0]}_v{ref[1]}, the path {where[0]}_v{where[1]}"
+            )
         if group.name in self.builtin:
-            raise DefinitionError(f"attribute group {group.name!r} is built in; choose another name")
+            raise DefinitionError(
+                f"attribute group {group.name!r} is built in; choose another name"
+            )
         with self._lock:
             old = self.groups.get(ref)
             if create and old is not None:
@@ -146,7 +150,9 @@ class Registry:
             else:
                 self.groups[ref] = group
             if persist:
-                self._persist("attribute_groups", spec, lambda s: (s["name"], s.get("version") or 1) == ref)
+                self._persist(
+                    "attribute_groups", spec, lambda s: (s["name"], s.get("version") or 1) == ref
+                )
         for listener in self.listeners:
             listener(old, None if unpublish else group)
         return group
@@ -362,7 +368,9 @@ class Api:
 
         cached = self._rules
         if cached is None or cached[0] != rules["version"]:
-            neighbours = {k: tuple((n, float(s)) for n, s in v) for k, v in rules["neighbours"].items()}
+            neighbours = {
+                k: tuple((n, float(s)) for n, s in v) for k, v in rules["neighbours"].items()
+            }
             cached = self._rules = (rules["version"], RuleSet(rules["version"], neighbours, ()))
         return cached[1]
 
@@ -381,8 +389,8 @@ class Api:
         sizes = rules.get("segment_sizes", {})
         candidates = sorted((s for s in segments if popular.get(s)),
                             key=lambda s: (sizes.get(s, 0), s))  # fmt: skip
-        segment = (candidates[0] if candidates else
-                   self.new_visitor_segment if popular.get(self.new_visitor_segment) else "*")  # fmt: skip
+        fallback = self.new_visitor_segment if popular.get(self.new_visitor_segment) else "*"
+        segment = candidates[0] if candidates else fallback
         base = self._rule_set(rules)
         scored = dataclasses.replace(base, popular=tuple(popular.get(segment, ())))
         top = recommend(scored, context, affinities, k)
@@ -407,7 +415,9 @@ def _identifiers(spec: Any) -> dict[str, list[str]]:
     total = 0
     for key, ids in spec.items():
         if key not in definitions.KEYS:
-            raise NotFound(f"attribute key {key!r} does not exist (one of {', '.join(definitions.KEYS)})")
+            raise NotFound(
+                f"attribute key {key!r} does not exist (one of {', '.join(definitions.KEYS)})"
+            )
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise BadRequest(f"attribute_keys.{key} must be a list of strings")
         total += len(ids)
