@@ -72,11 +72,10 @@ def recent_events(con: duckdb.DuckDBPyConnection, groups: list[Group],
         return
     cols = sorted(stream.columns(groups) & existing)
     since = datetime.fromtimestamp(time.time() - since_seconds, UTC).replace(tzinfo=None)
-    cur = con.cursor()
-    reader = cur.execute(
+    reader = con.sql(
         f"select {', '.join(repr(c).replace(chr(39), chr(34)) for c in cols)} from atomic.events "
         f"where collector_tstamp >= ? order by collector_tstamp",
-        [since],
+        params=[since],
     ).to_arrow_reader(10_000)
     for batch in reader:
         yield from batch.to_pylist()
