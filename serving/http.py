@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -158,12 +159,14 @@ def build_app(api: Api, token: str, *, max_body_bytes: int = MAX_BODY_BYTES) -> 
 
         return run
 
+    # publishing a stream group backfills it from the warehouse: off the event loop
     async def post_group(request: Request) -> Any:
-        return api.publish_group(await body(request))
+        return await run_in_threadpool(api.publish_group, await body(request))
 
     async def put_group(request: Request) -> Any:
         p = request.path_params
-        return api.publish_group(await body(request), where=(p["name"], p["version"]))
+        where = (p["name"], p["version"])
+        return await run_in_threadpool(api.publish_group, await body(request), where)
 
     async def get_group(request: Request) -> Any:
         p = request.path_params
