@@ -36,6 +36,12 @@ def _generate(argv: list[str]) -> int:
     return main(["generate", *argv])
 
 
+def _serve(argv: list[str]) -> int:
+    from serving.__main__ import main
+
+    return main(argv, prog="persona serve")
+
+
 def _recs(argv: list[str]) -> int:
     from recs.cli import main
 
@@ -55,6 +61,13 @@ COMMANDS: tuple[Command, ...] = (
         "write the synthetic shop's event stream to stdout as Snowplow enriched TSV",
         "persona generate --users 100 --days 7 --seed 1 > events.tsv",
         _generate,
+    ),
+    Command(
+        "serve",
+        "the live process: collector -> DuckDB, dbt refreshes, the online store and the "
+        "decision API (Snowplow Signals-compatible); token from PERSONA_API_TOKEN",
+        "persona serve --source http://127.0.0.1:9090 --listen 127.0.0.1:8000",
+        _serve,
     ),
     Command(
         "recs",

@@ -1,0 +1,94 @@
+"""``python -m serving``: the live process (``persona serve`` runs the same).
+
+python -m serving --source http://127.0.0.1:9090 --listen 127.0.0.1:8080
+
+The API's bearer token comes from PERSONA_API_TOKEN (the Signals SDK's ``sandbox_token``), the
+warehouse from PERSONA_DUCKDB (warehouse.duckdb by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from loader.errors import PersonaError
+from loader.uris import SOURCES_HELP
+
+
+def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="One process: the collector (or any loader source) → DuckDB, a refresh "
+        "loop (dbt's realtime models), the online store and the decision API, Signals-"
+        "compatible. Token from PERSONA_API_TOKEN, warehouse from PERSONA_DUCKDB.",
+    )
+    p.add_argument("--source", required=True, help=f"where events come from: {SOURCES_HELP}")
+    p.add_argument("--listen", required=True, help="HOST:PORT of the API")
+    p.add_argument(
+        "--online-store", default="memory",
+        help="memory (in this process, the default) or redis://HOST:PORT[/DB] (replicas share it)",
+    )  # fmt: skip
+    p.add_argument(
+        "--definitions", default=str(Path(__file__).with_name("attributes.yml")),
+        help="YAML of stream attribute groups and services (serving/attributes.yml); '' for none",
+    )  # fmt: skip
+    p.add_argument("--refresh-seconds", type=float, default=5.0,
+                   help="seconds between refreshes, when events arrived (5)")  # fmt: skip
+    p.add_argument("--no-refresh", action="store_true", help="serve without running dbt")
+    p.add_argument("--state-dir", default=".persona/serving",
+                   help="published definitions, dbt's files (.persona/serving)")  # fmt: skip
+    p.add_argument("--spool", default=".persona/spool",
+                   help="the collector's durable spool (.persona/spool)")  # fmt: skip
+    p.add_argument("--batch-seconds", type=float, default=0.25,
+                   help="commit a batch to DuckDB after this long (0.25)")  # fmt: skip
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> int:
+    from loader import logs
+    from loader.errors import ConfigError
+    from serving.live import Live, Settings, parse_listen
+
+    args = parser(prog).parse_args(argv)
+    logs.configure("text")
+    try:
+        host, _ = parse_listen(args.listen)
+        token = os.environ.get("PERSONA_API_TOKEN", "")
+        if not token:
+            if not _loopback(host):
+                raise ConfigError(
+                    f"--listen {args.listen} is reachable from other machines: set "
+                    "PERSONA_API_TOKEN to a long random secret"
+                )
+            token = secrets.token_urlsafe(24)
+            print(f"PERSONA_API_TOKEN is not set; this run's token: {token}", file=sys.stderr)
+        settings = Settings(
+            source=args.source, listen=args.listen, token=token,
+            warehouse=os.environ.get("PERSONA_DUCKDB", "warehouse.duckdb"),
+            online_store=args.online_store,
+            definitions=Path(args.definitions) if args.definitions else None,
+            refresh_seconds=args.refresh_seconds, refresh=not args.no_refresh,
+            state_dir=Path(args.state_dir), spool=args.spool, batch_seconds=args.batch_seconds,
+        )  # fmt: skip
+        return Live(settings).run()
+    except PersonaError as exc:
+        print(f"error: {logs.redact(exc)}", file=sys.stderr)
+        return 2
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

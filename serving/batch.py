@@ -1,0 +1,281 @@
+"""Batch attributes: after each refresh, the changed users' rows of the warehouse's serving
+tables go into the online store, one key per user and group. The request path never touches
+the warehouse (ARCHITECTURE.md, decision 8).
+
+Persona's batch attribute groups, keyed by the stitched ``user_id`` (a device that never
+logged in is its own user, its ``domain_userid``):
+
+- ``profiles``: every documented column of ``derived.profiles`` (models/profiles/_profiles.yml);
+- ``segments``: ``segments``, the user's current segments (``derived.segment_membership``);
+- ``recommendations``: ``recommendations`` and ``scores`` of the served rule set
+  (``derived.current_user_recommendations``) and its ``rule_set_version``.
+
+Alongside them go what live scoring needs: each device's user (``derived.identity_map``), each
+user's item affinities (``derived.interactions``), and the served rule set itself with the
+popular items of every segment (``current_item_similarity``, ``current_popular_items``).
+
+"Changed" is found by a hash of each row (``hash(profiles)`` in DuckDB) compared with what was
+synced last: a refresh that rewrites a table but changes few rows writes few keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from serving.definitions import Group
+from serving.stores.base import OnlineStore
+
+log = logging.getLogger("persona.serving.batch")
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES_KEY = "r:current"
+# How many of a user's strongest item affinities live scoring uses.
+MAX_AFFINITIES = 50
+
+_DUCKDB_TYPES = {
+    "VARCHAR": "string", "BIGINT": "int64", "INTEGER": "int32", "HUGEINT": "int64",
+    "SMALLINT": "int32", "DOUBLE": "double", "FLOAT": "float", "DECIMAL": "double",
+    "BOOLEAN": "bool", "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamp",
+    "DATE": "string",
+}  # fmt: skip
+
+
+def batch_key(group: str, user: str) -> str:
+    return f"b:{group}:{user}"
+
+
+def device_key(domain_userid: str) -> str:
+    return f"i:{domain_userid}"
+
+
+def affinity_key(user: str) -> str:
+    return f"a:{user}"
+
+
+def documented_columns(yml: Path = ROOT / "models" / "profiles" / "_profiles.yml") -> list[str]:
+    """The columns of ``profiles`` its yml documents, in order."""
+    import yaml
+
+    doc = yaml.safe_load(yml.read_text())
+    for model in doc.get("models", []):
+        if model.get("name") == "profiles":
+            return [c["name"] for c in model.get("columns", [])]
+    return []
+
+
+def builtin_groups(profile_fields: list[tuple[str, str]] | None = None) -> list[Group]:
+    """The batch attribute groups, as Signals' external batch groups."""
+    fields = profile_fields or [(c, "string") for c in documented_columns()]
+    specs = {
+        "profiles": (tuple(fields), "derived", "profiles"),
+        "segments": ((("segments", "string_list"),), "derived", "segment_membership"),
+        "recommendations": (
+            (("recommendations", "string_list"), ("scores", "double_list"),
+             ("rule_set_version", "string")),
+            "derived", "current_user_recommendations",
+        ),
+    }  # fmt: skip
+    groups = []
+    for name, (group_fields, schema, table) in specs.items():
+        raw = {
+            "name": name, "version": 1, "offline": True, "is_published": True,
+            "owner": "persona@localhost",
+            "description": f"Persona's batch attributes, from {schema}.{table}",
+            "attribute_key": {"name": "user_id", "key": "user_id"},
+            "fields": [{"name": f, "type": t} for f, t in group_fields],
+            "batch_source": {"name": f"persona_{table}", "database": "persona",
+                             "schema": schema, "table": table, "timestamp_field": "as_of"},
+        }  # fmt: skip
+        groups.append(Group(name, 1, "user_id", "user_id", fields=group_fields, batch=table,
+                            raw=raw))  # fmt: skip
+    return groups
+
+
+@dataclass
+class SyncResult:
+    keys: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    tables: dict[str, int] = field(default_factory=dict)
+
+
+class BatchSync:
+    """Copies what changed in the serving tables into the online store. Not thread-safe: the
+    refresh loop calls it after each refresh, one at a time."""
+
+    def __init__(self, store: OnlineStore, schema: str = "derived") -> None:
+        self.store = store
+        self.schema = schema
+        self._digests: dict[str, dict[str, int]] = {}
+        self._rules_version: str | None = None
+        self.as_of: str | None = None
+        self.profile_fields: list[tuple[str, str]] | None = None
+        self._lock = threading.Lock()
+
+    def _tables(self, con: Any) -> set[str]:
+        rows = con.execute(
+            "select table_name from information_schema.tables where table_schema = ?",
+            [self.schema],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def sync(self, con: Any) -> SyncResult:
+        """One pass over the serving tables that exist (a warehouse before its first refresh
+        has none: nothing to do)."""
+        started = time.perf_counter()
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        result = SyncResult()
+        tables = self._tables(con)
+        with self._lock:
+            s = self.schema
+            if "profiles" in tables:
+                self._profile_types(con)
+                wanted = [c for c, _ in self.profile_fields or []]
+                self._sync(con, result, "profiles", f"select user_id, hash(p) from {s}.profiles p",
+                           lambda ids: self._profiles(con, ids, wanted, now))  # fmt: skip
+            if "segment_membership" in tables:
+                self._sync_rows(con, result, "segments", (
+                    f"select user_id, list(segment order by segment), max(since) "
+                    f"from {s}.segment_membership group by user_id"
+                ), lambda r: {"segments": r[1], "since": _iso(r[2]), "as_of": now})  # fmt: skip
+            if "current_user_recommendations" in tables:
+                self._sync_rows(con, result, "recommendations", (
+                    f"select user_id, list(product_id order by recommendation_rank), "
+                    f"list(score order by recommendation_rank), any_value(rule_set_version) "
+                    f"from {s}.current_user_recommendations group by user_id"
+                ), lambda row: {"recommendations": row[1], "scores": row[2],
+                                "rule_set_version": row[3], "as_of": now})  # fmt: skip
+            if "identity_map" in tables:
+                self._sync_rows(con, result, "devices", (
+                    f"select device_id, user_id from {s}.identity_map "
+                    f"where device_id_type = 'domain_userid' and user_id is not null"
+                ), lambda row: row[1], key=device_key)  # fmt: skip
+            if "interactions" in tables:
+                self._sync_rows(con, result, "affinities", (
+                    f"select user_id, list(product_id order by affinity_rank), "
+                    f"list(affinity order by affinity_rank) from {s}.interactions "
+                    f"where affinity_rank <= {MAX_AFFINITIES} group by user_id"
+                ), lambda r: dict(zip(r[1], r[2], strict=True)), key=affinity_key)  # fmt: skip
+            if {"current_item_similarity", "current_popular_items"} <= tables:
+                self._sync_rules(con, result, tables, now)
+            self.as_of = now
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _profile_types(self, con: Any) -> None:
+        documented = documented_columns()
+        types = dict(con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = ? and table_name = 'profiles'", [self.schema]
+        ).fetchall())  # fmt: skip
+        self.profile_fields = [
+            (c, _DUCKDB_TYPES.get(types[c].split("(")[0], "string"))
+            for c in documented
+            if c in types
+        ]
+
+    def _profiles(self, con: Any, ids: list[str], wanted: list[str], now: str) -> Iterator:
+        cols = ", ".join(f'"{c}"' for c in wanted if c != "user_id")
+        cur = con.execute(
+            f"select user_id, {cols} from {self.schema}.profiles "
+            f"where user_id in (select unnest(?::varchar[]))",
+            [ids],
+        )
+        names = [d[0] for d in cur.description]
+        for row in cur.fetchall():
+            payload = {n: _jsonable(v) for n, v in zip(names[1:], row[1:], strict=True)}
+            payload["as_of"] = payload.get("as_of") or now
+            yield row[0], payload
+
+    def _sync(self, con: Any, result: SyncResult, group: str, digests_sql: str, fetch) -> None:
+        old = self._digests.get(group, {})
+        new = dict(con.execute(digests_sql).fetchall())
+        changed = [u for u, d in new.items() if old.get(u) != d]
+        gone = [u for u in old if u not in new]
+        items = {}
+        for start in range(0, len(changed), 5000):
+            for user, payload in fetch(changed[start : start + 5000]):
+                items[batch_key(group, user)] = orjson.dumps(payload, default=str)
+        self.store.put_many(items)
+        self.store.delete(batch_key(group, u) for u in gone)
+        self._digests[group] = new
+        result.keys += len(items)
+        result.deleted += len(gone)
+        result.tables[group] = len(items)
+
+    def _sync_rows(self, con: Any, result: SyncResult, group: str, sql: str, payload,
+                   key=None) -> None:  # fmt: skip
+        make_key = key or (lambda user: batch_key(group, user))
+        old = self._digests.get(group, {})
+        new: dict[str, int] = {}
+        items = {}
+        for row in con.execute(sql).fetchall():
+            digest = hash(tuple(tuple(v) if isinstance(v, list) else v for v in row[1:]))
+            new[row[0]] = digest
+            if old.get(row[0]) != digest:
+                items[make_key(row[0])] = orjson.dumps(payload(row), default=str)
+        gone = [u for u in old if u not in new]
+        self.store.put_many(items)
+        self.store.delete(make_key(u) for u in gone)
+        self._digests[group] = new
+        result.keys += len(items)
+        result.deleted += len(gone)
+        result.tables[group] = len(items)
+
+    def _sync_rules(self, con: Any, result: SyncResult, tables: set[str], now: str) -> None:
+        from udfs.duckdb import load_rule_set
+
+        try:
+            rules = load_rule_set(con, self.schema)
+        except LookupError as exc:  # no published rule set yet
+            log.debug("no rule set to serve: %s", exc)
+            return
+        popular: dict[str, list[str]] = {}
+        for segment, items in con.execute(
+            f"select segment, list(product_id order by popularity_rank) "
+            f"from {self.schema}.current_popular_items group by segment"
+        ).fetchall():
+            popular[segment] = items
+        sizes: dict[str, int] = {}
+        if "segment_membership" in tables:
+            sizes = dict(con.execute(
+                f"select segment, count(*) from {self.schema}.segment_membership group by segment"
+            ).fetchall())  # fmt: skip
+        digest = hash((rules.version, tuple(sorted((k, tuple(v)) for k, v in popular.items())),
+                       tuple(sorted(sizes.items()))))  # fmt: skip
+        if self._digests.get("rules", {}).get("") == digest:
+            return
+        payload = {
+            "version": rules.version, "as_of": now,
+            "neighbours": {k: [list(p) for p in v] for k, v in rules.neighbours.items()},
+            "popular": popular, "segment_sizes": sizes,
+        }  # fmt: skip
+        self.store.put_many({RULES_KEY: orjson.dumps(payload)})
+        self._digests["rules"] = {"": digest}
+        result.keys += 1
+        result.tables["rules"] = 1
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, int | float | str | bool):
+        return value
+    return float(value) if hasattr(value, "__float__") else str(value)

@@ -1,0 +1,216 @@
+"""The API over HTTP: a thin Starlette layer over ``serving.service.Api``.
+
+Snowplow Signals' endpoints, as the official Python SDK calls them (``api_url`` is this
+server, ``sandbox_token`` the bearer token):
+
+    POST /api/v1/registry/attribute_groups/                       publish (create)
+    PUT  /api/v1/registry/attribute_groups/{name}/versions/{v}    publish (update)
+    GET  /api/v1/registry/attribute_groups/{name}[/versions/{v}]  get_attribute_group
+    POST /api/v1/registry/services/                               publish (create)
+    PUT  /api/v1/registry/services/{name}                         publish (update)
+    GET  /api/v1/registry/services/{name}
+    POST /api/v1/get-online-attributes     get_service_attributes, get_group_attributes
+
+Persona's own: ``POST /v1/decide``, ``GET /health`` (no token), ``GET /openapi.json``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from serving.errors import BadRequest, ServingError, TooLarge, Unauthorized
+from serving.service import MAX_IDENTIFIERS, Api
+
+log = logging.getLogger("persona.serving.http")
+
+MAX_BODY_BYTES = 1_000_000
+
+DECIDE_SCHEMA: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Persona decision API", "version": "1"},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "DecideRequest": {
+                "type": "object",
+                "description": "One visitor: at least one of domain_userid, user_id, "
+                "domain_sessionid. Without a session id, the device's latest session is used.",
+                "properties": {
+                    "domain_userid": {"type": "string"},
+                    "user_id": {"type": "string"},
+                    "domain_sessionid": {"type": "string"},
+                    "fields": {"type": "array", "items": {"type": "string"},
+                               "description": "Columns of derived.profiles to return."},
+                    "items": {"type": "array", "items": {"type": "string"},
+                              "description": "Items on screen: scored as part of the session."},
+                    "k": {"type": "integer", "minimum": 0, "maximum": 100, "default": 10},
+                },
+            },
+            "Part": {
+                "type": "object",
+                "properties": {"as_of": {"type": ["string", "null"], "format": "date-time",
+                                         "description": "When this part was computed."}},
+            },
+            "DecideResponse": {
+                "type": "object",
+                "properties": {
+                    "user_id": {"type": ["string", "null"]},
+                    "domain_sessionid": {"type": ["string", "null"]},
+                    "profile": {"type": "object", "properties": {
+                        "fields": {"type": "object"}, "known": {"type": "boolean"},
+                        "as_of": {"type": ["string", "null"]}}},
+                    "segments": {"type": "object", "properties": {
+                        "segments": {"type": "array", "items": {"type": "string"}},
+                        "as_of": {"type": ["string", "null"]}}},
+                    "session": {"type": "object", "properties": {
+                        "items": {"type": "array", "items": {"type": "string"}},
+                        "as_of": {"type": ["string", "null"]}}},
+                    "recommendations": {"type": "object", "properties": {
+                        "items": {"type": "array", "items": {"type": "object", "properties": {
+                            "product_id": {"type": "string"}, "score": {"type": "number"}}}},
+                        "rule_set_version": {"type": ["string", "null"]},
+                        "strategy": {"type": "string", "description":
+                                     "live (scored with the session and affinities), "
+                                     "popular:SEGMENT (the segment's popular items) or none"},
+                        "precomputed": {"type": "array", "items": {"type": "string"}},
+                        "as_of": {"type": ["string", "null"]}}},
+                },
+            },
+            "Error": {"type": "object", "properties": {"detail": {"type": "string"}}},
+        },
+    },
+    "paths": {
+        "/v1/decide": {
+            "post": {
+                "summary": "Profile fields, segments and live-scored recommendations for a visitor",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/DecideRequest"}}}},
+                "responses": {
+                    "200": {"description": "The decision", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/DecideResponse"}}}},
+                    "400": {"description": "Malformed JSON or request"},
+                    "401": {"description": "No or wrong bearer token"},
+                    "404": {"description": "An unknown profile field (named)"},
+                    "413": {"description": f"A body over {MAX_BODY_BYTES} bytes"},
+                },
+            }
+        },
+        "/health": {"get": {"summary": "200 once the API serves", "responses": {
+            "200": {"description": "Serving"}}}},
+    },
+}  # fmt: skip
+
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(orjson.dumps(body, default=str), status, media_type="application/json")
+
+
+def build_app(api: Api, token: str, *, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
+    """``token``: the bearer token every endpoint but ``/health`` and ``/openapi.json`` needs."""
+    expected = f"Bearer {token}".encode()
+
+    def authorize(request: Request) -> None:
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):  # constant time: no timing oracle
+            raise Unauthorized("a valid bearer token is required")
+
+    async def body(request: Request) -> Any:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            raise TooLarge(f"the body is over {max_body_bytes} bytes")
+        data = bytearray()
+        async for part in request.stream():
+            data += part
+            if len(data) > max_body_bytes:
+                raise TooLarge(f"the body is over {max_body_bytes} bytes")
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from None
+
+    def endpoint(handler: Callable[[Request], Awaitable[Any]], *, auth: bool = True) -> Handler:
+        async def run(request: Request) -> Response:
+            try:
+                if auth:
+                    authorize(request)
+                return _json(200, await handler(request))
+            except ServingError as exc:
+                headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+                response = _json(exc.status, {"detail": str(exc)})
+                if headers:
+                    response.headers.update(headers)
+                return response
+            except Exception:
+                log.exception("%s %s failed", request.method, request.url.path)
+                return _json(500, {"detail": "internal error; the server log says why"})
+
+        return run
+
+    # publishing a stream group backfills it from the warehouse: off the event loop
+    async def post_group(request: Request) -> Any:
+        return await run_in_threadpool(api.publish_group, await body(request))
+
+    async def put_group(request: Request) -> Any:
+        p = request.path_params
+        where = (p["name"], p["version"])
+        return await run_in_threadpool(api.publish_group, await body(request), where)
+
+    async def get_group(request: Request) -> Any:
+        p = request.path_params
+        return api.get_group(p["name"], p.get("version"))
+
+    async def post_service(request: Request) -> Any:
+        return api.publish_service(await body(request))
+
+    async def put_service(request: Request) -> Any:
+        return api.publish_service(await body(request), where=request.path_params["name"])
+
+    async def get_service(request: Request) -> Any:
+        return api.get_service(request.path_params["name"])
+
+    async def online(request: Request) -> Any:
+        return api.online_attributes(await body(request))
+
+    async def decide(request: Request) -> Any:
+        return api.decide(await body(request))
+
+    async def health(request: Request) -> Any:
+        return api.health()
+
+    async def openapi(request: Request) -> Any:
+        return DECIDE_SCHEMA
+
+    v1 = "/api/v1"
+    routes = [
+        Route(f"{v1}/registry/attribute_groups/", endpoint(post_group), methods=["POST"]),
+        Route(f"{v1}/registry/attribute_groups", endpoint(post_group), methods=["POST"]),
+        Route(f"{v1}/registry/attribute_groups/{{name}}/versions/{{version:int}}",
+              endpoint(put_group), methods=["PUT"]),
+        Route(f"{v1}/registry/attribute_groups/{{name}}/versions/{{version:int}}",
+              endpoint(get_group), methods=["GET"]),
+        Route(f"{v1}/registry/attribute_groups/{{name}}", endpoint(get_group), methods=["GET"]),
+        Route(f"{v1}/registry/services/", endpoint(post_service), methods=["POST"]),
+        Route(f"{v1}/registry/services", endpoint(post_service), methods=["POST"]),
+        Route(f"{v1}/registry/services/{{name}}", endpoint(put_service), methods=["PUT"]),
+        Route(f"{v1}/registry/services/{{name}}", endpoint(get_service), methods=["GET"]),
+        Route(f"{v1}/get-online-attributes", endpoint(online), methods=["POST"]),
+        Route("/v1/decide", endpoint(decide), methods=["POST"]),
+        Route("/health", endpoint(health, auth=False), methods=["GET"]),
+        Route("/openapi.json", endpoint(openapi, auth=False), methods=["GET"]),
+    ]  # fmt: skip
+    app = Starlette(routes=routes)
+    app.state.max_identifiers = MAX_IDENTIFIERS
+    return app

@@ -1,0 +1,55 @@
+"""The online store in Redis, so that several API replicas share one. Needs the ``serving``
+extra (``redis``); imported only when ``--online-store redis://`` asks for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from loader.errors import ConfigError
+
+# Keys are namespaced so that one Redis can hold other things too.
+PREFIX = "persona:"
+
+
+class RedisStore:
+    def __init__(self, client: Any, prefix: str = PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        try:
+            import redis
+        except ImportError as exc:
+            raise ConfigError(
+                "--online-store redis://: the redis client is not installed; "
+                "pip install 'persona[serving]'"
+            ) from exc
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise ConfigError(f"--online-store {url}: cannot reach Redis: {exc}") from exc
+        return cls(client)
+
+    def get(self, key: str) -> bytes | None:
+        return self.client.get(self.prefix + key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        return self.client.mget([self.prefix + k for k in keys])
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        if items:
+            # MSET is atomic in Redis: readers see all of these keys new, or none
+            self.client.mset({self.prefix + k: v for k, v in items.items()})
+
+    def delete(self, keys: Iterable[str]) -> None:
+        names = [self.prefix + k for k in keys]
+        if names:
+            self.client.delete(*names)
+
+    def close(self) -> None:
+        self.client.close()
