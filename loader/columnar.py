@@ -27,7 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from loader.contract import ATOMIC_FIELDS, FIELDS, Kind, SchemaKey
+from loader.contract import (
+    ARROW_TYPES,
+    ATOMIC_FIELDS,
+    ATOMIC_NAME_SET,
+    ATOMIC_NAMES,
+    FIELDS,
+    Kind,
+    SchemaKey,
+)
 from loader.enriched import (
     DOUBLE_RE,
     INT_RE,
@@ -39,7 +47,7 @@ from loader.enriched import (
     parse_line,
     unprocessable,
 )
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 
 _NAMES = [f.name for f in FIELDS]
 _READ = pacsv.ReadOptions(column_names=_NAMES, block_size=1 << 22)
@@ -62,7 +70,6 @@ _TSTAMP_FAST = (
 _INT_FAST = f"^{INT_RE}$"
 _DOUBLE_FAST = f"^{DOUBLE_RE}$"
 _UUID_FAST = f"^{UUID_RE}$"
-_ATOMIC_NAMES = frozenset(f.name for f in ATOMIC_FIELDS)
 _JSON_FIELDS = (("contexts", False), ("unstruct_event", True), ("derived_contexts", False))
 _BOM = b"\xef\xbb\xbf"
 log = logging.getLogger("persona.columnar")
@@ -213,7 +220,7 @@ def _parse_raw(raw: bytes, source: str) -> Event | FailedEvent:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         text = raw.decode("utf-8", "backslashreplace")
-        return FailedEvent(text, "invalid_encoding", f"not UTF-8: {exc.reason}", source)
+        return FailedEvent(text, ErrorType.INVALID_ENCODING, f"not UTF-8: {exc.reason}", source)
     return parse_line(line, source)
 
 
@@ -260,7 +267,7 @@ def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], _Entities]:
     for f in ATOMIC_FIELDS:
         raw = strings.column(f.name).combine_chunks()
         if raw.null_count == n:  # an empty field: nothing to check (many are, in most events)
-            columns.append(pa.nulls(n, _TYPES[f.kind]))
+            columns.append(pa.nulls(n, ARROW_TYPES[f.kind]))
             continue
         typed, ok = _CAST[f.kind](raw)
         columns.append(typed)
@@ -324,13 +331,6 @@ def _bool(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(ok, pc.equal(raw, "1"), pa.scalar(None, pa.bool_())), ok
 
 
-_TYPES: dict[Kind, pa.DataType] = {
-    Kind.STRING: pa.string(),
-    Kind.TSTAMP: pa.timestamp("us"),
-    Kind.INT: pa.int64(),
-    Kind.DOUBLE: pa.float64(),
-    Kind.BOOL: pa.bool_(),
-}
 _CAST: dict[Kind, Callable[[pa.Array], tuple[pa.Array, pa.Array | None]]] = {
     Kind.STRING: _as_string,
     Kind.TSTAMP: _tstamp,
@@ -455,7 +455,7 @@ def _assemble(
     """The chunk: fast rows the fast path was sure of, plus ``parsed`` (item → the per-line
     parser's event or failed event), good rows in item order."""
     keep = pa.array(rows_good, pa.bool_())
-    names = [f.name for f in ATOMIC_FIELDS]
+    names = list(ATOMIC_NAMES)
     good_items = [i for i, ok in zip(fast_items, rows_good, strict=True) if ok]
     failed: list[FailedEvent] = []
     failed_items: list[int] = []
@@ -480,7 +480,7 @@ def _assemble(
         if row >= 0:
             first[column] = (fast_items[row], entities.row_columns(row)[column])
     for item, event in slow_events:
-        for place, column in enumerate(k for k in event if k not in _ATOMIC_NAMES):
+        for place, column in enumerate(k for k in event if k not in ATOMIC_NAME_SET):
             if column not in first or (item, place) < first[column]:
                 first[column] = (item, place)
     entity_names = sorted(first, key=first.__getitem__)
@@ -508,8 +508,6 @@ def _merge(
     slow_events: list[tuple[int, Event]],
 ) -> tuple[list[int], pa.Table, dict[str, pa.Array]]:
     """Good rows from both paths, in item order."""
-    from loader.batch import ARROW_TYPES
-
     atomic = [
         pa.array([e[f.name] for _, e in slow_events], ARROW_TYPES[f.kind]) for f in ATOMIC_FIELDS
     ]

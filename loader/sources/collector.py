@@ -32,7 +32,7 @@ from loader.contract import utcnow
 from loader.enrich import EnrichConfig, Received, enrich_or_fail, enrich_row, refused, typed_or_fail
 from loader.enriched import Event, FieldError
 from loader.errors import SourceError
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 from loader.metrics import METRICS
 from loader.privacy import Privacy
 from loader.spool import Position, Spool, SpoolFull, lock_writer
@@ -296,13 +296,13 @@ def _received(record: dict) -> Received:
 
 
 def _bad(record: dict, source: str) -> FailedEvent:
-    return FailedEvent(record["bad"], "invalid_payload", record["error"], source)
+    return FailedEvent(record["bad"], ErrorType.INVALID_PAYLOAD, record["error"], source)
 
 
 def _enrich_error(record: dict, exc: Exception, source: str) -> FailedEvent:
     log.exception("enrichment failed")
     raw = orjson.dumps(record, default=str).decode()
-    return FailedEvent(raw, "enrich_error", f"{type(exc).__name__}: {exc}", source)
+    return FailedEvent(raw, ErrorType.ENRICH_ERROR, f"{type(exc).__name__}: {exc}", source)
 
 
 def _protocol(limits: Limits) -> type:

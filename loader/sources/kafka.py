@@ -30,7 +30,7 @@ import pyarrow as pa
 from loader import offsets
 from loader.columnar import Chunk, parse_block
 from loader.errors import ConfigError, SourceError
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 
 log = logging.getLogger("persona.kafka")
 
@@ -287,7 +287,8 @@ def messages_chunk(messages: list[tuple[str, bytes]]) -> Chunk:
         where_of.extend([where] * lines)
     block = parse_block(b"".join(values)) if values else None
     failed: dict[int, FailedEvent] = {
-        i: FailedEvent("", "invalid_payload", "empty Kafka message", where_of[i]) for i in empty
+        i: FailedEvent("", ErrorType.INVALID_PAYLOAD, "empty Kafka message", where_of[i])
+        for i in empty
     }
     if block is None:
         table, good = _empty_chunk_table(), pa.array([], pa.int64())

@@ -31,7 +31,7 @@ from typing import BinaryIO
 from loader import offsets
 from loader.enriched import Event
 from loader.errors import ConfigError
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 from loader.sources.tsv import parse_lines
 
 log = logging.getLogger("persona.tail")
@@ -185,5 +185,5 @@ class TailSource:
         if rest:
             self._read_to = offset + len(rest)
             text = rest.decode("utf-8", "backslashreplace")
-            yield FailedEvent(text, "incomplete_line", "no newline at the end of a rotated file",
-                              self.name)  # fmt: skip
+            reason = "no newline at the end of a rotated file"
+            yield FailedEvent(text, ErrorType.INCOMPLETE_LINE, reason, self.name)
