@@ -159,6 +159,7 @@ def load(argv: Sequence[str]) -> int:
     from loader.privacy import Privacy
     from loader.progress import progress_reporter
     from loader.schema_policy import SchemaPolicy
+    from loader.sources.base import Closable, Streaming
     from loader.uris import open_sink, open_source
     from loader.validate import Validate
 
@@ -183,18 +184,17 @@ def load(argv: Sequence[str]) -> int:
     source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
     sink = open_sink(
         s.sink, s.channel or f"persona-{socket.gethostname()}-{source_key}",
-        streaming=not getattr(source, "finite", False),
+        streaming=not source.finite,
     )  # fmt: skip
     validate = Validate(
         # the collector protects each record before its spool; the rest are protected here
-        None if getattr(source, "protects_privacy", False) else privacy,
+        None if source.protects_privacy else privacy,
         SchemaPolicy(s.schemas_allowed, s.max_new_columns_per_hour, s.max_entity_columns,
                      sink.entity_columns()),
     )  # fmt: skip
-    stop = getattr(source, "stop", None)
-    if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
+    if isinstance(source, Streaming):  # SIGTERM/SIGINT drain what was accepted, then exit
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop())
+            signal.signal(signum, lambda *_: source.stop())
         print(f"listening on {logs.redact(s.source)}; Ctrl-C or SIGTERM to stop", file=sys.stderr)
     try:
         with progress_reporter(enabled=not s.quiet) as report:
@@ -205,11 +205,11 @@ def load(argv: Sequence[str]) -> int:
             )  # fmt: skip
     finally:
         sink.close()
-        if hasattr(source, "close"):
+        if isinstance(source, Closable):
             source.close()
     print(logs.redact(summary.line(s.sink)))
-    if (failure := getattr(source, "failure", None)) is not None:
-        raise failure  # what was accepted is loaded (above); the source could not go on
+    if isinstance(source, Streaming) and source.failure is not None:
+        raise source.failure  # what was accepted is loaded (above); the source could not go on
     return 0
 
 

@@ -98,7 +98,8 @@ class Batch:
     @property
     def good(self) -> int:
         """How many good events the batch holds."""
-        return len(self.events) + sum(t.num_rows for t in self.tables)
+        rows: int = sum(t.num_rows for t in self.tables)
+        return len(self.events) + rows
 
     def __len__(self) -> int:
         return self.good + len(self.failed)

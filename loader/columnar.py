@@ -89,7 +89,8 @@ class Chunk:
     failed_items: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return self.table.num_rows + len(self.failed)
+        rows: int = self.table.num_rows
+        return rows + len(self.failed)
 
     def split(self, n: int) -> tuple[Chunk, Chunk]:
         """The first ``n`` items, and the rest."""
@@ -429,14 +430,14 @@ def _split_entities(strings: pa.Table) -> _Entities:
         for column, values in texts.items():
             pieces.setdefault(column, []).append(pa.array(values, pa.string()).take(indices))
     columns: dict[str, pa.Array] = {}
-    for column, parts in pieces.items():
-        if len(parts) == 1:
-            text = parts[0]
+    for column, column_parts in pieces.items():
+        if len(column_parts) == 1:
+            text = column_parts[0]
         else:  # contexts and derived_contexts of one schema share a column, in that order
             # pairwise, nulls kept: with null_handling="skip", pyarrow 26 drops trailing rows
             # where every part is null (["x", null] joined with ["y", null] gives ["x,y"])
-            text = parts[0]
-            for part in parts[1:]:
+            text = column_parts[0]
+            for part in column_parts[1:]:
                 text = pc.coalesce(pc.binary_join_element_wise(text, part, ","), text, part)
         if not column.startswith("unstruct_event_"):
             # contexts columns hold lists: "[a,b]" is what orjson.dumps writes for a and b

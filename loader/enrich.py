@@ -126,12 +126,12 @@ def _b64(value: str) -> str:
 def _set_url(row: list[str], prefix: str, url: str) -> dict[str, str]:
     try:
         parts = urlsplit(url)
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, "")
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     except ValueError as exc:
         raise FieldError(f"{'url' if prefix == 'page' else 'refr'}: {exc}") from exc
     for name, value in (("scheme", parts.scheme), ("host", parts.hostname or ""),
-                        ("port", str(port)), ("path", parts.path), ("query", parts.query),
-                        ("fragment", parts.fragment)):  # fmt: skip
+                        ("port", str(port) if port else ""), ("path", parts.path),
+                        ("query", parts.query), ("fragment", parts.fragment)):  # fmt: skip
         row[_INDEX[f"{prefix}_url{name}"]] = value
     return dict(parse_qsl(parts.query))
 

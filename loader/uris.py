@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from loader.enrich import EnrichConfig
-from loader.enriched import Event
 from loader.errors import ConfigError
-from loader.failed import FailedEvent
 from loader.privacy import Privacy
 from loader.sinks.base import Sink
+from loader.sources.base import Source
 
 SOURCES_HELP = (
     "http://HOST:PORT (a Snowplow collector), "
@@ -38,7 +36,7 @@ def open_source(
     keep_alive_timeout: float = 5.0,
     max_connections: int = 1000,
     collector_restarts: int = 5,
-) -> Iterable[Event | FailedEvent | None]:
+) -> Source:
     scheme, _, rest = uri.partition(":")
     if scheme == "http":
         from loader.sources.collector import CollectorSource, Limits
@@ -82,7 +80,14 @@ def open_source(
 
         params = _int_params(uri, urlsplit(uri).query, {"users", "days", "seed"})
         try:
-            return SyntheticSource(SyntheticConfig(**params))
+            size = SyntheticConfig()
+            return SyntheticSource(
+                SyntheticConfig(
+                    users=params.get("users", size.users),
+                    days=params.get("days", size.days),
+                    seed=params.get("seed", size.seed),
+                )
+            )
         except ValueError as exc:
             raise ConfigError(f"--source {uri}: {exc}") from exc
     raise ConfigError(f"--source {uri!r} is not a source I know; use one of: {SOURCES_HELP}")

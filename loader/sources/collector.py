@@ -31,11 +31,11 @@ from loader.columnar import Chunk, parse_rows
 from loader.contract import utcnow
 from loader.enrich import EnrichConfig, Received, enrich_or_fail, enrich_row, refused, typed_or_fail
 from loader.enriched import Event, FieldError
-from loader.errors import SourceError
+from loader.errors import PersonaError, SourceError
 from loader.failed import ErrorType, FailedEvent
 from loader.metrics import METRICS
 from loader.privacy import Privacy
-from loader.spool import Position, Spool, SpoolFull, lock_writer
+from loader.spool import Position, Record, Spool, SpoolFull, lock_writer
 
 log = logging.getLogger("persona.collector")
 
@@ -90,7 +90,7 @@ def build_app(
     trust_forwarded_for: bool = False,
     pipeline_metrics: Callable[[], dict[str, float]] | None = None,
     privacy: Privacy | None = None,
-):
+) -> Any:
     """The Starlette app; separate from the server so tests can drive it directly.
 
     ``pipeline_metrics`` fetches the loader's counters when the loader runs in another process.
@@ -122,7 +122,7 @@ def build_app(
                                 samesite="none" if secure else "lax", secure=secure)  # fmt: skip
         return cors(request, response)
 
-    async def store(records: list[dict]) -> Response | None:
+    async def store(records: list[Record]) -> Response | None:
         if protect is not None:
             records = [protect(r) for r in records]
         try:
@@ -134,7 +134,7 @@ def build_app(
         METRICS.add(requests=1)
         return None
 
-    def context(request: Request, nuid: str) -> dict:
+    def context(request: Request, nuid: str) -> Record:
         ip = request.client.host if request.client else ""
         if trust_forwarded_for:  # only behind a proxy that sets it; clients can forge it
             ip = request.headers.get("x-forwarded-for", "").split(",")[0].strip() or ip
@@ -218,7 +218,7 @@ def limit_request_head(app: Any) -> Any:
     many bytes) before any route sees it, so a hostile request costs a status line, not a
     spool record."""
 
-    async def limited(scope: dict, receive: Any, send: Any) -> None:
+    async def limited(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             status = 0
             if len(scope["query_string"]) > MAX_QUERY_BYTES:
@@ -239,7 +239,7 @@ def limit_request_head(app: Any) -> Any:
     return limited
 
 
-def to_event(record: dict, cfg: EnrichConfig, source: str) -> Event | FailedEvent:
+def to_event(record: Record, cfg: EnrichConfig, source: str) -> Event | FailedEvent:
     """Never raises: a spooled record that cannot be enriched must not wedge the loader, which
     would meet it again after every restart."""
     try:
@@ -250,7 +250,7 @@ def to_event(record: dict, cfg: EnrichConfig, source: str) -> Event | FailedEven
         return _enrich_error(record, exc, source)
 
 
-def to_chunk(records: list[dict], cfg: EnrichConfig, source: str) -> Chunk:
+def to_chunk(records: list[Record], cfg: EnrichConfig, source: str) -> Chunk:
     """A block of spooled records as ``to_event`` would make them, one by one, but typed column
     by column (``columnar.parse_rows``): per event, only the enrichment itself runs in Python.
     A property test holds the two equal (tests/loader/test_collector_block.py)."""
@@ -289,17 +289,17 @@ def to_chunk(records: list[dict], cfg: EnrichConfig, source: str) -> Chunk:
         return parse_rows([], [], dict(enumerate(events)), per_row)
 
 
-def _received(record: dict) -> Received:
+def _received(record: Record) -> Received:
     collector_tstamp = datetime(1970, 1, 1) + timedelta(milliseconds=record["t"])
     return Received(record["p"], collector_tstamp, record.get("ip", ""),
                     record.get("ua", ""), record.get("nuid", ""))  # fmt: skip
 
 
-def _bad(record: dict, source: str) -> FailedEvent:
+def _bad(record: Record, source: str) -> FailedEvent:
     return FailedEvent(record["bad"], ErrorType.INVALID_PAYLOAD, record["error"], source)
 
 
-def _enrich_error(record: dict, exc: Exception, source: str) -> FailedEvent:
+def _enrich_error(record: Record, exc: Exception, source: str) -> FailedEvent:
     log.exception("enrichment failed")
     raw = orjson.dumps(record, default=str).decode()
     return FailedEvent(raw, ErrorType.ENRICH_ERROR, f"{type(exc).__name__}: {exc}", source)
@@ -558,6 +558,7 @@ class CollectorSource:
     accepting requests, and iteration ends once everything spooled has been yielded.
     """
 
+    finite = False
     protects_privacy = True  # records are protected before the spool (the pipeline must not)
 
     def __init__(
@@ -582,7 +583,7 @@ class CollectorSource:
         self.max_body_bytes = max_body_bytes
         self.trust_forwarded_for = trust_forwarded_for
         self.limits, self.restarts = limits, restarts
-        self.failure: SourceError | None = None  # why the collector stopped by itself
+        self.failure: PersonaError | None = None  # why the collector stopped by itself
         self._stop = threading.Event()
         self._read_to: Position = self.spool.committed
         self._start: Position = self.spool.committed
@@ -718,7 +719,7 @@ class CollectorSource:
         fill."""
         if self._process is None and not self._stopping.is_set():
             self.start()
-        records: list[dict] = []
+        records: list[Record] = []
         read_to = self._read_to
         for item in self.spool.read(self._start, self._stop):
             if item is not None:

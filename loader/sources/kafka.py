@@ -22,14 +22,14 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 
 from loader import offsets
 from loader.columnar import Chunk, parse_block
-from loader.errors import ConfigError, SourceError
+from loader.errors import ConfigError, PersonaError, SourceError
 from loader.failed import ErrorType, FailedEvent
 
 log = logging.getLogger("persona.kafka")
@@ -142,16 +142,22 @@ def real_consumer(config: dict[str, Any]) -> Consumer:
             "the kafka source needs the kafka extra: pip install 'persona[kafka]'"
         ) from exc
     try:
-        return confluent_kafka.Consumer(
+        consumer = confluent_kafka.Consumer(
             {**config, "logger": log, "error_cb": lambda err: log.warning("kafka: %s", err)}
         )
+        # its stubs spell some parameters differently from the Protocol, which tests implement
+        return cast(Consumer, consumer)
     except confluent_kafka.KafkaException as exc:
         raise ConfigError(f"kafka consumer settings: {exc.args[0].str()}") from exc
 
 
 class KafkaSource:
     """Yields the events of every message of the partitions this process is assigned; ``None``
-    while the topic is idle, so the pipeline commits a waiting batch on time."""
+    while the topic is idle, so the pipeline commits a waiting batch on time. Resumable,
+    acknowledging (Kafka's committed offsets), chunked, streaming, closable."""
+
+    finite = False
+    protects_privacy = False
 
     def __init__(
         self,
@@ -167,6 +173,7 @@ class KafkaSource:
         self._resume: dict[int, int] = {}  # partition -> offset from the warehouse's token
         self._stop = threading.Event()
         self.room = 0  # what the pipeline's open batch can still take (0: no limit)
+        self.failure: PersonaError | None = None  # why it stopped by itself
 
     @property
     def name(self) -> str:

@@ -14,9 +14,10 @@ import json
 import math
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from loader.contract import FIELDS
 from loader.enriched import Event, parse_line
@@ -78,7 +79,7 @@ def _dumps(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _contexts(entities: list[dict[str, object]]) -> str:
+def _contexts(entities: Sequence[Mapping[str, object]]) -> str:
     return _dumps({"schema": _CONTEXTS_SCHEMA, "data": entities})
 
 
@@ -560,7 +561,7 @@ class _Sim:
             _cum(device_w),
         )
 
-    def _device(self, loc: tuple) -> _Device:
+    def _device(self, loc: tuple[Any, ...]) -> _Device:
         rng = self.rng
         _name, ua, screens, _w = _PROFILES[
             bisect.bisect(self.profile_cum, rng.random() * self.profile_cum[-1])
@@ -693,7 +694,7 @@ class _Sim:
         page.campaign = ("cpc", "google", term, campaign, gclid, "Google")
         return page, _REFERRERS["google"]
 
-    def _next_page(self, user: _User, page: _Page, cart: list) -> _Page:
+    def _next_page(self, user: _User, page: _Page, cart: list[tuple[Product, int]]) -> _Page:
         rng = self.rng
         r = rng.random()
         kind = page.kind
@@ -795,6 +796,7 @@ class _Sim:
         row[_I["page_urlpath"]] = page.path
         row[_I["page_urlquery"]] = page.query
         row[_USER_ID] = user_id
+        refr: tuple[str, ...] | None
         if prev is not None:
             refr = (prev.url, HOST, "internal", "", "https", prev.path, prev.query)
         elif ext_referrer is not None:
@@ -1130,6 +1132,9 @@ def generate_lines(cfg: SyntheticConfig) -> Iterator[str]:
 
 class SyntheticSource:
     """``synthetic:?users=N&days=D&seed=S``: the generated stream, through the real parser."""
+
+    finite = True  # loaded in bulk, like a file
+    protects_privacy = False
 
     def __init__(self, cfg: SyntheticConfig) -> None:
         self.cfg = cfg

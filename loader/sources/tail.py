@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from loader import offsets
 from loader.enriched import Event
-from loader.errors import ConfigError
+from loader.errors import ConfigError, PersonaError
 from loader.failed import ErrorType, FailedEvent
 from loader.sources.tsv import parse_lines
 
@@ -44,6 +44,12 @@ def file_id(st: os.stat_result) -> FileId:
 
 
 class TailSource:
+    """Resumable, acknowledging (the checkpoint file) and streaming."""
+
+    finite = False
+    protects_privacy = False
+    failure: PersonaError | None = None  # it waits for the file as long as it takes
+
     def __init__(self, path: str, idle_seconds: float = 0.2) -> None:
         self.path = Path(path)
         self.checkpoint = Path(f"{path}.persona-checkpoint")

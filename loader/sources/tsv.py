@@ -86,6 +86,7 @@ class TsvFileSource:
 
     path: str
     finite = True  # a bulk load: the sink may trade memory for fewer checkpoints
+    protects_privacy = False
 
     @property
     def name(self) -> str:
