@@ -13,6 +13,7 @@ from loader.columnar import Chunk
 from loader.contract import utcnow
 from loader.errors import TransientSinkError
 from loader.metrics import METRICS
+from loader.settings import DEFAULT
 from loader.sinks.base import Resuming, Sink
 from loader.sources.base import Acknowledging, Chunked, Item, Resumable, Source
 
@@ -90,9 +91,9 @@ def run(
     source: Iterable[Item],
     sink: Sink,
     *,
-    batch_rows: int = 10_000,
-    batch_seconds: float = 1.0,
-    batch_bytes: int = 64 * 1024 * 1024,
+    batch_rows: int = DEFAULT.batch_rows,
+    batch_seconds: float = DEFAULT.batch_seconds,
+    batch_bytes: int = DEFAULT.batch_bytes,
     on_commit: Callable[[LoadSummary], None] | None = None,
     retries: int = 8,
     validate: Callable[[Item], Item] | None = None,

@@ -26,6 +26,7 @@ import orjson
 
 from loader.errors import SourceError
 from loader.metrics import METRICS
+from loader.settings import DEFAULT
 
 #: One spooled record: a request's context and payload, as JSON.
 Record = dict[str, Any]
@@ -52,7 +53,7 @@ class Spool:
     def __init__(
         self,
         directory: str | Path,
-        max_pending_bytes: int = 256 * 1024 * 1024,
+        max_pending_bytes: int = DEFAULT.spool_max_bytes,
         writer: bool = True,
     ) -> None:
         self.dir = Path(directory)

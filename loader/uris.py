@@ -8,38 +8,21 @@ from urllib.parse import parse_qsl, urlsplit
 from loader.enrich import EnrichConfig
 from loader.errors import ConfigError
 from loader.privacy import Privacy
+from loader.settings import DEFAULT, SINKS_HELP, SOURCES_HELP, Settings
 from loader.sinks.base import Sink
 from loader.sources.base import Source
-
-SOURCES_HELP = (
-    "http://HOST:PORT (a Snowplow collector), "
-    "file:PATH, file:- (stdin), tail:PATH (follow a growing file), "
-    "csv:PATH (warehouse export with a header), "
-    "kafka://BROKERS/TOPIC?group=NAME (enriched TSV messages; needs the kafka extra), "
-    "synthetic:?users=N&days=D&seed=S"
-)
-SINKS_HELP = (
-    "duckdb:PATH, snowflake:DATABASE.SCHEMA (Snowpipe Streaming; needs the snowflake extra)"
-)
 
 
 def open_source(
     uri: str,
-    spool: str = ".persona/spool",
+    settings: Settings = DEFAULT,
     enrich: EnrichConfig | None = None,
-    trust_forwarded_for: bool = False,
-    spool_max_bytes: int = 256 * 1024 * 1024,
-    max_request_bytes: int = 1_000_000,
     privacy: Privacy | None = None,
-    header_timeout: float = 10.0,
-    body_timeout: float = 30.0,
-    keep_alive_timeout: float = 5.0,
-    max_connections: int = 1000,
-    collector_restarts: int = 5,
 ) -> Source:
+    """The source ``uri`` names, with the settings that concern it (the collector's)."""
     scheme, _, rest = uri.partition(":")
     if scheme == "http":
-        from loader.sources.collector import CollectorSource, Limits
+        from loader.sources.collector import CollectorConfig, CollectorSource
 
         parts = urlsplit(uri)
         try:
@@ -48,13 +31,8 @@ def open_source(
             raise ConfigError(f"--source {uri}: {exc}") from exc
         if not parts.hostname or port is None:
             raise ConfigError(f"--source {uri}: give the address to listen on, http://HOST:PORT")
-        return CollectorSource(
-            parts.hostname, port, spool, enrich, max_body_bytes=max_request_bytes,
-            trust_forwarded_for=trust_forwarded_for, spool_max_bytes=spool_max_bytes,
-            privacy=privacy,
-            limits=Limits(header_timeout, body_timeout, keep_alive_timeout, max_connections),
-            restarts=collector_restarts,
-        )  # fmt: skip
+        config = CollectorConfig.from_settings(parts.hostname, port, settings, privacy)
+        return CollectorSource(config, enrich)
     if scheme == "file" and rest:
         from loader.sources.tsv import TsvFileSource
 

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from loader.errors import PersonaError, SourceError
 from loader.failed import ErrorType, FailedEvent
 from loader.metrics import METRICS
 from loader.privacy import Privacy
+from loader.settings import DEFAULT, Settings
 from loader.spool import Position, Record, Spool, SpoolFull, lock_writer
 
 log = logging.getLogger("persona.collector")
@@ -73,10 +74,39 @@ class Limits:
     """What one client may hold of the collector: time to send a request's head and body,
     idle time between requests, and (all clients together) open connections."""
 
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keep_alive_timeout: float = 5.0
-    max_connections: int = 1000
+    header_timeout: float = DEFAULT.header_timeout
+    body_timeout: float = DEFAULT.body_timeout
+    keep_alive_timeout: float = DEFAULT.keep_alive_timeout
+    max_connections: int = DEFAULT.max_connections
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """The collector's settings, handed whole to its HTTP process (started with spawn, so
+    this is pickled): where it listens and spools, and what a client may send."""
+
+    host: str
+    port: int
+    spool_dir: str
+    max_body_bytes: int = DEFAULT.max_request_bytes
+    trust_forwarded_for: bool = DEFAULT.trust_forwarded_for
+    spool_max_bytes: int = DEFAULT.spool_max_bytes
+    limits: Limits = Limits()
+    restarts: int = DEFAULT.collector_restarts
+    privacy: Privacy | None = None  # applied to each record before the spool
+    log_format: str = DEFAULT.log_format
+
+    @classmethod
+    def from_settings(
+        cls, host: str, port: int, s: Settings, privacy: Privacy | None = None
+    ) -> CollectorConfig:
+        limits = Limits(s.header_timeout, s.body_timeout, s.keep_alive_timeout, s.max_connections)
+        return cls(
+            host, port, s.spool, max_body_bytes=s.max_request_bytes,
+            trust_forwarded_for=s.trust_forwarded_for, spool_max_bytes=s.spool_max_bytes,
+            limits=limits, restarts=s.collector_restarts, privacy=privacy,
+            log_format=s.log_format,
+        )  # fmt: skip
 
 
 def _now_ms() -> int:
@@ -85,7 +115,7 @@ def _now_ms() -> int:
 
 def build_app(
     spool: Spool,
-    max_body_bytes: int = 1_000_000,
+    max_body_bytes: int = DEFAULT.max_request_bytes,
     cookie_name: str = "sp",
     trust_forwarded_for: bool = False,
     pipeline_metrics: Callable[[], dict[str, float]] | None = None,
@@ -435,29 +465,26 @@ def _fit_connections(wanted: int) -> int:
 
 
 def _listen(
-    host: str,
-    port: int,
+    config: CollectorConfig,
     spool: Spool,
-    max_body_bytes: int,
-    trust_forwarded_for: bool,
     pipeline_metrics: Callable[[], dict[str, float]] | None = None,
-    limits: Limits = Limits(),
-    privacy: Privacy | None = None,
 ) -> tuple[Any, threading.Thread]:
     """uvicorn on a thread (never the main one: uvicorn would take over the signals)."""
     import uvicorn
 
-    app = build_app(spool, max_body_bytes, trust_forwarded_for=trust_forwarded_for,
-                    pipeline_metrics=pipeline_metrics, privacy=privacy)  # fmt: skip
+    host, port, limits = config.host, config.port, config.limits
+    app = build_app(spool, config.max_body_bytes, trust_forwarded_for=config.trust_forwarded_for,
+                    pipeline_metrics=pipeline_metrics, privacy=config.privacy)  # fmt: skip
     # uvicorn would take X-Forwarded-For (and -Proto) from any client on 127.0.0.1: only a
     # proxy the user has vouched for may set them
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            access_log=False, lifespan="off", proxy_headers=trust_forwarded_for,
+    server_config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off",
+                            proxy_headers=config.trust_forwarded_for,
                             forwarded_allow_ips="*", http=_protocol(limits), ws="none",
                             timeout_keep_alive=limits.keep_alive_timeout,  # type: ignore[arg-type]
                             backlog=min(2048, limits.max_connections),
                             timeout_graceful_shutdown=SHUTDOWN_SECONDS)  # fmt: skip
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config)
     thread = threading.Thread(target=server.run, name="collector", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -468,20 +495,7 @@ def _listen(
     return server, thread
 
 
-def _serve(
-    host: str,
-    port: int,
-    spool_dir: str,
-    max_body_bytes: int,
-    trust_forwarded_for: bool,
-    log_format: str,
-    ready: Any,
-    stop: Any,
-    metrics_conn: Any,
-    spool_max_bytes: int,
-    limits: Limits,
-    privacy: Privacy | None = None,
-) -> None:
+def _serve(config: CollectorConfig, ready: Any, stop: Any, metrics_conn: Any) -> None:
     """The collector's HTTP process: requests in, spool records fsynced, 200 out. The loader
     process reads the spool; it shares only files (the spool, its checkpoint) and the pipe
     that answers ``/metrics`` with the loader's counters. Exits with 1 if it cannot start.
@@ -495,18 +509,18 @@ def _serve(
 
     from loader import logs
 
-    logs.configure(log_format)
+    logs.configure(config.log_format)
     for signum in (signal.SIGINT, signal.SIGTERM):  # the loader process decides when to stop
         signal.signal(signum, signal.SIG_IGN)
     parent = os.getppid()
     # One writer per spool: a collector left over from a killed loader exits (it watches its
     # parent) before this one opens the spool and takes the port.
     try:
-        lock = lock_writer(spool_dir, LEFTOVER_SECONDS)  # held while this process writes
+        lock = lock_writer(config.spool_dir, LEFTOVER_SECONDS)  # held while this process writes
     except SourceError as exc:
         log.error("%s", exc)
         sys.exit(1)
-    spool = Spool(spool_dir, max_pending_bytes=spool_max_bytes)
+    spool = Spool(config.spool_dir, max_pending_bytes=config.spool_max_bytes)
     asking = threading.Lock()
 
     def pipeline_metrics() -> dict[str, float]:
@@ -514,19 +528,9 @@ def _serve(
             metrics_conn.send(None)
             return metrics_conn.recv() if metrics_conn.poll(5) else {}
 
-    limits = Limits(limits.header_timeout, limits.body_timeout, limits.keep_alive_timeout,
-                    _fit_connections(limits.max_connections))  # fmt: skip
+    limits = replace(config.limits, max_connections=_fit_connections(config.limits.max_connections))
     try:
-        server, thread = _listen(
-            host,
-            port,
-            spool,
-            max_body_bytes,
-            trust_forwarded_for,
-            pipeline_metrics,
-            limits,
-            privacy,
-        )
+        server, thread = _listen(replace(config, limits=limits), spool, pipeline_metrics)
     except OSError as exc:
         log.error("%s", exc)
         spool.close()
@@ -561,28 +565,12 @@ class CollectorSource:
     finite = False
     protects_privacy = True  # records are protected before the spool (the pipeline must not)
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        spool_dir: str | Path,
-        enrich: EnrichConfig | None = None,
-        max_body_bytes: int = 1_000_000,
-        trust_forwarded_for: bool = False,
-        spool_max_bytes: int = 256 * 1024 * 1024,
-        limits: Limits = Limits(),
-        restarts: int = 5,
-        privacy: Privacy | None = None,
-    ) -> None:
-        self.host, self.port = host, port
-        self.privacy = privacy
-        self.spool_max_bytes = spool_max_bytes
-        self.spool_dir = Path(spool_dir)
-        self.spool = Spool(spool_dir, writer=False)
+    def __init__(self, config: CollectorConfig, enrich: EnrichConfig | None = None) -> None:
+        self.config = config
+        self.host, self.port, self.restarts = config.host, config.port, config.restarts
+        self.spool_dir = Path(config.spool_dir)
+        self.spool = Spool(self.spool_dir, writer=False)
         self.enrich = enrich or EnrichConfig()
-        self.max_body_bytes = max_body_bytes
-        self.trust_forwarded_for = trust_forwarded_for
-        self.limits, self.restarts = limits, restarts
         self.failure: PersonaError | None = None  # why the collector stopped by itself
         self._stop = threading.Event()
         self._read_to: Position = self.spool.committed
@@ -623,9 +611,8 @@ class CollectorSource:
         ours, theirs = ctx.Pipe()
         process = ctx.Process(
             target=_serve, name="persona-collector", daemon=True,
-            args=(self.host, self.port, str(self.spool_dir), self.max_body_bytes,
-                  self.trust_forwarded_for, logs.current_format(), ready_theirs, stop_theirs,
-                  theirs, self.spool_max_bytes, self.limits, self.privacy),
+            args=(replace(self.config, log_format=logs.current_format()),
+                  ready_theirs, stop_theirs, theirs),
         )  # fmt: skip
         process.start()
         for end in (ready_theirs, stop_theirs, theirs):  # the child's: EOF here once it exits

@@ -3,11 +3,12 @@ the CLI go by them: no probing for attributes."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from loader import pipeline
+from loader import pipeline, settings
 from loader.sources.base import Acknowledging, Chunked, Closable, Resumable, Source, Streaming
 from loader.uris import open_source
 
@@ -43,7 +44,8 @@ def test_each_source_has_its_capabilities(
 ) -> None:
     if uri.startswith("kafka"):
         pytest.importorskip("confluent_kafka")
-    source = open_source(uri.format(**files), spool=str(tmp_path / "spool"))
+    spooled = dataclasses.replace(settings.DEFAULT, spool=str(tmp_path / "spool"))
+    source = open_source(uri.format(**files), spooled)
     try:
         assert isinstance(source, Source)
         assert source.finite is finite
