@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from loader.batch import Batch
 from loader.enrich import EnrichConfig
-from loader.sources import collector
+from loader.sources.collector import records as collector
 from loader.sources.collector import to_chunk, to_event
 from tests.loader.same_batches import assert_same_batches
 from tests.loader.test_enrich import EID, PARAMS, VALUES
