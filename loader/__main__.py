@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from loader import settings
 from loader.errors import PersonaError
@@ -34,14 +35,25 @@ def _load_parser() -> argparse.ArgumentParser:
 
 
 def _generate_parser() -> argparse.ArgumentParser:
+    from loader.sources.synthetic import SyntheticConfig
+
     p = argparse.ArgumentParser(
         prog="python -m loader generate",
         description="Write a deterministic synthetic e-commerce event stream as Snowplow enriched "
         "TSV to stdout (about 100 events per user per 30 days).",
     )
-    p.add_argument("--users", type=int, default=2000)
-    p.add_argument("--days", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    size = SyntheticConfig()
+    p.add_argument("--users", type=int, default=size.users, help="shoppers (%(default)s)")
+    p.add_argument("--days", type=int, default=size.days, help="days of traffic (%(default)s)")
+    p.add_argument(
+        "--seed", type=int, default=size.seed, help="same seed, same bytes (%(default)s)"
+    )
+    p.add_argument(
+        "--end",
+        type=datetime.fromisoformat,
+        help="the moment the stream ends, a date (2026-01-31) or date-time in UTC; default now. "
+        "Give one for a reproducible stream",
+    )
     return p
 
 
@@ -50,7 +62,7 @@ def generate(argv: Sequence[str]) -> int:
 
     args = _generate_parser().parse_args(argv)
     try:
-        cfg = SyntheticConfig(users=args.users, days=args.days, seed=args.seed)
+        cfg = SyntheticConfig.ending(args.end, users=args.users, days=args.days, seed=args.seed)
     except ValueError as exc:
         raise PersonaError(str(exc)) from exc
     out = sys.stdout

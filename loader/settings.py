@@ -19,7 +19,7 @@ SOURCES_HELP = (
     "file:PATH, file:- (stdin), tail:PATH (follow a growing file), "
     "csv:PATH (warehouse export with a header), "
     "kafka://BROKERS/TOPIC?group=NAME (enriched TSV messages; needs the kafka extra), "
-    "synthetic:?users=N&days=D&seed=S"
+    "synthetic:?users=N&days=D&seed=S&end=DATE (D days up to END, default now)"
 )
 SINKS_HELP = (
     "duckdb:PATH, snowflake:DATABASE.SCHEMA (Snowpipe Streaming; needs the snowflake extra)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -31,6 +32,12 @@ def open_source(
             raise ConfigError(f"--source {uri}: {exc}") from exc
         if not parts.hostname or port is None:
             raise ConfigError(f"--source {uri}: give the address to listen on, http://HOST:PORT")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            extra = uri[len(f"http://{parts.netloc}") :]
+            raise ConfigError(
+                f"--source {uri}: the collector takes no path or parameters ({extra!r}); "
+                "give the address to listen on, http://HOST:PORT"
+            )
         config = CollectorConfig.from_settings(parts.hostname, port, settings, privacy)
         return CollectorSource(config, enrich)
     if scheme == "file" and rest:
@@ -56,16 +63,16 @@ def open_source(
     if scheme == "synthetic":
         from loader.sources.synthetic import SyntheticConfig, SyntheticSource
 
-        params = _int_params(uri, urlsplit(uri).query, {"users", "days", "seed"})
-        try:
-            size = SyntheticConfig()
-            return SyntheticSource(
-                SyntheticConfig(
-                    users=params.get("users", size.users),
-                    days=params.get("days", size.days),
-                    seed=params.get("seed", size.seed),
-                )
+        if rest and not rest.startswith("?"):
+            raise ConfigError(
+                f"--source {uri}: parameters go after a '?', as in "
+                f"synthetic:?{rest.lstrip('/')}; allowed: days, end, seed, users"
             )
+        query = dict(_params(uri, rest[1:], {"users", "days", "seed", "end"}))
+        end = query.pop("end", None)
+        size = {key: _integer(uri, key, value) for key, value in query.items()}
+        try:
+            return SyntheticSource(SyntheticConfig.ending(_moment(uri, end), **size))
         except ValueError as exc:
             raise ConfigError(f"--source {uri}: {exc}") from exc
     raise ConfigError(f"--source {uri!r} is not a source I know; use one of: {SOURCES_HELP}")
@@ -90,15 +97,42 @@ def open_sink(uri: str, channel: str = "", streaming: bool = False) -> Sink:
     raise ConfigError(f"--sink {uri!r} is not a sink I know; use one of: {SINKS_HELP}")
 
 
-def _int_params(uri: str, query: str, allowed: set[str]) -> dict[str, int]:
-    params: dict[str, int] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
+def _params(uri: str, query: str, allowed: set[str]) -> list[tuple[str, str]]:
+    """A query string's parameters; an unknown, repeated or malformed one fails, named."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ConfigError(f"--source {uri}: malformed parameters {query!r} ({exc})") from exc
+    seen: set[str] = set()
+    for key, _ in pairs:
         if key not in allowed:
             raise ConfigError(
                 f"--source {uri}: unknown parameter {key!r}; allowed: {sorted(allowed)}"
             )
-        try:
-            params[key] = int(value)
-        except ValueError as exc:
-            raise ConfigError(f"--source {uri}: {key} must be an integer, got {value!r}") from exc
-    return params
+        if key in seen:
+            raise ConfigError(f"--source {uri}: parameter {key!r} given twice")
+        seen.add(key)
+    return pairs
+
+
+def _integer(uri: str, key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"--source {uri}: {key} must be an integer, got {value!r}") from exc
+
+
+def _moment(uri: str, value: str | None) -> datetime | None:
+    """``end``: a date (midnight) or an ISO date-time, naive UTC or with an offset."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--source {uri}: end must be a date or date-time (2026-01-31, "
+            f"2026-01-31T12:00:00), got {value!r}"
+        ) from exc
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment

@@ -293,3 +293,30 @@ def test_the_catalog_is_pinned() -> None:
     import hashlib
 
     assert hashlib.sha256(repr(catalog(0)).encode()).hexdigest() == PINNED_CATALOG
+
+
+def test_ending_at_midnight_is_the_same_stream() -> None:
+    """``end`` places whole days: ending 2026-01-04 is the pinned stream from 2026-01-01."""
+    import hashlib
+
+    cfg = SyntheticConfig.ending(datetime(2026, 1, 4), users=50, days=3, seed=1)
+    assert (cfg.start, cfg.until) == (datetime(2026, 1, 1), datetime(2026, 1, 4))
+    digest = hashlib.sha256()
+    for line in generate_lines(cfg):
+        digest.update(line.encode() + b"\n")
+    assert digest.hexdigest() == PINNED[50, 3, 1][1]
+
+
+def test_the_stream_ends_now_by_default() -> None:
+    """What ``synthetic:`` and ``generate`` load without an ``end``: the last days up to now, so
+    that 7/30/90-day windows hold data after ``make demo``."""
+    from loader.contract import utcnow
+    from loader.uris import open_source
+
+    before = utcnow()
+    source = open_source("synthetic:?users=30&days=2&seed=4")
+    stamps = [e["collector_tstamp"] for e in source if not isinstance(e, FailedEvent)]
+    assert stamps and max(stamps) <= utcnow()
+    assert max(stamps) >= before - timedelta(days=1)  # the last day is today's
+    assert min(stamps) >= before - timedelta(days=2, hours=1)
+    assert "&end=" in source.name

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 from loader.enriched import Event, parse_line
 from loader.failed import FailedEvent
 from loader.sources.synthetic.config import SyntheticConfig
 from loader.sources.synthetic.shoppers import Sim
-from loader.sources.synthetic.tables import DAY_MS
+from loader.sources.synthetic.tables import DAY_MS, EPOCH
 
 
 def generate_lines(cfg: SyntheticConfig) -> Iterator[str]:
@@ -20,13 +21,16 @@ def generate_lines(cfg: SyntheticConfig) -> Iterator[str]:
     not emitted.
     """
     sim = Sim(cfg)
+    until = None if cfg.until is None else (cfg.until - EPOCH) // timedelta(milliseconds=1)
     for day in range(cfg.days):
         sim.simulate_day(day)
-        yield from sim.out.flush(sim.start_ms + (day + 1) * DAY_MS)
+        day_end = sim.start_ms + (day + 1) * DAY_MS
+        yield from sim.out.flush(day_end if until is None else min(day_end, until))
 
 
 class SyntheticSource:
-    """``synthetic:?users=N&days=D&seed=S``: the generated stream, through the real parser."""
+    """``synthetic:?users=N&days=D&seed=S&end=DATE``: the generated stream, through the real
+    parser."""
 
     finite = True  # loaded in bulk, like a file
     protects_privacy = False
@@ -37,7 +41,8 @@ class SyntheticSource:
     @property
     def name(self) -> str:
         c = self.cfg
-        return f"synthetic:?users={c.users}&days={c.days}&seed={c.seed}"
+        end = "" if c.until is None else f"&end={c.until:%Y-%m-%dT%H:%M:%S}"
+        return f"synthetic:?users={c.users}&days={c.days}&seed={c.seed}{end}"
 
     def __iter__(self) -> Iterator[Event | FailedEvent]:
         for line in generate_lines(self.cfg):
