@@ -35,6 +35,7 @@ DEFAULT_DUCKDB = "warehouse.duckdb"
 GENERAL = ""
 COLLECTOR = "collector (--source http://HOST:PORT)"
 GUARD = "privacy and schema policy (every source; see docs/hardening.md)"
+KAFKA = "kafka (--source kafka://BROKERS/TOPIC)"
 
 
 def _setting(
@@ -143,6 +144,13 @@ class Settings:
         300, "entity columns the events table may hold in all", GUARD
     )
 
+    kafka_connect_timeout: float = _setting(
+        60.0,
+        "seconds to keep trying to reach the brokers at start (with backoff) before the loader "
+        "exits with an error",
+        KAFKA,
+    )
+
     def __post_init__(self) -> None:
         if self.batch_rows < 1:
             raise ConfigError(f"batch_rows: must be at least 1, got {self.batch_rows}")
@@ -162,7 +170,12 @@ class Settings:
         for key in ("batch_bytes", "spool_max_bytes", "max_request_bytes", "max_connections"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
-        for key in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+        for key in (
+            "header_timeout",
+            "body_timeout",
+            "keep_alive_timeout",
+            "kafka_connect_timeout",
+        ):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be more than 0 seconds, got {getattr(self, key)}")
         if self.collector_restarts < 0:

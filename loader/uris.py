@@ -59,7 +59,7 @@ def open_source(
     if scheme == "kafka":
         from loader.sources.kafka import KafkaSource, parse_uri
 
-        return KafkaSource(parse_uri(uri))
+        return KafkaSource(parse_uri(uri), connect_timeout=settings.kafka_connect_timeout)
     if scheme == "synthetic":
         from loader.sources.synthetic import SyntheticConfig, SyntheticSource
 

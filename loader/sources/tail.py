@@ -121,7 +121,8 @@ class TailSource:
             if self._stop.is_set():
                 return None
             if not waited:
-                log.info("waiting for %s to appear", self.path)
+                log.warning("waiting for %s to appear: nothing is read until it exists (check "
+                            "the path if it should be there already)", self.path)  # fmt: skip
                 waited = True
             yield None
             time.sleep(self.idle)

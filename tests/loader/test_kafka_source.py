@@ -78,6 +78,9 @@ class FakeConsumer:
         assert topics == [TOPIC]
         self.subscribed = (on_assign, on_revoke)
 
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> None:
+        return None  # the brokers answer
+
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         assert self.subscribed is not None, "consume before subscribe"
         on_assign, on_revoke = self.subscribed
@@ -286,3 +289,22 @@ def test_the_real_client_subscribes_idles_and_stops_without_a_broker() -> None:
     assert list(items) == []
     source.commit()  # nothing read: nothing to commit, and no error
     source.close()
+
+
+def test_brokers_that_do_not_resolve_stop_the_loader_with_a_hint(tmp_path: Path) -> None:
+    """Not an error every few milliseconds forever: backoff, a bounded wait, what to check,
+    and a non-zero exit."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-m", "loader", "--source", "kafka://no-such-host.invalid:9092/t",
+         "--sink", f"duckdb:{tmp_path / 'w.duckdb'}", "--kafka-connect-timeout", "2", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "no broker of no-such-host.invalid:9092 answered in 2 s" in done.stderr
+    assert "check that the host names in --source resolve" in done.stderr
+    assert len(done.stderr.splitlines()) < 15, done.stderr  # librdkafka's lines throttled
