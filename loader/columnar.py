@@ -48,6 +48,7 @@ from loader.enriched import (
     unprocessable,
 )
 from loader.failed import ErrorType, FailedEvent
+from loader.metrics import METRICS
 
 _NAMES = [f.name for f in FIELDS]
 _READ = pacsv.ReadOptions(column_names=_NAMES, block_size=1 << 22)
@@ -123,6 +124,7 @@ def parse_block(data: bytes, source: str = "") -> Chunk:
     except Exception:
         log.exception("parsing a block failed; parsing its lines one by one")
     _, _, lines = _sort_lines(data, plain=False, utf8=False, fast=False)
+    METRICS.add(rows_slow=len(lines))
     parsed = {i: _parse_raw(raw, source) for i, raw in lines.items()}
     try:
         return parse_rows([], [], parsed, _none)
@@ -176,7 +178,9 @@ def _parse_block(data: bytes, source: str) -> Chunk:
             if not ok:
                 slow[fast_items[row]] = fast_lines[row]
     parsed = {i: _parse_raw(raw, source) for i, raw in slow.items()}
-    return _assemble(columns, entities, rows_good, fast_items, parsed)
+    chunk = _assemble(columns, entities, rows_good, fast_items, parsed)
+    METRICS.add(rows_fast=sum(rows_good), rows_slow=len(parsed))
+    return chunk
 
 
 def parse_rows(
@@ -209,7 +213,10 @@ def parse_rows(
     for row, ok in enumerate(rows_good):
         if not ok:
             parsed[row_items[row]] = fallback(row)
-    return _assemble(typed, entities, rows_good, row_items, parsed)
+    chunk = _assemble(typed, entities, rows_good, row_items, parsed)
+    fast = sum(rows_good)
+    METRICS.add(rows_fast=fast, rows_slow=n - fast)
+    return chunk
 
 
 def _empty_strings() -> pa.Table:

@@ -31,6 +31,7 @@ from loader.sources.kafka import KafkaConfig, KafkaSource, messages_chunk, parse
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from loader.sources.tsv import parse_lines
 from loader.uris import open_source
+from tests.loader.paths import RowPaths
 from tests.loader.same_batches import assert_same_batches
 
 TOPIC = "enriched"
@@ -169,8 +170,10 @@ def test_a_multi_line_message_is_read_whole_and_marked_read_with_its_chunk() -> 
     topic: dict[int, list[bytes | None]] = {0: [b"\n".join(x for x in lines if x)]}
     source = source_for(FakeConsumer([], topic))
     assert source.position() == offsets.token("kafka")
-    chunk = next(iter(source))
+    with RowPaths() as paths:
+        chunk = next(iter(source))
     assert isinstance(chunk, Chunk) and chunk.table.num_rows == 2
+    assert (paths.fast, paths.slow) == (2, 0)  # the lines of a message, column by column
     assert source.position() == offsets.token("kafka", 0, 1)
 
 
@@ -184,8 +187,10 @@ def test_a_batch_of_multi_line_messages_ends_near_its_row_limit(tmp_path: Path) 
     }
     log: list[tuple[str, Any]] = []
     sink = RecordingSink(tmp_path / "w.duckdb", log)
-    summary = pipeline.run(source_for(FakeConsumer(log, topic)), sink, batch_rows=10)
+    with RowPaths() as paths:
+        summary = pipeline.run(source_for(FakeConsumer(log, topic)), sink, batch_rows=10)
     sink.close()
+    assert (paths.fast, paths.slow) == (36, 0)
     sizes = [n for kind, n in log if kind == "write"]
     assert summary.good == 36 and sum(sizes) == 36
     assert max(sizes) <= 10 + 2, sizes  # a poll of 7 messages would have been 21 rows

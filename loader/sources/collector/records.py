@@ -13,6 +13,7 @@ from loader.contract import utcnow
 from loader.enrich import EnrichConfig, Received, enrich_or_fail, enrich_row, refused, typed_or_fail
 from loader.enriched import Event, FieldError
 from loader.failed import ErrorType, FailedEvent
+from loader.metrics import METRICS
 from loader.spool import Record
 
 log = logging.getLogger("persona.collector")
@@ -67,6 +68,7 @@ def to_chunk(records: list[Record], cfg: EnrichConfig, source: str) -> Chunk:
         return parse_rows(rows, row_items, done, per_row)
     except Exception:  # a bug in the block path must not wedge the spool: go record by record
         log.exception("typing a block failed; enriching its %d records one by one", len(records))
+        METRICS.add(rows_slow=len(records))
         events = [to_event(record, cfg, source) for record in records]
         return parse_rows([], [], dict(enumerate(events)), per_row)
 
