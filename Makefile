@@ -55,6 +55,7 @@ test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed
 lint: $(VENV)/.installed profiles.yml
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/sqlfluff lint models macros
 
 bench: $(VENV)/.installed profiles.yml

@@ -13,9 +13,10 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
+from loader import settings
 from loader.errors import PersonaError
-from loader.uris import SINKS_HELP, SOURCES_HELP
 
 
 def _load_parser() -> argparse.ArgumentParser:
@@ -29,108 +30,30 @@ def _load_parser() -> argparse.ArgumentParser:
         "writes a synthetic stream.",
     )
     p.add_argument("--config", help="a YAML file of settings (see loader.example.yml)")
-    p.add_argument("--source", help=f"where events come from: {SOURCES_HELP}")
-    p.add_argument(
-        "--sink",
-        help=f"where they go: {SINKS_HELP} (default duckdb:$PERSONA_DUCKDB, else "
-        "duckdb:warehouse.duckdb)",
-    )
-    p.add_argument("--batch-rows", type=int, help="commit after this many events (10000)")
-    p.add_argument("--batch-seconds", type=float, help="or after this long (1.0 s)")
-    p.add_argument(
-        "--batch-bytes", type=int, help="or once it weighs this many bytes (67108864: 64 MiB)"
-    )
-    p.add_argument("--quiet", action="store_true", default=None, help="no progress, only a summary")
-    p.add_argument(
-        "--log-format", choices=["text", "json"], help="log lines as text or JSON (text)"
-    )
-    p.add_argument(
-        "--channel",
-        help="Snowflake sink: this loader's Snowpipe Streaming channel, one per loader process "
-        "(default persona-<hostname>-<hash of --source>)",
-    )
-    collector = p.add_argument_group("collector (--source http://HOST:PORT)")
-    collector.add_argument(
-        "--spool", help="directory of the durable spool and its checkpoint (.persona/spool)"
-    )
-    collector.add_argument(
-        "--trust-forwarded-for", action="store_true", default=None,
-        help="take the client IP from X-Forwarded-For and the scheme from X-Forwarded-Proto "
-        "(only behind a proxy that sets them; ignored otherwise)",
-    )  # fmt: skip
-    collector.add_argument(
-        "--enrichments",
-        help="comma-separated optional steps to run, of referrer (refr_medium/source/term), "
-        "campaign (mkt_* from utm_* and click ids), useragent (ua_parser_context), bots "
-        "(spiders_and_robots); default all, '' for none. Timestamps and URL fields always run",
-    )
-    collector.add_argument(
-        "--spool-max-bytes", type=int,
-        help="spooled but not yet loaded beyond this, the collector answers 503 (268435456)",
-    )  # fmt: skip
-    collector.add_argument(
-        "--max-request-bytes", type=int,
-        help="a larger request body is refused with 413 (1000000)",
-    )  # fmt: skip
-    collector.add_argument(
-        "--header-timeout", type=float,
-        help="seconds a request's head may take to arrive; then 408 and closed (10)",
-    )  # fmt: skip
-    collector.add_argument(
-        "--body-timeout", type=float,
-        help="seconds a request's body may take to arrive; then 408 and closed (30)",
-    )  # fmt: skip
-    collector.add_argument(
-        "--keep-alive-timeout", type=float,
-        help="seconds a kept-alive connection may stay idle before it is closed (5)",
-    )  # fmt: skip
-    collector.add_argument(
-        "--max-connections", type=int,
-        help="open connections at once; one more gets 503 and is closed (1000; fewer if the "
-        "open-file limit cannot hold that many)",
-    )  # fmt: skip
-    collector.add_argument(
-        "--collector-restarts", type=int,
-        help="times a dead HTTP process is started again in a row (with backoff) before the "
-        "loader loads what is spooled and exits with an error (5)",
-    )  # fmt: skip
-    guard = p.add_argument_group("privacy and schema policy (every source; see docs/hardening.md)")
-    guard.add_argument(
-        "--anonymize-ip-octets", type=int,
-        help="user_ipaddress octets to blank out with x, 0 to 4 (1); IPv6 by 16-bit pairs",
-    )  # fmt: skip
-    guard.add_argument(
-        "--pii-fields",
-        help="comma-separated atomic fields to pseudonymize with a salted SHA-256, e.g. "
-        "user_id,domain_userid; the salt comes from PERSONA_PII_SALT. Applies to events, "
-        "failed events' raw input and the collector's spool",
-    )
-    guard.add_argument(
-        "--schemas-allowed",
-        help="comma-separated vendor/name globs of the entity schemas that may become columns "
-        "('*', the default; e.g. 'com.snowplowanalytics.*/*,com.acme/*'); other events become "
-        "failed events (schema_not_allowed)",
-    )
-    guard.add_argument(
-        "--max-new-columns-per-hour", type=int,
-        help="new entity columns admitted per rolling hour (50)",
-    )  # fmt: skip
-    guard.add_argument(
-        "--max-entity-columns", type=int,
-        help="entity columns the events table may hold in all (300)",
-    )  # fmt: skip
+    settings.add_arguments(p)
     return p
 
 
 def _generate_parser() -> argparse.ArgumentParser:
+    from loader.sources.synthetic import SyntheticConfig
+
     p = argparse.ArgumentParser(
         prog="python -m loader generate",
         description="Write a deterministic synthetic e-commerce event stream as Snowplow enriched "
         "TSV to stdout (about 100 events per user per 30 days).",
     )
-    p.add_argument("--users", type=int, default=2000)
-    p.add_argument("--days", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
+    size = SyntheticConfig()
+    p.add_argument("--users", type=int, default=size.users, help="shoppers (%(default)s)")
+    p.add_argument("--days", type=int, default=size.days, help="days of traffic (%(default)s)")
+    p.add_argument(
+        "--seed", type=int, default=size.seed, help="same seed, same bytes (%(default)s)"
+    )
+    p.add_argument(
+        "--end",
+        type=datetime.fromisoformat,
+        help="the moment the stream ends, a date (2026-01-31) or date-time in UTC; default now. "
+        "Give one for a reproducible stream",
+    )
     return p
 
 
@@ -139,7 +62,7 @@ def generate(argv: Sequence[str]) -> int:
 
     args = _generate_parser().parse_args(argv)
     try:
-        cfg = SyntheticConfig(users=args.users, days=args.days, seed=args.seed)
+        cfg = SyntheticConfig.ending(args.end, users=args.users, days=args.days, seed=args.seed)
     except ValueError as exc:
         raise PersonaError(str(exc)) from exc
     out = sys.stdout
@@ -154,11 +77,12 @@ def generate(argv: Sequence[str]) -> int:
 
 
 def load(argv: Sequence[str]) -> int:
-    from loader import logs, pipeline, settings
+    from loader import logs, pipeline
     from loader.enrich import EnrichConfig
     from loader.privacy import Privacy
     from loader.progress import progress_reporter
     from loader.schema_policy import SchemaPolicy
+    from loader.sources.base import Closable, Streaming
     from loader.uris import open_sink, open_source
     from loader.validate import Validate
 
@@ -171,30 +95,22 @@ def load(argv: Sequence[str]) -> int:
         parse_useragent="useragent" in s.enrichments, detect_bots="bots" in s.enrichments,
     )  # fmt: skip
     privacy = Privacy.from_env(s.pii_fields, s.anonymize_ip_octets)
-    source = open_source(
-        s.source, spool=s.spool, enrich=enrich, trust_forwarded_for=s.trust_forwarded_for,
-        spool_max_bytes=s.spool_max_bytes, max_request_bytes=s.max_request_bytes,
-        privacy=privacy,
-        header_timeout=s.header_timeout, body_timeout=s.body_timeout,
-        keep_alive_timeout=s.keep_alive_timeout, max_connections=s.max_connections,
-        collector_restarts=s.collector_restarts,
-    )  # fmt: skip
+    source = open_source(s.source, s, enrich, privacy)
     # one Snowflake channel per host and source: each resumes only from its own positions
     source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
     sink = open_sink(
         s.sink, s.channel or f"persona-{socket.gethostname()}-{source_key}",
-        streaming=not getattr(source, "finite", False),
+        streaming=not source.finite,
     )  # fmt: skip
     validate = Validate(
         # the collector protects each record before its spool; the rest are protected here
-        None if getattr(source, "protects_privacy", False) else privacy,
+        None if source.protects_privacy else privacy,
         SchemaPolicy(s.schemas_allowed, s.max_new_columns_per_hour, s.max_entity_columns,
                      sink.entity_columns()),
     )  # fmt: skip
-    stop = getattr(source, "stop", None)
-    if stop is not None:  # a streaming source: SIGTERM/SIGINT drain what was accepted, then exit
+    if isinstance(source, Streaming):  # SIGTERM/SIGINT drain what was accepted, then exit
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop())
+            signal.signal(signum, lambda *_: source.stop())
         print(f"listening on {logs.redact(s.source)}; Ctrl-C or SIGTERM to stop", file=sys.stderr)
     try:
         with progress_reporter(enabled=not s.quiet) as report:
@@ -205,11 +121,11 @@ def load(argv: Sequence[str]) -> int:
             )  # fmt: skip
     finally:
         sink.close()
-        if hasattr(source, "close"):
+        if isinstance(source, Closable):
             source.close()
     print(logs.redact(summary.line(s.sink)))
-    if (failure := getattr(source, "failure", None)) is not None:
-        raise failure  # what was accepted is loaded (above); the source could not go on
+    if isinstance(source, Streaming) and source.failure is not None:
+        raise source.failure  # what was accepted is loaded (above); the source could not go on
     return 0
 
 

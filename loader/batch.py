@@ -20,23 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loader.columnar import Chunk
-from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind, utcnow
+from loader.contract import ARROW_TYPES, ATOMIC_FIELDS, ATOMIC_NAMES, LOAD_TSTAMP, utcnow
 from loader.enriched import Event, unprocessable
 from loader.failed import FailedEvent
 
-ARROW_TYPES: dict[Kind, pa.DataType] = {
-    Kind.STRING: pa.string(),
-    Kind.TSTAMP: pa.timestamp("us"),
-    Kind.INT: pa.int64(),
-    Kind.DOUBLE: pa.float64(),
-    Kind.BOOL: pa.bool_(),
-}
-ATOMIC_SCHEMA = pa.schema(
-    [pa.field(f.name, ARROW_TYPES[f.kind]) for f in ATOMIC_FIELDS]
-    + [pa.field(LOAD_TSTAMP, pa.timestamp("us"))]
-)
-_ATOMIC_NAMES = frozenset(f.name for f in ATOMIC_FIELDS)
-_atomic_values = operator.itemgetter(*(f.name for f in ATOMIC_FIELDS))
+_atomic_values = operator.itemgetter(*ATOMIC_NAMES)
 _DUMPS = orjson.dumps  # UTF-8 JSON bytes, which Arrow takes as strings
 FLUSH_EVENTS = 1000
 
@@ -110,7 +98,8 @@ class Batch:
     @property
     def good(self) -> int:
         """How many good events the batch holds."""
-        return len(self.events) + sum(t.num_rows for t in self.tables)
+        rows: int = sum(t.num_rows for t in self.tables)
+        return len(self.events) + rows
 
     def __len__(self) -> int:
         return self.good + len(self.failed)
@@ -140,7 +129,7 @@ class Batch:
     def entity_columns(self, events: list[Event] | None = None) -> list[str]:
         """Entity columns in order of first appearance (of ``events`` alone, if given)."""
         seen: dict[str, None] = {}
-        n_atomic = len(_ATOMIC_NAMES)
+        n_atomic = len(ATOMIC_NAMES)
         if events is None:
             events = self.events
             for table in self.tables:
@@ -179,7 +168,7 @@ def _events_table(events: list[Event], entity_columns: list[str]) -> pa.Table:
         pa.array(column, type=ARROW_TYPES[f.kind])
         for f, column in zip(ATOMIC_FIELDS, columns, strict=True)
     ]
-    names = [f.name for f in ATOMIC_FIELDS]
+    names = list(ATOMIC_NAMES)
     for column in entity_columns:
         values = [e.get(column) for e in events]
         arrays.append(pa.array([None if v is None else _DUMPS(v) for v in values], pa.string()))

@@ -27,7 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from loader.contract import ATOMIC_FIELDS, FIELDS, Kind, SchemaKey
+from loader.contract import (
+    ARROW_TYPES,
+    ATOMIC_FIELDS,
+    ATOMIC_NAME_SET,
+    ATOMIC_NAMES,
+    FIELDS,
+    Kind,
+    SchemaKey,
+)
 from loader.enriched import (
     DOUBLE_RE,
     INT_RE,
@@ -39,7 +47,8 @@ from loader.enriched import (
     parse_line,
     unprocessable,
 )
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
+from loader.metrics import METRICS
 
 _NAMES = [f.name for f in FIELDS]
 _READ = pacsv.ReadOptions(column_names=_NAMES, block_size=1 << 22)
@@ -62,7 +71,6 @@ _TSTAMP_FAST = (
 _INT_FAST = f"^{INT_RE}$"
 _DOUBLE_FAST = f"^{DOUBLE_RE}$"
 _UUID_FAST = f"^{UUID_RE}$"
-_ATOMIC_NAMES = frozenset(f.name for f in ATOMIC_FIELDS)
 _JSON_FIELDS = (("contexts", False), ("unstruct_event", True), ("derived_contexts", False))
 _BOM = b"\xef\xbb\xbf"
 log = logging.getLogger("persona.columnar")
@@ -82,7 +90,8 @@ class Chunk:
     failed_items: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return self.table.num_rows + len(self.failed)
+        rows: int = self.table.num_rows
+        return rows + len(self.failed)
 
     def split(self, n: int) -> tuple[Chunk, Chunk]:
         """The first ``n`` items, and the rest."""
@@ -115,6 +124,7 @@ def parse_block(data: bytes, source: str = "") -> Chunk:
     except Exception:
         log.exception("parsing a block failed; parsing its lines one by one")
     _, _, lines = _sort_lines(data, plain=False, utf8=False, fast=False)
+    METRICS.add(rows_slow=len(lines))
     parsed = {i: _parse_raw(raw, source) for i, raw in lines.items()}
     try:
         return parse_rows([], [], parsed, _none)
@@ -168,7 +178,9 @@ def _parse_block(data: bytes, source: str) -> Chunk:
             if not ok:
                 slow[fast_items[row]] = fast_lines[row]
     parsed = {i: _parse_raw(raw, source) for i, raw in slow.items()}
-    return _assemble(columns, entities, rows_good, fast_items, parsed)
+    chunk = _assemble(columns, entities, rows_good, fast_items, parsed)
+    METRICS.add(rows_fast=sum(rows_good), rows_slow=len(parsed))
+    return chunk
 
 
 def parse_rows(
@@ -201,7 +213,10 @@ def parse_rows(
     for row, ok in enumerate(rows_good):
         if not ok:
             parsed[row_items[row]] = fallback(row)
-    return _assemble(typed, entities, rows_good, row_items, parsed)
+    chunk = _assemble(typed, entities, rows_good, row_items, parsed)
+    fast = sum(rows_good)
+    METRICS.add(rows_fast=fast, rows_slow=n - fast)
+    return chunk
 
 
 def _empty_strings() -> pa.Table:
@@ -213,7 +228,7 @@ def _parse_raw(raw: bytes, source: str) -> Event | FailedEvent:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         text = raw.decode("utf-8", "backslashreplace")
-        return FailedEvent(text, "invalid_encoding", f"not UTF-8: {exc.reason}", source)
+        return FailedEvent(text, ErrorType.INVALID_ENCODING, f"not UTF-8: {exc.reason}", source)
     return parse_line(line, source)
 
 
@@ -260,7 +275,7 @@ def _convert(strings: pa.Table) -> tuple[pa.Array, list[pa.Array], _Entities]:
     for f in ATOMIC_FIELDS:
         raw = strings.column(f.name).combine_chunks()
         if raw.null_count == n:  # an empty field: nothing to check (many are, in most events)
-            columns.append(pa.nulls(n, _TYPES[f.kind]))
+            columns.append(pa.nulls(n, ARROW_TYPES[f.kind]))
             continue
         typed, ok = _CAST[f.kind](raw)
         columns.append(typed)
@@ -324,13 +339,6 @@ def _bool(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(ok, pc.equal(raw, "1"), pa.scalar(None, pa.bool_())), ok
 
 
-_TYPES: dict[Kind, pa.DataType] = {
-    Kind.STRING: pa.string(),
-    Kind.TSTAMP: pa.timestamp("us"),
-    Kind.INT: pa.int64(),
-    Kind.DOUBLE: pa.float64(),
-    Kind.BOOL: pa.bool_(),
-}
 _CAST: dict[Kind, Callable[[pa.Array], tuple[pa.Array, pa.Array | None]]] = {
     Kind.STRING: _as_string,
     Kind.TSTAMP: _tstamp,
@@ -429,14 +437,14 @@ def _split_entities(strings: pa.Table) -> _Entities:
         for column, values in texts.items():
             pieces.setdefault(column, []).append(pa.array(values, pa.string()).take(indices))
     columns: dict[str, pa.Array] = {}
-    for column, parts in pieces.items():
-        if len(parts) == 1:
-            text = parts[0]
+    for column, column_parts in pieces.items():
+        if len(column_parts) == 1:
+            text = column_parts[0]
         else:  # contexts and derived_contexts of one schema share a column, in that order
             # pairwise, nulls kept: with null_handling="skip", pyarrow 26 drops trailing rows
             # where every part is null (["x", null] joined with ["y", null] gives ["x,y"])
-            text = parts[0]
-            for part in parts[1:]:
+            text = column_parts[0]
+            for part in column_parts[1:]:
                 text = pc.coalesce(pc.binary_join_element_wise(text, part, ","), text, part)
         if not column.startswith("unstruct_event_"):
             # contexts columns hold lists: "[a,b]" is what orjson.dumps writes for a and b
@@ -455,7 +463,7 @@ def _assemble(
     """The chunk: fast rows the fast path was sure of, plus ``parsed`` (item → the per-line
     parser's event or failed event), good rows in item order."""
     keep = pa.array(rows_good, pa.bool_())
-    names = [f.name for f in ATOMIC_FIELDS]
+    names = list(ATOMIC_NAMES)
     good_items = [i for i, ok in zip(fast_items, rows_good, strict=True) if ok]
     failed: list[FailedEvent] = []
     failed_items: list[int] = []
@@ -480,7 +488,7 @@ def _assemble(
         if row >= 0:
             first[column] = (fast_items[row], entities.row_columns(row)[column])
     for item, event in slow_events:
-        for place, column in enumerate(k for k in event if k not in _ATOMIC_NAMES):
+        for place, column in enumerate(k for k in event if k not in ATOMIC_NAME_SET):
             if column not in first or (item, place) < first[column]:
                 first[column] = (item, place)
     entity_names = sorted(first, key=first.__getitem__)
@@ -508,8 +516,6 @@ def _merge(
     slow_events: list[tuple[int, Event]],
 ) -> tuple[list[int], pa.Table, dict[str, pa.Array]]:
     """Good rows from both paths, in item order."""
-    from loader.batch import ARROW_TYPES
-
     atomic = [
         pa.array([e[f.name] for _, e in slow_events], ARROW_TYPES[f.kind]) for f in ATOMIC_FIELDS
     ]

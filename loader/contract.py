@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
+import pyarrow as pa
+
 
 class Kind(Enum):
     STRING = "string"
@@ -179,6 +181,20 @@ ATOMIC_FIELDS: tuple[Field, ...] = tuple(
 )
 
 
+#: Their names, in that order; ``ATOMIC_NAME_SET`` for membership tests.
+ATOMIC_NAMES: tuple[str, ...] = tuple(f.name for f in ATOMIC_FIELDS)
+ATOMIC_NAME_SET: frozenset[str] = frozenset(ATOMIC_NAMES)
+
+#: How each kind of scalar field is held in Arrow (and so in every sink's table).
+ARROW_TYPES: dict[Kind, pa.DataType] = {
+    Kind.STRING: pa.string(),
+    Kind.TSTAMP: pa.timestamp("us"),
+    Kind.INT: pa.int64(),
+    Kind.DOUBLE: pa.float64(),
+    Kind.BOOL: pa.bool_(),
+}
+
+
 def utcnow() -> datetime:
     """Now, as every timestamp of the contract is kept: UTC, without tzinfo."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -186,6 +202,12 @@ def utcnow() -> datetime:
 
 #: Loader metadata appended after the atomic columns, as the Snowflake loader does.
 LOAD_TSTAMP = "load_tstamp"
+
+#: The atomic columns of ``atomic.events`` as Arrow holds them, ``load_tstamp`` last.
+ATOMIC_SCHEMA = pa.schema(
+    [pa.field(f.name, ARROW_TYPES[f.kind]) for f in ATOMIC_FIELDS]
+    + [pa.field(LOAD_TSTAMP, pa.timestamp("us"))]
+)
 
 #: An Iglu schema URI; groups: vendor, name, format, version, major. Plain RE2-compatible
 #: syntax (no named groups), so the same pattern works in DuckDB and Snowflake.

@@ -19,7 +19,7 @@ import orjson
 
 from loader.contract import FIELDS, utcnow
 from loader.enriched import Event, FieldError, check_required, parse_fields
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 
 V_COLLECTOR = "persona-collector-0.1"
 V_ETL = "persona-enrich-0.1"
@@ -126,12 +126,12 @@ def _b64(value: str) -> str:
 def _set_url(row: list[str], prefix: str, url: str) -> dict[str, str]:
     try:
         parts = urlsplit(url)
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, "")
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     except ValueError as exc:
         raise FieldError(f"{'url' if prefix == 'page' else 'refr'}: {exc}") from exc
     for name, value in (("scheme", parts.scheme), ("host", parts.hostname or ""),
-                        ("port", str(port)), ("path", parts.path), ("query", parts.query),
-                        ("fragment", parts.fragment)):  # fmt: skip
+                        ("port", str(port) if port else ""), ("path", parts.path),
+                        ("query", parts.query), ("fragment", parts.fragment)):  # fmt: skip
         row[_INDEX[f"{prefix}_url{name}"]] = value
     return dict(parse_qsl(parts.query))
 
@@ -340,12 +340,12 @@ def refused(
     cfg: EnrichConfig,
     exc: FieldError,
     source: str = "",
-    error_type: str | None = None,
+    error_type: ErrorType | None = None,
 ) -> FailedEvent:
     """The failed event for a payload: the raw input as the spool holds it (protected)."""
     raw = orjson.dumps({"payload": received.payload,
                         "collector_tstamp": _fmt(received.collector_tstamp)}).decode()  # fmt: skip
     if error_type is None:
         invalid_json = isinstance(exc.__cause__, orjson.JSONDecodeError)
-        error_type = "invalid_json" if invalid_json else "invalid_payload"
+        error_type = ErrorType.INVALID_JSON if invalid_json else ErrorType.INVALID_PAYLOAD
     return FailedEvent(raw, error_type, str(exc), source)

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from loader.contract import ATOMIC_FIELDS, FIELDS, Kind, SchemaKey
-from loader.failed import FailedEvent
+from loader.contract import ATOMIC_NAMES, FIELDS, Kind, SchemaKey
+from loader.failed import ErrorType, FailedEvent
 
 Event = dict[str, Any]
 log = logging.getLogger("persona.parse")
@@ -143,7 +143,6 @@ _JSON = tuple(
     for i, f in enumerate(FIELDS)
     if f.kind in _PREFIX
 )
-_ATOMIC_NAMES = tuple(f.name for f in ATOMIC_FIELDS)
 _ATOMIC_INDEX = tuple(i for i, f in enumerate(FIELDS) if f.kind not in _PREFIX)
 
 
@@ -167,7 +166,7 @@ def parse_fields(values: list[str]) -> Event:
                 _add_entities(entities, raw, prefix, with_version)
     except (ValueError, TypeError) as exc:
         raise FieldError(f"{name}: {exc}") from exc
-    event = dict(zip(_ATOMIC_NAMES, [typed[i] for i in _ATOMIC_INDEX], strict=True))
+    event = dict(zip(ATOMIC_NAMES, [typed[i] for i in _ATOMIC_INDEX], strict=True))
     event.update(entities)
     return event
 
@@ -178,7 +177,7 @@ def parse_line(line: str, source: str = "") -> Event | FailedEvent:
     if len(values) != N_FIELDS:
         return FailedEvent(
             line,
-            "wrong_field_count",
+            ErrorType.WRONG_FIELD_COUNT,
             f"expected {N_FIELDS} tab-separated fields, got {len(values)}",
             source,
         )
@@ -186,7 +185,9 @@ def parse_line(line: str, source: str = "") -> Event | FailedEvent:
         event = parse_fields(values)
     except FieldError as exc:
         kind = (
-            "invalid_json" if isinstance(exc.__cause__, json.JSONDecodeError) else "invalid_field"
+            ErrorType.INVALID_JSON
+            if isinstance(exc.__cause__, json.JSONDecodeError)
+            else ErrorType.INVALID_FIELD
         )
         return FailedEvent(line, kind, str(exc), source)
     except Exception as exc:  # a bug here must cost one line, not the load
@@ -199,7 +200,7 @@ def unprocessable(raw: str, exc: Exception, source: str = "") -> FailedEvent:
     (a bug, a library's limit): kept with the error, so the load goes on and it can be
     replayed after a fix."""
     log.exception("could not process an input from %s; kept as a failed event", source or "?")
-    return FailedEvent(raw, "unprocessable", f"{type(exc).__name__}: {exc}", source)
+    return FailedEvent(raw, ErrorType.UNPROCESSABLE, f"{type(exc).__name__}: {exc}", source)
 
 
 def check_required(
@@ -212,8 +213,10 @@ def check_required(
     """
     for name in REQUIRED:
         if event.get(name) is None:
-            return FailedEvent(raw, "missing_field", f"{name} is required", source)
+            return FailedEvent(raw, ErrorType.MISSING_FIELD, f"{name} is required", source)
     event_id = event["event_id"]
     if require_uuid and not _UUID(event_id):
-        return FailedEvent(raw, "invalid_field", f"event_id: {event_id!r} is not a UUID", source)
+        return FailedEvent(
+            raw, ErrorType.INVALID_FIELD, f"event_id: {event_id!r} is not a UUID", source
+        )
     return event

@@ -22,6 +22,10 @@ class Metrics:
     last_batch_seconds: float = 0.0
     # collector_tstamp -> warehouse commit, of the newest event in the last batch
     last_end_to_end_seconds: float = 0.0
+    # input rows typed column by column (the fast path), or one by one by the per-line parser
+    # or per-record enrichment (the slow path: unusual rows, failed rows, a block path's bug)
+    rows_fast: int = 0
+    rows_slow: int = 0
     requests: int = 0
     requests_refused: int = 0
     open_connections: int = 0
@@ -98,6 +102,10 @@ FAMILIES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
     ("persona_end_to_end_latency_seconds", "gauge",
      "Seconds from collector receipt to warehouse commit, of the newest event in the last batch.",
      (("", "last_end_to_end_seconds"),)),
+    ("persona_rows_total", "counter",
+     "Input rows typed column by column (fast) or one by one (slow: unusual or failed rows, "
+     "or a block the fast path could not handle).",
+     (('path="fast"', "rows_fast"), ('path="slow"', "rows_slow"))),
     ("persona_collector_requests_total", "counter",
      "Collector requests: accepted (spooled, then acknowledged), or refused with a status "
      "(413, 414 or 431: too large; 503: spool full).",
@@ -129,5 +137,7 @@ PIPELINE_FIELDS = (
     "last_batch_seconds",
     "last_end_to_end_seconds",
     "collector_restarts",
+    "rows_fast",
+    "rows_slow",
 )
 METRICS = Metrics()

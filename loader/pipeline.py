@@ -6,17 +6,16 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from loader import offsets
 from loader.batch import Batch
 from loader.columnar import Chunk
 from loader.contract import utcnow
-from loader.enriched import Event
 from loader.errors import TransientSinkError
-from loader.failed import FailedEvent
 from loader.metrics import METRICS
-from loader.sinks.base import Sink
+from loader.settings import DEFAULT
+from loader.sinks.base import Resuming, Sink
+from loader.sources.base import Acknowledging, Chunked, Item, Resumable, Source
 
 log = logging.getLogger("persona.pipeline")
 
@@ -48,9 +47,16 @@ class Counted:
     the pipeline sets to what the open batch can still take: a batch then ends exactly at its
     row limit, and the position after it is exact."""
 
-    def __init__(self, source: Iterable[Event | FailedEvent | Chunk | None]) -> None:
+    finite = False
+    protects_privacy = False
+
+    def __init__(self, source: Iterable[Item]) -> None:
         self.source, self.count, self.skip = source, 0, 0
         self.room = 0  # 0: no limit
+
+    @property
+    def name(self) -> str:
+        return self.source.name if isinstance(self.source, Source) else "items"
 
     def position(self) -> str:
         return offsets.token("items", self.count)
@@ -58,7 +64,7 @@ class Counted:
     def seek(self, token: str) -> None:
         (self.skip,) = offsets.parse(token, "items")
 
-    def __iter__(self) -> Iterator[Event | FailedEvent | Chunk | None]:
+    def __iter__(self) -> Iterator[Item]:
         for item in self.source:
             if item is None:
                 yield item
@@ -82,37 +88,32 @@ class Counted:
 
 
 def run(
-    source: Iterable[Event | FailedEvent | Chunk | None],
+    source: Iterable[Item],
     sink: Sink,
     *,
-    batch_rows: int = 10_000,
-    batch_seconds: float = 1.0,
-    batch_bytes: int = 64 * 1024 * 1024,
+    batch_rows: int = DEFAULT.batch_rows,
+    batch_seconds: float = DEFAULT.batch_seconds,
+    batch_bytes: int = DEFAULT.batch_bytes,
     on_commit: Callable[[LoadSummary], None] | None = None,
     retries: int = 8,
-    validate: Callable[[Any], Any] | None = None,
+    validate: Callable[[Item], Item] | None = None,
 ) -> LoadSummary:
     """Load everything the source yields; a batch is committed before the next one starts,
     once it holds ``batch_rows`` items or weighs ``batch_bytes`` (``Batch.nbytes``), or has
     waited ``batch_seconds``.
 
     A streaming source yields ``None`` while it waits for input, so that a batch is committed
-    after ``batch_seconds`` even when nothing else arrives. A source with a ``commit()``
-    (the collector's spool) is told after each warehouse commit, never before:
+    after ``batch_seconds`` even when nothing else arrives. An ``Acknowledging`` source
+    (the collector's spool, Kafka) is told after each warehouse commit, never before:
     that is what makes delivery at-least-once. A transient sink error (a lock, a timeout) is
     retried with backoff, up to ``retries`` times, while a collector keeps spooling.
     ``validate`` (``loader.validate.Validate``) sees each item before the batch does.
     """
-    if getattr(source, "position", None) is None:
-        source = Counted(source)
-    acknowledge = getattr(source, "commit", None)
-    position = getattr(source, "position", None)
+    items = source if isinstance(source, Resumable) else Counted(source)
     # A sink that remembers the last committed position (Snowflake's offset tokens) is the
     # authority on where to resume: the source skips what the warehouse already has.
-    committed = getattr(sink, "committed_offset_token", None)
-    seek = getattr(source, "seek", None)
-    if committed is not None and seek is not None and (token := committed()) is not None:
-        seek(token)
+    if isinstance(sink, Resuming) and (token := sink.committed_offset_token()) is not None:
+        items.seek(token)
     summary = LoadSummary()
     started = time.perf_counter()
     batch = Batch()
@@ -121,8 +122,7 @@ def run(
     def commit() -> None:
         nonlocal batch, opened
         write_started = time.perf_counter()
-        if position is not None:
-            batch.offset_token = position()
+        batch.offset_token = items.position()
         batch.seal()  # events Arrow refuses become failed events before the sink sees any
         for attempt in range(retries + 1):
             try:
@@ -141,8 +141,8 @@ def run(
             last_batch_seconds=time.perf_counter() - write_started,
             last_end_to_end_seconds=(utcnow() - newest).total_seconds() if newest else 0.0,
         )
-        if acknowledge is not None:  # after the metrics: "nothing pending" implies they count it
-            acknowledge()
+        if isinstance(items, Acknowledging):  # after the metrics: "nothing pending" implies
+            items.commit()  # that they count it
         summary.good += batch.good
         summary.failed += len(batch.failed)
         summary.batches += 1
@@ -152,14 +152,17 @@ def run(
             on_commit(summary)
 
     # a source that yields chunks sizes them to what the open batch can still take
-    sized = source if hasattr(source, "room") else None
+    sized = items if isinstance(items, Chunked) else None
     if sized is not None:
         sized.room = batch_rows
-    for item in source:
+    for item in items:
         if item is not None:
             if not batch:
                 opened = time.perf_counter()
-            batch.add(item if validate is None else validate(item))
+            if validate is not None:
+                item = validate(item)
+            if item is not None:
+                batch.add(item)
         if batch and (
             len(batch) >= batch_rows
             or batch.nbytes >= batch_bytes

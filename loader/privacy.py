@@ -83,6 +83,9 @@ class Privacy:
     def pseudonym(self, value: str) -> str:
         return _sha256(self.salt, value)
 
+    def _pseudonymize_match(self, m: re.Match[str]) -> str:
+        return m[1] + self.pseudonym(m[2]) if m[2] else m[0]
+
     def field_value(self, name: str, value: str) -> str:
         """A field's stored form (``value`` non-empty)."""
         if name == IP_FIELD and self.anonymize_ip_octets:
@@ -209,9 +212,7 @@ class Privacy:
         names = [n for n in self.pii_fields if n != IP_FIELD]
         for name in names:
             for param in PARAMS[name] + (name,):
-                text = _param_re(param).sub(
-                    lambda m, n=name: m[1] + self.pseudonym(m[2]) if m[2] else m[0], text
-                )
+                text = _param_re(param).sub(self._pseudonymize_match, text)
         return text
 
 

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from loader.contract import ATOMIC_FIELDS, COLUMN_SCHEMAS, snake
 from loader.errors import ConfigError
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 
 N_ATOMIC = len(ATOMIC_FIELDS)
 MEMO = 50_000  # verdicts remembered
@@ -120,7 +120,7 @@ class SchemaPolicy:
                 return item
             self._refund(columns)
             raw = orjson.dumps(item, default=str).decode()
-            return FailedEvent(raw, "schema_not_allowed", "; ".join(reasons))
+            return FailedEvent(raw, ErrorType.SCHEMA_NOT_ALLOWED, "; ".join(reasons))
         return self._apply_chunk(item)
 
     def _apply_chunk(self, chunk: Any) -> Any:
@@ -143,7 +143,7 @@ class SchemaPolicy:
             event = {k: orjson.loads(v) if i >= N_ATOMIC else v
                      for i, (k, v) in enumerate(row.items()) if v is not None}  # fmt: skip
             raw = orjson.dumps(event, default=str).decode()
-            failed.append(FailedEvent(raw, "schema_not_allowed", "; ".join(reasons)))
+            failed.append(FailedEvent(raw, ErrorType.SCHEMA_NOT_ALLOWED, "; ".join(reasons)))
         keep = pc.invert(hit)
         kept = table.filter(keep)
         stored = {

@@ -20,12 +20,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
 from loader.errors import SourceError
 from loader.metrics import METRICS
+from loader.settings import DEFAULT
+
+#: One spooled record: a request's context and payload, as JSON.
+Record = dict[str, Any]
 
 SEGMENT_BYTES = 64 * 1024 * 1024
 
@@ -49,7 +53,7 @@ class Spool:
     def __init__(
         self,
         directory: str | Path,
-        max_pending_bytes: int = 256 * 1024 * 1024,
+        max_pending_bytes: int = DEFAULT.spool_max_bytes,
         writer: bool = True,
     ) -> None:
         self.dir = Path(directory)
@@ -87,7 +91,7 @@ class Spool:
         middle = (written.segment - committed.segment - 1) * SEGMENT_BYTES
         return (SEGMENT_BYTES - committed.offset) + middle + written.offset
 
-    def append(self, records: list[dict]) -> concurrent.futures.Future[None]:
+    def append(self, records: list[Record]) -> concurrent.futures.Future[None]:
         """Queue records; the future completes once they are on disk (fsynced)."""
         if self.pending_bytes() > self.max_pending_bytes:
             raise SpoolFull(
@@ -149,7 +153,7 @@ class Spool:
 
     def read(
         self, start: Position, stop: threading.Event, idle: float = 0.1
-    ) -> Iterator[tuple[Position, dict] | None]:
+    ) -> Iterator[tuple[Position, Record] | None]:
         """Records from ``start`` on, each with the position after it; ``None`` while idle.
 
         Ends when ``stop`` is set and everything written so far has been read."""
@@ -237,7 +241,7 @@ def _private(path: Path, flags: int = os.O_APPEND) -> BinaryIO:
     return os.fdopen(fd, "ab" if flags & os.O_APPEND else "wb")
 
 
-def _dumps(record: dict) -> bytes:
+def _dumps(record: Record) -> bytes:
     try:
         return orjson.dumps(record)
     except orjson.JSONEncodeError:  # a lone surrogate: the stdlib writes it as an escape

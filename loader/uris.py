@@ -2,46 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from loader.enrich import EnrichConfig
-from loader.enriched import Event
 from loader.errors import ConfigError
-from loader.failed import FailedEvent
 from loader.privacy import Privacy
+from loader.settings import DEFAULT, SINKS_HELP, SOURCES_HELP, Settings
 from loader.sinks.base import Sink
-
-SOURCES_HELP = (
-    "http://HOST:PORT (a Snowplow collector), "
-    "file:PATH, file:- (stdin), tail:PATH (follow a growing file), "
-    "csv:PATH (warehouse export with a header), "
-    "kafka://BROKERS/TOPIC?group=NAME (enriched TSV messages; needs the kafka extra), "
-    "synthetic:?users=N&days=D&seed=S"
-)
-SINKS_HELP = (
-    "duckdb:PATH, snowflake:DATABASE.SCHEMA (Snowpipe Streaming; needs the snowflake extra)"
-)
+from loader.sources.base import Source
 
 
 def open_source(
     uri: str,
-    spool: str = ".persona/spool",
+    settings: Settings = DEFAULT,
     enrich: EnrichConfig | None = None,
-    trust_forwarded_for: bool = False,
-    spool_max_bytes: int = 256 * 1024 * 1024,
-    max_request_bytes: int = 1_000_000,
     privacy: Privacy | None = None,
-    header_timeout: float = 10.0,
-    body_timeout: float = 30.0,
-    keep_alive_timeout: float = 5.0,
-    max_connections: int = 1000,
-    collector_restarts: int = 5,
-) -> Iterable[Event | FailedEvent | None]:
+) -> Source:
+    """The source ``uri`` names, with the settings that concern it (the collector's)."""
     scheme, _, rest = uri.partition(":")
     if scheme == "http":
-        from loader.sources.collector import CollectorSource, Limits
+        from loader.sources.collector import CollectorConfig, CollectorSource
 
         parts = urlsplit(uri)
         try:
@@ -50,13 +32,14 @@ def open_source(
             raise ConfigError(f"--source {uri}: {exc}") from exc
         if not parts.hostname or port is None:
             raise ConfigError(f"--source {uri}: give the address to listen on, http://HOST:PORT")
-        return CollectorSource(
-            parts.hostname, port, spool, enrich, max_body_bytes=max_request_bytes,
-            trust_forwarded_for=trust_forwarded_for, spool_max_bytes=spool_max_bytes,
-            privacy=privacy,
-            limits=Limits(header_timeout, body_timeout, keep_alive_timeout, max_connections),
-            restarts=collector_restarts,
-        )  # fmt: skip
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            extra = uri[len(f"http://{parts.netloc}") :]
+            raise ConfigError(
+                f"--source {uri}: the collector takes no path or parameters ({extra!r}); "
+                "give the address to listen on, http://HOST:PORT"
+            )
+        config = CollectorConfig.from_settings(parts.hostname, port, settings, privacy)
+        return CollectorSource(config, enrich)
     if scheme == "file" and rest:
         from loader.sources.tsv import TsvFileSource
 
@@ -76,13 +59,20 @@ def open_source(
     if scheme == "kafka":
         from loader.sources.kafka import KafkaSource, parse_uri
 
-        return KafkaSource(parse_uri(uri))
+        return KafkaSource(parse_uri(uri), connect_timeout=settings.kafka_connect_timeout)
     if scheme == "synthetic":
         from loader.sources.synthetic import SyntheticConfig, SyntheticSource
 
-        params = _int_params(uri, urlsplit(uri).query, {"users", "days", "seed"})
+        if rest and not rest.startswith("?"):
+            raise ConfigError(
+                f"--source {uri}: parameters go after a '?', as in "
+                f"synthetic:?{rest.lstrip('/')}; allowed: days, end, seed, users"
+            )
+        query = dict(_params(uri, rest[1:], {"users", "days", "seed", "end"}))
+        end = query.pop("end", None)
+        size = {key: _integer(uri, key, value) for key, value in query.items()}
         try:
-            return SyntheticSource(SyntheticConfig(**params))
+            return SyntheticSource(SyntheticConfig.ending(_moment(uri, end), **size))
         except ValueError as exc:
             raise ConfigError(f"--source {uri}: {exc}") from exc
     raise ConfigError(f"--source {uri!r} is not a source I know; use one of: {SOURCES_HELP}")
@@ -107,15 +97,42 @@ def open_sink(uri: str, channel: str = "", streaming: bool = False) -> Sink:
     raise ConfigError(f"--sink {uri!r} is not a sink I know; use one of: {SINKS_HELP}")
 
 
-def _int_params(uri: str, query: str, allowed: set[str]) -> dict[str, int]:
-    params: dict[str, int] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
+def _params(uri: str, query: str, allowed: set[str]) -> list[tuple[str, str]]:
+    """A query string's parameters; an unknown, repeated or malformed one fails, named."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ConfigError(f"--source {uri}: malformed parameters {query!r} ({exc})") from exc
+    seen: set[str] = set()
+    for key, _ in pairs:
         if key not in allowed:
             raise ConfigError(
                 f"--source {uri}: unknown parameter {key!r}; allowed: {sorted(allowed)}"
             )
-        try:
-            params[key] = int(value)
-        except ValueError as exc:
-            raise ConfigError(f"--source {uri}: {key} must be an integer, got {value!r}") from exc
-    return params
+        if key in seen:
+            raise ConfigError(f"--source {uri}: parameter {key!r} given twice")
+        seen.add(key)
+    return pairs
+
+
+def _integer(uri: str, key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"--source {uri}: {key} must be an integer, got {value!r}") from exc
+
+
+def _moment(uri: str, value: str | None) -> datetime | None:
+    """``end``: a date (midnight) or an ISO date-time, naive UTC or with an offset."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--source {uri}: end must be a date or date-time (2026-01-31, "
+            f"2026-01-31T12:00:00), got {value!r}"
+        ) from exc
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment

@@ -8,10 +8,10 @@ collector, before its spool) is given no privacy here: hashing twice would chang
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from loader.privacy import Privacy
 from loader.schema_policy import SchemaPolicy
+from loader.sources.base import Item
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Validate:
     privacy: Privacy | None = None
     schemas: SchemaPolicy | None = None
 
-    def __call__(self, item: Any) -> Any:
+    def __call__(self, item: Item) -> Item:
         if self.privacy is not None:
             item = self.privacy.protect(item)
         if self.schemas is not None:

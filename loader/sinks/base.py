@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from loader.batch import Batch
 
@@ -17,3 +17,11 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Resuming(Protocol):
+    """A sink that keeps the source position of its last commit (Snowflake's offset tokens): it
+    is the authority on where a re-run resumes."""
+
+    def committed_offset_token(self) -> str | None: ...

@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from loader.batch import ATOMIC_SCHEMA, Batch
-from loader.contract import ATOMIC_FIELDS, ENTITY_COLUMN_RE, LOAD_TSTAMP, Kind
+from loader.batch import Batch
+from loader.contract import ATOMIC_FIELDS, ATOMIC_SCHEMA, ENTITY_COLUMN_RE, LOAD_TSTAMP, Kind
 from loader.errors import ConfigError, TerminalSinkError, TransientSinkError
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 from loader.sinks.duckdb_lock import ONE_WRITER, lock_holder
 
 SQL_TYPES = {
@@ -220,7 +220,9 @@ class DuckDBSink:
             except _DATA_ERRORS as exc:
                 row = {k: v for k, v in table.to_pylist()[0].items() if v is not None}
                 raw = json.dumps(row, default=str)
-                self._commit(None, [*failed, FailedEvent(raw, "warehouse_rejected", str(exc), "")])
+                self._commit(
+                    None, [*failed, FailedEvent(raw, ErrorType.WAREHOUSE_REJECTED, str(exc), "")]
+                )
             return
         middle = table.num_rows // 2
         try:

@@ -186,7 +186,8 @@ def connect(
         database=database, schema=schema,
     )  # fmt: skip
     cur = con.cursor()
-    columns = [r[0] for r in cur.execute(f'describe table "{database}"."{schema}"."EVENTS"')]
+    described = cur.execute(f'describe table "{database}"."{schema}"."EVENTS"')
+    columns = [r[0] for r in described or ()]
 
     def add_column(name: str) -> None:  # name is checked against ENTITY_COLUMN_RE by the sink
         cur.execute(

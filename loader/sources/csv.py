@@ -47,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from loader.contract import ATOMIC_FIELDS, LOAD_TSTAMP, Kind
+from loader.contract import ATOMIC_FIELDS, ATOMIC_NAMES, LOAD_TSTAMP, Kind
 from loader.enriched import (
     Event,
     FieldError,
@@ -59,10 +59,9 @@ from loader.enriched import (
     parse_tstamp,
 )
 from loader.errors import ConfigError
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 from loader.privacy import Privacy
 
-_ATOMIC_NAMES = tuple(f.name for f in ATOMIC_FIELDS)
 # The longest cell accepted. The csv module's default (128 KiB) is too small for a page with
 # many large entities; the limit is process-wide, so it is only ever raised, never lowered.
 _FIELD_LIMIT = 64 * 1024 * 1024
@@ -217,7 +216,7 @@ def _unstruct(value: Any) -> dict[str, Any] | None:
 
 def _typed(row: list[str], plan: _Plan) -> Event:
     """The event for a row of the right width; raises ``FieldError`` naming the CSV column."""
-    event: Event = dict.fromkeys(_ATOMIC_NAMES)
+    event: Event = dict.fromkeys(ATOMIC_NAMES)
     column = ""
     try:
         for i, column, convert in plan.atomic:  # column is also read by the handler below
@@ -252,14 +251,14 @@ def parse_row(row: list[str], plan: _Plan, source: str) -> Event | FailedEvent:
         bad = [c for c, cell in zip(plan.columns, row, strict=False) if _has_surrogates(cell)]
         return FailedEvent(
             to_csv_line([_unescape(cell) for cell in row]),
-            "invalid_encoding",
+            ErrorType.INVALID_ENCODING,
             f"not UTF-8 in column(s) {', '.join(map(_unescape, bad)) or '(beyond the header)'}",
             source,
         )
     if len(row) != plan.width:
         return FailedEvent(
             to_csv_line(row),
-            "wrong_field_count",
+            ErrorType.WRONG_FIELD_COUNT,
             f"expected {plan.width} comma-separated cells as in the header, got {len(row)}",
             source,
         )
@@ -267,7 +266,7 @@ def parse_row(row: list[str], plan: _Plan, source: str) -> Event | FailedEvent:
         event = _typed(row, plan)
     except FieldError as exc:
         invalid_json = isinstance(exc.__cause__, json.JSONDecodeError)
-        kind = "invalid_json" if invalid_json else "invalid_field"
+        kind = ErrorType.INVALID_JSON if invalid_json else ErrorType.INVALID_FIELD
         return FailedEvent(to_csv_line(row), kind, str(exc), source)
     # In an export the id is whatever the warehouse holds (Snowplow's own web-model test data
     # has 24 non-UUID ids, and its expected page views contain them): any non-empty id is kept.
@@ -334,7 +333,9 @@ class CsvFileSource:
                     return
                 except csv.Error as exc:
                     # The reader has skipped the row and cannot give it back: say where it was.
-                    yield FailedEvent("", "invalid_csv", f"line {reader.line_num}: {exc}", source)
+                    yield FailedEvent(
+                        "", ErrorType.INVALID_CSV, f"line {reader.line_num}: {exc}", source
+                    )
                     continue
                 if row:  # blank lines are not events
                     yield parse_row(row if protect is None else protect(row), plan, source)

@@ -20,17 +20,19 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 
 from loader import offsets
 from loader.columnar import Chunk, parse_block
-from loader.errors import ConfigError, SourceError
-from loader.failed import FailedEvent
+from loader.errors import ConfigError, PersonaError, SourceError
+from loader.failed import ErrorType, FailedEvent
+from loader.settings import DEFAULT
 
 log = logging.getLogger("persona.kafka")
 
@@ -61,6 +63,8 @@ class Consumer(Protocol):
     def commit(self, offsets: list[Any] | None = None, asynchronous: bool = True) -> Any: ...
 
     def close(self) -> None: ...
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -142,16 +146,26 @@ def real_consumer(config: dict[str, Any]) -> Consumer:
             "the kafka source needs the kafka extra: pip install 'persona[kafka]'"
         ) from exc
     try:
-        return confluent_kafka.Consumer(
-            {**config, "logger": log, "error_cb": lambda err: log.warning("kafka: %s", err)}
+        consumer = confluent_kafka.Consumer(
+            {
+                **config,
+                "logger": client_log,
+                "error_cb": _ThrottledErrors(config["bootstrap.servers"]),
+            }
         )
+        # its stubs spell some parameters differently from the Protocol, which tests implement
+        return cast(Consumer, consumer)
     except confluent_kafka.KafkaException as exc:
         raise ConfigError(f"kafka consumer settings: {exc.args[0].str()}") from exc
 
 
 class KafkaSource:
     """Yields the events of every message of the partitions this process is assigned; ``None``
-    while the topic is idle, so the pipeline commits a waiting batch on time."""
+    while the topic is idle, so the pipeline commits a waiting batch on time. Resumable,
+    acknowledging (Kafka's committed offsets), chunked, streaming, closable."""
+
+    finite = False
+    protects_privacy = False
 
     def __init__(
         self,
@@ -159,14 +173,17 @@ class KafkaSource:
         consumer_factory: Callable[[dict[str, Any]], Consumer] = real_consumer,
         max_messages: int = 1000,
         idle_seconds: float = 0.2,
+        connect_timeout: float = DEFAULT.kafka_connect_timeout,
     ) -> None:
         self.config = config
         self.consumer = consumer_factory(config.consumer_config())
         self.max_messages, self.idle = max_messages, idle_seconds
+        self.connect_timeout = connect_timeout
         self._next: dict[int, int] = {}  # partition -> offset after the last message yielded
         self._resume: dict[int, int] = {}  # partition -> offset from the warehouse's token
         self._stop = threading.Event()
         self.room = 0  # what the pipeline's open batch can still take (0: no limit)
+        self.failure: PersonaError | None = None  # why it stopped by itself
 
     @property
     def name(self) -> str:
@@ -236,6 +253,9 @@ class KafkaSource:
         (``columnar.parse_block``), each failed event naming its message. A chunk holds whole
         messages, no more lines than the open batch can take (at least one message), so a
         commit never marks part of a message done; what does not fit waits for the next."""
+        reached = yield from self._reach_brokers()
+        if not reached:
+            return
         self.consumer.subscribe(
             [self.config.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -267,6 +287,93 @@ class KafkaSource:
                 self._next[partition] = offset + 1  # in hand: all of it is in the chunk below
             yield messages_chunk([(where, value) for _, _, where, value in chunk])
 
+    def _reach_brokers(self) -> Generator[None, None, bool]:
+        """Ask the brokers for the topic's metadata until one answers, yielding ``None`` while
+        it waits (the pipeline stays responsive, ``stop()`` works), with backoff; after
+        ``connect_timeout`` seconds, ``failure`` says what to check and iteration ends."""
+        from confluent_kafka import KafkaException
+
+        started = time.monotonic()
+        delay, warned_at = self.idle, -60.0
+        while not self._stop.is_set():
+            try:
+                self.consumer.list_topics(self.config.topic, timeout=max(self.idle, 0.1))
+                if warned_at >= 0:
+                    log.info("kafka: brokers %s reached", self.config.brokers)
+                return True
+            except KafkaException as exc:
+                waited = time.monotonic() - started
+                reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc
+                if waited >= self.connect_timeout:
+                    self.failure = SourceError(
+                        f"kafka: no broker of {self.config.brokers} answered in "
+                        f"{self.connect_timeout:.0f} s ({reason}); check that the host names "
+                        "in --source resolve and the ports are reachable from this machine "
+                        "(DNS, firewall, security.protocol), then start the loader again"
+                    )
+                    log.error("%s", self.failure)
+                    return False
+                if waited - warned_at >= 10:
+                    warned_at = waited
+                    log.warning("kafka: brokers %s not reachable yet (%s); retrying with backoff "
+                                "for up to %.0f s (--kafka-connect-timeout)",
+                                self.config.brokers, reason, self.connect_timeout)  # fmt: skip
+            until = time.monotonic() + delay
+            while time.monotonic() < until and not self._stop.is_set():
+                yield None
+                self._stop.wait(min(self.idle, max(0.0, until - time.monotonic())))
+            delay = min(delay * 2, 5.0)
+        return False
+
+
+class _Throttle(logging.Filter):
+    """Lets each line of librdkafka's log through at most once per ``EVERY_SECONDS`` (lines
+    that differ only in numbers count as one): an unreachable broker is logged every few
+    milliseconds otherwise."""
+
+    EVERY_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = re.sub(r"[0-9]+", "N", record.getMessage())
+        now = time.monotonic()
+        if now - self.last.get(key, -self.EVERY_SECONDS) < self.EVERY_SECONDS:
+            return False
+        if len(self.last) > 1000:
+            self.last.clear()
+        self.last[key] = now
+        return True
+
+
+client_log = logging.getLogger("persona.kafka.client")  # librdkafka's own lines
+client_log.addFilter(_Throttle())
+
+
+class _ThrottledErrors:
+    """librdkafka's error callback: each kind of error logged at most once per
+    ``EVERY_SECONDS`` with how often it recurred (an unreachable broker reports an error
+    every few milliseconds)."""
+
+    EVERY_SECONDS = 30.0
+
+    def __init__(self, brokers: str) -> None:
+        self.brokers = brokers
+        self.last: dict[str, tuple[float, int]] = {}  # error name -> (logged at, since then)
+
+    def __call__(self, err: Any) -> None:
+        name = err.name() if hasattr(err, "name") else str(err)
+        now = time.monotonic()
+        logged_at, since = self.last.get(name, (-self.EVERY_SECONDS, 0))
+        if now - logged_at < self.EVERY_SECONDS:
+            self.last[name] = (logged_at, since + 1)
+            return
+        self.last[name] = (now, 0)
+        again = f" ({since} more since the last report)" if since else ""
+        log.warning("kafka (%s): %s%s", self.brokers, err, again)
+
 
 def messages_chunk(messages: list[tuple[str, bytes]]) -> Chunk:
     """Messages (where each came from, its value) as one chunk, as parsing each message's
@@ -287,7 +394,8 @@ def messages_chunk(messages: list[tuple[str, bytes]]) -> Chunk:
         where_of.extend([where] * lines)
     block = parse_block(b"".join(values)) if values else None
     failed: dict[int, FailedEvent] = {
-        i: FailedEvent("", "invalid_payload", "empty Kafka message", where_of[i]) for i in empty
+        i: FailedEvent("", ErrorType.INVALID_PAYLOAD, "empty Kafka message", where_of[i])
+        for i in empty
     }
     if block is None:
         table, good = _empty_chunk_table(), pa.array([], pa.int64())

@@ -30,8 +30,8 @@ from typing import BinaryIO
 
 from loader import offsets
 from loader.enriched import Event
-from loader.errors import ConfigError
-from loader.failed import FailedEvent
+from loader.errors import ConfigError, PersonaError
+from loader.failed import ErrorType, FailedEvent
 from loader.sources.tsv import parse_lines
 
 log = logging.getLogger("persona.tail")
@@ -44,6 +44,12 @@ def file_id(st: os.stat_result) -> FileId:
 
 
 class TailSource:
+    """Resumable, acknowledging (the checkpoint file) and streaming."""
+
+    finite = False
+    protects_privacy = False
+    failure: PersonaError | None = None  # it waits for the file as long as it takes
+
     def __init__(self, path: str, idle_seconds: float = 0.2) -> None:
         self.path = Path(path)
         self.checkpoint = Path(f"{path}.persona-checkpoint")
@@ -115,7 +121,8 @@ class TailSource:
             if self._stop.is_set():
                 return None
             if not waited:
-                log.info("waiting for %s to appear", self.path)
+                log.warning("waiting for %s to appear: nothing is read until it exists (check "
+                            "the path if it should be there already)", self.path)  # fmt: skip
                 waited = True
             yield None
             time.sleep(self.idle)
@@ -185,5 +192,5 @@ class TailSource:
         if rest:
             self._read_to = offset + len(rest)
             text = rest.decode("utf-8", "backslashreplace")
-            yield FailedEvent(text, "incomplete_line", "no newline at the end of a rotated file",
-                              self.name)  # fmt: skip
+            reason = "no newline at the end of a rotated file"
+            yield FailedEvent(text, ErrorType.INCOMPLETE_LINE, reason, self.name)

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from loader.columnar import Chunk, parse_block
 from loader.enriched import Event, parse_line
-from loader.failed import FailedEvent
+from loader.failed import ErrorType, FailedEvent
 
 BLOCK_BYTES = 4 * 1024 * 1024
 
@@ -27,7 +27,7 @@ def parse_lines(lines: Iterable[bytes], source: str) -> Iterator[Event | FailedE
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             text = raw.decode("utf-8", "backslashreplace")
-            yield FailedEvent(text, "invalid_encoding", f"not UTF-8: {exc.reason}", source)
+            yield FailedEvent(text, ErrorType.INVALID_ENCODING, f"not UTF-8: {exc.reason}", source)
             continue
         yield parse_line(line, source)
 
@@ -86,6 +86,7 @@ class TsvFileSource:
 
     path: str
     finite = True  # a bulk load: the sink may trade memory for fewer checkpoints
+    protects_privacy = False
 
     @property
     def name(self) -> str:

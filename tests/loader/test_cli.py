@@ -23,7 +23,9 @@ def loader(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
 
 
 def test_generate_then_load_from_stdin(tmp_path: Path) -> None:
-    generated = loader("generate", "--users", "20", "--days", "2", "--seed", "3")
+    generated = loader(
+        "generate", "--users", "20", "--days", "2", "--seed", "3", "--end", "2026-01-03"
+    )
     assert generated.returncode == 0, generated.stderr
     lines = generated.stdout.splitlines()
     assert lines == list(generate_lines(SyntheticConfig(users=20, days=2, seed=3)))
@@ -44,7 +46,7 @@ def test_generate_then_load_from_stdin(tmp_path: Path) -> None:
 def test_synthetic_source_and_default_sink_from_env(tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "env.duckdb"
     monkeypatch.setenv("PERSONA_DUCKDB", str(db))
-    done = loader("--source", "synthetic:?users=10&days=1&seed=1", "--quiet")
+    done = loader("--source", "synthetic:?users=10&days=1&seed=1&end=2026-01-02", "--quiet")
     assert done.returncode == 0, done.stderr
     count = duckdb.connect(str(db)).execute("select count(*) from atomic.events").fetchone()[0]
     assert count == sum(1 for _ in generate_lines(SyntheticConfig(users=10, days=1, seed=1)))
@@ -58,6 +60,16 @@ def test_bad_settings_fail_fast_and_name_the_setting(tmp_path: Path) -> None:
         ("--source", "synthetic:?users=many", "--sink", sink): "users must be an integer",
         ("--source", "synthetic:?colour=red", "--sink", sink): "unknown parameter 'colour'",
         ("--source", "synthetic:?users=0", "--sink", sink): "users",
+        # the '?' forgotten: not the default stream loaded without a word
+        ("--source", "synthetic:users=10", "--sink", sink): "parameters go after a '?'",
+        ("--source", "synthetic:?users=1&users=2", "--sink", sink): "'users' given twice",
+        ("--source", "synthetic:?end=last-week", "--sink", sink): "end must be a date",
+        (
+            "--source",
+            "http://127.0.0.1:9/i?x=1",
+            "--sink",
+            sink,
+        ): "no path or parameters ('/i?x=1')",
         ("--source", "file:-", "--sink", "postgres://x"): "--sink 'postgres://x' is not a sink",
         (
             "--source",

@@ -248,6 +248,11 @@ def test_a_batch_ends_at_its_row_limit(unstarted_collector: Collector) -> None:
     while "persona_batches_total 4" not in requests.get(f"{collector.url}/metrics").text:
         assert time.monotonic() < deadline, "4 full batches of 7 were not committed"
         time.sleep(0.1)
+    # the loader's count at /metrics: the spooled records took the block path
+    metrics = requests.get(f"{collector.url}/metrics", timeout=5).text
+    fast = re.search(r'persona_rows_total\{path="fast"\} (\d+)', metrics)
+    assert fast is not None and int(fast[1]) >= 28, metrics
+    assert 'persona_rows_total{path="slow"} 0' in metrics
     summary = collector.stop()  # the last 2 events are committed on SIGTERM
     assert "loaded 30 events (0 failed) in 5 batches" in summary
     sizes = collector.query(

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from loader.batch import Batch
 from loader.enrich import EnrichConfig
-from loader.sources import collector
+from loader.sources.collector import records as collector
 from loader.sources.collector import to_chunk, to_event
+from tests.loader.paths import RowPaths
 from tests.loader.same_batches import assert_same_batches
 from tests.loader.test_enrich import EID, PARAMS, VALUES
 
@@ -60,19 +61,17 @@ def test_block_path_equals_per_record_path(spooled: list[dict]) -> None:
     assert_same(spooled)
 
 
-def test_a_block_of_tracker_events_takes_the_fast_path_whole(monkeypatch) -> None:
-    per_row: list[int] = []
-    real = collector.typed_or_fail
-    monkeypatch.setattr(collector, "typed_or_fail", lambda *a: per_row.append(1) or real(*a))
+def test_a_block_of_tracker_events_takes_the_fast_path_whole() -> None:
     spooled = [
         {"t": 1767261600000 + i, "ip": "203.0.113.7", "ua": CHROME, "nuid": "n-1",
          "p": GOOD | {"eid": f"{i:08d}-b53a-4b13-a233-0088f79dcbcb", "res": "1920x1080"}}
         for i in range(50)
     ]  # fmt: skip
     assert_same(spooled)
-    chunk = to_chunk(spooled, CFG, "test")
+    with RowPaths() as paths:
+        chunk = to_chunk(spooled, CFG, "test")
     assert chunk.table.num_rows == 50 and not chunk.failed
-    assert not per_row, "the block path typed some rows one by one"
+    assert (paths.fast, paths.slow) == (50, 0), "the block path typed some rows one by one"
     assert chunk.good_items.to_pylist() == list(range(50))
     assert chunk.table.column("dvce_screenwidth").to_pylist() == [1920] * 50
     ua = chunk.table.column("contexts_com_snowplowanalytics_snowplow_ua_parser_context_1")
@@ -95,7 +94,9 @@ def test_a_bug_in_the_block_path_falls_back_to_record_by_record(monkeypatch) -> 
         return real(*args)
 
     monkeypatch.setattr(collector, "parse_rows", first_call_fails)
-    chunk = to_chunk(spooled, CFG, "test")
+    with RowPaths() as paths:
+        chunk = to_chunk(spooled, CFG, "test")
+    assert (paths.fast, paths.slow) == (0, 2)  # the fallback is counted: a metric shows it
     assert len(calls) == 2 and chunk.table.num_rows == 1 and len(chunk.failed) == 1
     assert chunk.table.column("event_id").to_pylist() == [EID]
     assert chunk.good_items.to_pylist() == [0] and chunk.failed_items == [1]

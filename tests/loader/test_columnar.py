@@ -12,6 +12,7 @@ from loader.contract import FIELDS, Kind
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from loader.sources.tsv import parse_lines
 from tests.conftest import REFERENCE
+from tests.loader.paths import RowPaths
 from tests.loader.same_batches import assert_same_batches
 
 FIXTURE = (REFERENCE / "enriched-tsv" / "fixture.tsv").read_text().rstrip("\n")
@@ -127,8 +128,34 @@ def test_a_schema_in_contexts_and_derived_contexts_then_a_row_with_neither() -> 
 def test_synthetic_stream_takes_the_fast_path_whole() -> None:
     data = ("\n".join(SYNTHETIC) + "\n").encode()
     assert_same(data)
-    chunk = parse_block(data)
+    with RowPaths() as paths:
+        chunk = parse_block(data)
     assert chunk.table.num_rows == len(SYNTHETIC) and not chunk.failed
+    assert (paths.fast, paths.slow) == (len(SYNTHETIC), 0)
+
+
+def test_rows_the_fast_path_is_not_sure_of_are_counted_slow() -> None:
+    data = ("\n".join([*SYNTHETIC, "broken", *SYNTHETIC]) + "\n").encode()
+    with RowPaths() as paths:
+        chunk = parse_block(data)
+    assert chunk.table.num_rows == 2 * len(SYNTHETIC) and len(chunk.failed) == 1
+    assert (paths.fast, paths.slow) == (2 * len(SYNTHETIC), 1)
+
+
+def test_a_file_is_loaded_by_the_fast_path(tmp_path) -> None:
+    """``file:`` end to end: every row of a clean file typed column by column."""
+    from loader import pipeline
+    from loader.sinks.duckdb import DuckDBSink
+    from loader.sources.tsv import TsvFileSource
+
+    path = tmp_path / "events.tsv"
+    path.write_text("\n".join(SYNTHETIC) + "\n")
+    sink = DuckDBSink(str(tmp_path / "w.duckdb"))
+    with RowPaths() as paths:
+        summary = pipeline.run(TsvFileSource(str(path)), sink, batch_rows=7)
+    sink.close()
+    assert summary.good == len(SYNTHETIC)
+    assert (paths.fast, paths.slow) == (len(SYNTHETIC), 0)
 
 
 def test_a_chunk_splits_where_items_fall() -> None:

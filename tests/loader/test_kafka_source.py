@@ -31,6 +31,7 @@ from loader.sources.kafka import KafkaConfig, KafkaSource, messages_chunk, parse
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from loader.sources.tsv import parse_lines
 from loader.uris import open_source
+from tests.loader.paths import RowPaths
 from tests.loader.same_batches import assert_same_batches
 
 TOPIC = "enriched"
@@ -77,6 +78,9 @@ class FakeConsumer:
     def subscribe(self, topics: list[str], on_assign: Any = None, on_revoke: Any = None) -> None:
         assert topics == [TOPIC]
         self.subscribed = (on_assign, on_revoke)
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> None:
+        return None  # the brokers answer
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         assert self.subscribed is not None, "consume before subscribe"
@@ -166,8 +170,10 @@ def test_a_multi_line_message_is_read_whole_and_marked_read_with_its_chunk() -> 
     topic: dict[int, list[bytes | None]] = {0: [b"\n".join(x for x in lines if x)]}
     source = source_for(FakeConsumer([], topic))
     assert source.position() == offsets.token("kafka")
-    chunk = next(iter(source))
+    with RowPaths() as paths:
+        chunk = next(iter(source))
     assert isinstance(chunk, Chunk) and chunk.table.num_rows == 2
+    assert (paths.fast, paths.slow) == (2, 0)  # the lines of a message, column by column
     assert source.position() == offsets.token("kafka", 0, 1)
 
 
@@ -181,8 +187,10 @@ def test_a_batch_of_multi_line_messages_ends_near_its_row_limit(tmp_path: Path) 
     }
     log: list[tuple[str, Any]] = []
     sink = RecordingSink(tmp_path / "w.duckdb", log)
-    summary = pipeline.run(source_for(FakeConsumer(log, topic)), sink, batch_rows=10)
+    with RowPaths() as paths:
+        summary = pipeline.run(source_for(FakeConsumer(log, topic)), sink, batch_rows=10)
     sink.close()
+    assert (paths.fast, paths.slow) == (36, 0)
     sizes = [n for kind, n in log if kind == "write"]
     assert summary.good == 36 and sum(sizes) == 36
     assert max(sizes) <= 10 + 2, sizes  # a poll of 7 messages would have been 21 rows
@@ -286,3 +294,22 @@ def test_the_real_client_subscribes_idles_and_stops_without_a_broker() -> None:
     assert list(items) == []
     source.commit()  # nothing read: nothing to commit, and no error
     source.close()
+
+
+def test_brokers_that_do_not_resolve_stop_the_loader_with_a_hint(tmp_path: Path) -> None:
+    """Not an error every few milliseconds forever: backoff, a bounded wait, what to check,
+    and a non-zero exit."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-m", "loader", "--source", "kafka://no-such-host.invalid:9092/t",
+         "--sink", f"duckdb:{tmp_path / 'w.duckdb'}", "--kafka-connect-timeout", "2", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "no broker of no-such-host.invalid:9092 answered in 2 s" in done.stderr
+    assert "check that the host names in --source resolve" in done.stderr
+    assert len(done.stderr.splitlines()) < 15, done.stderr  # librdkafka's lines throttled

@@ -251,3 +251,17 @@ def test_positions_name_the_file_and_older_forms_still_read(tmp_path: Path) -> N
     assert offsets.reached(offsets.token("tail", 20, 1, 8), new)
     assert not offsets.reached(offsets.token("tail", 5, 1, 8), new)
     assert offsets.reached(offsets.token("tail", 9), offsets.token("tail", 9))
+
+
+def test_a_missing_file_is_waited_for_with_one_word(tmp_path: Path, caplog) -> None:
+    """``tail:`` on a path that does not exist yet says once that it waits, then waits."""
+    import logging
+
+    source = TailSource(str(tmp_path / "later.tsv"), idle_seconds=0.01)
+    items = iter(source)
+    with caplog.at_level(logging.INFO, logger="persona.tail"):
+        assert [next(items) for _ in range(5)] == [None] * 5
+    waiting = [r for r in caplog.records if "waiting for" in r.getMessage()]
+    assert len(waiting) == 1 and str(tmp_path / "later.tsv") in waiting[0].getMessage()
+    source.stop()
+    assert list(items) == []
