@@ -162,6 +162,7 @@ class Live:
         from loader import pipeline
         from loader.privacy import Privacy
         from loader.schema_policy import SchemaPolicy
+        from loader.settings import Settings as LoaderSettings
         from loader.sinks.duckdb import DuckDBSink
         from loader.uris import open_source
         from loader.validate import Validate
@@ -208,9 +209,10 @@ class Live:
 
         api = Api(registry, store, engine)
         api.refresh_status = refresher.status
-        source = open_source(s.source, spool=s.spool, privacy=Privacy.from_env((), 1))
-        protects = getattr(source, "protects_privacy", False)
-        validate = Validate(None if protects else Privacy.from_env((), 1),
+        loading = LoaderSettings(source=s.source, spool=str(s.spool))
+        privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)
+        source = open_source(s.source, loading, privacy=privacy)
+        validate = Validate(None if source.protects_privacy else privacy,
                             SchemaPolicy(known=sink.entity_columns()))  # fmt: skip
 
         def accepted(item: Any) -> Any:
