@@ -62,3 +62,12 @@ def test_defaults_are_the_settings() -> None:
     assert config == collector.CollectorConfig.from_settings(
         "h", 1, dataclasses.replace(d, spool="s")
     )
+
+
+def test_the_docs_flags_table_is_the_generated_one() -> None:
+    """docs/loader.md shows the table ``flags_table()`` writes from ``Settings``: a default
+    changed in one place is changed in the docs too (regenerate the table when this fails)."""
+    from loader.settings import flags_table
+    from tests.conftest import ROOT
+
+    assert flags_table().strip() in (ROOT / "docs" / "loader.md").read_text()
