@@ -19,9 +19,9 @@ from loader import settings
 from loader.errors import PersonaError
 
 
-def _load_parser() -> argparse.ArgumentParser:
+def _load_parser(prog: str = "python -m loader") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m loader",
+        prog=prog,
         description="Stream Snowplow events into the warehouse in micro-batches. Bad lines are "
         "kept in atomic.failed_events with the reason; nothing is dropped.",
         epilog="Every setting can also come from a YAML file (--config, see loader.example.yml) "
@@ -34,11 +34,11 @@ def _load_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _generate_parser() -> argparse.ArgumentParser:
+def _generate_parser(prog: str = "python -m loader generate") -> argparse.ArgumentParser:
     from loader.sources.synthetic import SyntheticConfig
 
     p = argparse.ArgumentParser(
-        prog="python -m loader generate",
+        prog=prog,
         description="Write a deterministic synthetic e-commerce event stream as Snowplow enriched "
         "TSV to stdout (about 100 events per user per 30 days).",
     )
@@ -57,10 +57,10 @@ def _generate_parser() -> argparse.ArgumentParser:
     return p
 
 
-def generate(argv: Sequence[str]) -> int:
+def generate(argv: Sequence[str], prog: str = "python -m loader generate") -> int:
     from loader.sources.synthetic import SyntheticConfig, generate_lines
 
-    args = _generate_parser().parse_args(argv)
+    args = _generate_parser(prog).parse_args(argv)
     try:
         cfg = SyntheticConfig.ending(args.end, users=args.users, days=args.days, seed=args.seed)
     except ValueError as exc:
@@ -76,7 +76,7 @@ def generate(argv: Sequence[str]) -> int:
     return 0
 
 
-def load(argv: Sequence[str]) -> int:
+def load(argv: Sequence[str], prog: str = "python -m loader") -> int:
     from loader import logs, pipeline
     from loader.enrich import EnrichConfig
     from loader.privacy import Privacy
@@ -86,7 +86,7 @@ def load(argv: Sequence[str]) -> int:
     from loader.uris import open_sink, open_source
     from loader.validate import Validate
 
-    args = vars(_load_parser().parse_args(argv))
+    args = vars(_load_parser(prog).parse_args(argv))
     config = args.pop("config")
     s = settings.load(args, config)
     logs.configure(s.log_format)
@@ -129,12 +129,13 @@ def load(argv: Sequence[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m loader") -> int:
+    """``prog``: how the user called it (``persona`` passes ``persona load``/``generate``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["generate"]:
-            return generate(argv[1:])
-        return load(argv[1:] if argv[:1] == ["load"] else argv)
+            return generate(argv[1:], prog if prog != "python -m loader" else f"{prog} generate")
+        return load(argv[1:] if argv[:1] == ["load"] else argv, prog)
     except PersonaError as exc:
         from loader.logs import redact
 

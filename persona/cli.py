@@ -27,13 +27,13 @@ class Command:
 def _load(argv: list[str]) -> int:
     from loader.__main__ import main
 
-    return main(["load", *argv])
+    return main(["load", *argv], prog="persona load")
 
 
 def _generate(argv: list[str]) -> int:
     from loader.__main__ import main
 
-    return main(["generate", *argv])
+    return main(["generate", *argv], prog="persona generate")
 
 
 def _serve(argv: list[str]) -> int:

@@ -98,3 +98,10 @@ def test_the_old_module_commands_still_answer() -> None:
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert f"python -m {module}" in result.stdout
+
+
+def test_each_command_says_its_own_name_in_its_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("load", "generate", "serve"):
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert capsys.readouterr().out.startswith(f"usage: persona {name} ")
