@@ -44,6 +44,14 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
                    help="published definitions, dbt's files (.persona/serving)")  # fmt: skip
     p.add_argument("--spool", default=".persona/spool",
                    help="the collector's durable spool (.persona/spool)")  # fmt: skip
+    p.add_argument(
+        "--snapshot", default=None,
+        help="where to publish the read-only snapshot for other processes' SQL "
+        "(PERSONA_DUCKDB with .snapshot.duckdb: warehouse.snapshot.duckdb)",
+    )  # fmt: skip
+    p.add_argument("--snapshot-seconds", type=float, default=30.0,
+                   help="publish it after a refresh, at most this often (30)")  # fmt: skip
+    p.add_argument("--no-snapshot", action="store_true", help="publish no snapshot")
     p.add_argument("--batch-seconds", type=float, default=0.25,
                    help="commit a batch to DuckDB after this long (0.25)")  # fmt: skip
     return p
@@ -53,6 +61,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
     from loader import logs
     from loader.errors import ConfigError
     from serving.live import Live, Settings, parse_listen
+    from serving.snapshot import snapshot_path
 
     args = parser(prog).parse_args(argv)
     logs.configure("text")
@@ -67,9 +76,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
                 )
             token = secrets.token_urlsafe(24)
             print(f"PERSONA_API_TOKEN is not set; this run's token: {token}", file=sys.stderr)
+        warehouse = os.environ.get("PERSONA_DUCKDB", "warehouse.duckdb")
+        snapshot = None if args.no_snapshot else Path(args.snapshot or snapshot_path(warehouse))
         settings = Settings(
-            source=args.source, listen=args.listen, token=token,
-            warehouse=os.environ.get("PERSONA_DUCKDB", "warehouse.duckdb"),
+            source=args.source, listen=args.listen, token=token, warehouse=warehouse,
+            snapshot=snapshot, snapshot_seconds=args.snapshot_seconds,
             online_store=args.online_store,
             definitions=Path(args.definitions) if args.definitions else None,
             refresh_seconds=args.refresh_seconds, refresh=not args.no_refresh,

@@ -29,6 +29,7 @@ from serving import stream
 from serving.batch import ROOT, BatchSync, builtin_groups
 from serving.definitions import Group, load_yaml
 from serving.service import Api, new_registry
+from serving.snapshot import Snapshot
 from serving.stores import open_store
 
 log = logging.getLogger("persona.serving.live")
@@ -52,6 +53,8 @@ class Settings:
     batch_seconds: float = 0.25
     lifetime_window_seconds: float = stream.LIFETIME_WINDOW_SECONDS
     dbt_vars: dict[str, Any] = field(default_factory=dict)
+    snapshot: Path | None = None  # the read-only copy for other processes; None: none
+    snapshot_seconds: float = 30.0
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -206,9 +209,14 @@ class Live:
             registry.add_builtin(builtin_groups(sync.profile_fields)[:1])
         log.info("batch attributes synced: %d keys", synced.keys)
         refresher = Refresher(s, sync, con)
+        snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
+        if snapshot is not None:
+            snapshot.publish(con)  # SQL on what is served, from the start
+        snapshotted = refresher.cycles  # the refresh the snapshot holds
 
         api = Api(registry, store, engine)
-        api.refresh_status = refresher.status
+        api.refresh_status = lambda: {**refresher.status(),
+                                      **(snapshot.status() if snapshot else {})}  # fmt: skip
         loading = LoaderSettings(source=s.source, spool=str(s.spool))
         privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)
         source = open_source(s.source, loading, privacy=privacy)
@@ -245,6 +253,10 @@ class Live:
                 if s.refresh and self.loaded.is_set():
                     self.loaded.clear()
                     refresher.refresh()
+                # a refresh the snapshot lacks: publish now, or at a later wake-up when due
+                if snapshot is not None and refresher.cycles > snapshotted and snapshot.due():
+                    snapshotted = refresher.cycles
+                    snapshot.publish(con)
         finally:
             server.should_exit = True
             stop = getattr(source, "stop", None)

@@ -12,11 +12,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 import requests
 
+from loader.enriched import parse_line
+from loader.sources.synthetic import SyntheticConfig, generate_lines
 from tests.conftest import ROOT
 from tests.loader.live_collector import free_port
+from tests.models.conftest import Dbt
 
 TOKEN = "test-token-" + "x" * 24
 
@@ -115,3 +119,25 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse as `make demo` builds one, smaller: realtime and retrain models built.
+    dbt (in this process) keeps it open: copy it with ``copy_warehouse``."""
+    dbt = Dbt(tmp_path_factory.mktemp("demo") / "warehouse.duckdb")
+    dbt.load(
+        parse_line(line) for line in generate_lines(SyntheticConfig(users=150, days=7, seed=3))
+    )
+    dbt("build", "--exclude-resource-type", "test", "unit_test", vars={"as_of": "latest_event"})
+    dbt("build", "--selector", "retrain", "--exclude-resource-type", "test", "unit_test")
+    return dbt.warehouse
+
+
+def copy_warehouse(warehouse: Path, to: Path) -> Path:
+    """A copy of a warehouse this process has open (checkpointed first, so the file alone
+    holds everything)."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("checkpoint")
+    to.write_bytes(warehouse.read_bytes())
+    return to

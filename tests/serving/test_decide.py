@@ -1,5 +1,6 @@
-"""``/v1/decide`` on a warehouse built as ``make demo`` builds one (smaller): served at once,
-then refreshed by the live process's own dbt loop while the real tracker sends events."""
+"""``/v1/decide`` on a warehouse built as ``make demo`` builds one (smaller, the ``demo``
+fixture): served at once, then refreshed by the live process's own dbt loop while the real
+tracker sends events."""
 
 from __future__ import annotations
 
@@ -8,14 +9,10 @@ import uuid
 from pathlib import Path
 
 import duckdb
-import pytest
 import requests
 from snowplow_tracker import Emitter, SelfDescribingJson, Subject, Tracker
 from snowplow_tracker.events import PageView, SelfDescribing
 
-from loader.enriched import parse_line
-from loader.sources.synthetic import SyntheticConfig, generate_lines
-from tests.models.conftest import Dbt
 from tests.serving.test_signals_sdk import ACTION, PRODUCT
 
 WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
@@ -24,17 +21,6 @@ BROWSER = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/18.1 Safari/605.1.15"
 )
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dbt = Dbt(tmp_path_factory.mktemp("demo") / "warehouse.duckdb")
-    dbt.load(
-        parse_line(line) for line in generate_lines(SyntheticConfig(users=150, days=7, seed=3))
-    )
-    dbt("build", "--exclude-resource-type", "test", "unit_test", vars={"as_of": "latest_event"})
-    dbt("build", "--selector", "retrain", "--exclude-resource-type", "test", "unit_test")
-    return dbt.warehouse
 
 
 def decide(server, **body) -> dict:

@@ -1,0 +1,106 @@
+"""SQL while live: a read-only copy of the warehouse that other processes may open.
+
+DuckDB lets one process hold a file that is written (ARCHITECTURE.md, decision 6), and the live
+process holds ``PERSONA_DUCKDB``. So after a refresh it publishes a snapshot next to it
+(``warehouse.duckdb`` → ``warehouse.snapshot.duckdb``) that anyone may open read-only: the
+``duckdb`` CLI, a notebook, a dashboard, ``dbt docs``.
+
+The guarantee: the file at the snapshot's path is always a complete, consistent DuckDB
+database (one transaction's view of every schema, table, view and macro), never a half-written
+one. It is written under a temporary name in the same directory, by DuckDB's ``COPY FROM
+DATABASE`` from a connection of the live process (MVCC: the loader keeps appending meanwhile),
+checkpointed, fsynced, and renamed over the previous one. A reader that has the previous
+snapshot open keeps reading it (its inode) until it reconnects; it never blocks a publication,
+and a publication never changes what an open reader sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+log = logging.getLogger("persona.serving.snapshot")
+
+ALIAS = "persona_snapshot"
+
+
+def snapshot_path(warehouse: str | os.PathLike[str]) -> Path:
+    """Where the snapshot of ``warehouse`` goes: ``x.duckdb`` → ``x.snapshot.duckdb``."""
+    path = Path(warehouse)
+    stem = path.name.removesuffix(".duckdb")
+    return path.with_name(f"{stem}.snapshot.duckdb")
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+class Snapshot:
+    """Publishes read-only copies of the live warehouse at ``path``, at most one every
+    ``min_seconds`` (a copy rewrites everything: it costs about as much as reading the whole
+    warehouse once)."""
+
+    def __init__(self, path: Path, min_seconds: float = 30.0) -> None:
+        self.path = path
+        self.min_seconds = min_seconds
+        self.published_at: float | None = None
+        self.publications = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.bytes = 0
+
+    def due(self) -> bool:
+        return self.published_at is None or time.time() - self.published_at >= self.min_seconds
+
+    def publish(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Copy the database ``con`` is connected to, then rename the copy over the snapshot.
+        False (logged, counted) if it failed: the previous snapshot stays as it was."""
+        started = time.perf_counter()
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for leftover in (tmp, Path(f"{tmp}.wal")):
+                leftover.unlink(missing_ok=True)
+            cursor = con.cursor()
+            try:
+                catalog = cursor.execute("select current_database()").fetchall()[0][0]
+                cursor.execute(f"attach {_quote(tmp)} as {ALIAS}")
+                try:
+                    cursor.execute(f'copy from database "{catalog}" to {ALIAS}')
+                finally:
+                    cursor.execute(f"detach {ALIAS}")  # checkpoints: the file alone holds it
+            finally:
+                cursor.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)  # atomic: a reader sees the old file or the new one
+        except Exception as exc:
+            self.failures += 1
+            self.last_error = str(exc)[:2000]
+            log.error("publishing the snapshot %s failed: %s", self.path, self.last_error)
+            for leftover in (tmp, Path(f"{tmp}.wal")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+            return False
+        self.published_at = time.time()
+        self.publications += 1
+        self.last_error = None
+        self.bytes = self.path.stat().st_size
+        log.info("snapshot published to %s in %.2f s (%d bytes)", self.path,
+                 time.perf_counter() - started, self.bytes)  # fmt: skip
+        return True
+
+    def status(self) -> dict[str, Any]:
+        age = None if self.published_at is None else round(time.time() - self.published_at, 3)
+        return {"snapshot_path": str(self.path), "snapshot_age_s": age,
+                "snapshots": self.publications, "snapshot_failures": self.failures,
+                "snapshot_bytes": self.bytes, "snapshot_error": self.last_error}  # fmt: skip
