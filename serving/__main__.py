@@ -52,6 +52,11 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
     p.add_argument("--snapshot-seconds", type=float, default=30.0,
                    help="publish it after a refresh, at most this often (30)")  # fmt: skip
     p.add_argument("--no-snapshot", action="store_true", help="publish no snapshot")
+    p.add_argument(
+        "--browser-origin", action="append", default=[], metavar="ORIGIN",
+        help="a page origin (https://shop.example) whose scripts may call /v1/decide with the "
+        "collector's cookie, for their own device (repeat it; '*' for any)",
+    )  # fmt: skip
     p.add_argument("--batch-seconds", type=float, default=0.25,
                    help="commit a batch to DuckDB after this long (0.25)")  # fmt: skip
     return p
@@ -81,6 +86,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
         settings = Settings(
             source=args.source, listen=args.listen, token=token, warehouse=warehouse,
             snapshot=snapshot, snapshot_seconds=args.snapshot_seconds,
+            browser_origins=tuple(args.browser_origin),
             online_store=args.online_store,
             definitions=Path(args.definitions) if args.definitions else None,
             refresh_seconds=args.refresh_seconds, refresh=not args.no_refresh,

@@ -2,7 +2,8 @@
 
 ServingError
 ├── BadRequest        400: the body is not JSON, or not the shape the endpoint takes
-├── Unauthorized      401: no or wrong bearer token
+├── Unauthorized      401: no or wrong bearer token (and no browser credential)
+├── Forbidden         403: a browser asked about a device, session or user not its own
 ├── NotFound          404: unknown service, attribute group or attribute (named)
 ├── AlreadyExists     400: a POST of a definition that exists (the SDK then PUTs)
 ├── TooLarge          413: a body over the size limit
@@ -25,6 +26,10 @@ class BadRequest(ServingError):
 
 class Unauthorized(ServingError):
     status = 401
+
+
+class Forbidden(ServingError):
+    status = 403
 
 
 class NotFound(ServingError):

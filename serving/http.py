@@ -12,13 +12,19 @@ server, ``sandbox_token`` the bearer token):
     POST /api/v1/get-online-attributes     get_service_attributes, get_group_attributes
 
 Persona's own: ``POST /v1/decide``, ``GET /health`` (no token), ``GET /openapi.json``.
+
+Browsers: ``POST /v1/decide`` (only) may also be called without the token by a page, with the
+collector's ``sp`` cookie (the API shares the collector's host, so the browser sends it):
+``Api.decide(..., browser=network_userid)`` then answers only about that browser's own device.
+CORS (with credentials) is answered for the origins given (``--browser-origin``); a call from
+another origin is refused.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -28,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from serving.errors import BadRequest, ServingError, TooLarge, Unauthorized
+from serving.errors import BadRequest, Forbidden, ServingError, TooLarge, Unauthorized
 from serving.service import MAX_IDENTIFIERS, Api
 
 log = logging.getLogger("persona.serving.http")
@@ -39,7 +45,8 @@ DECIDE_SCHEMA: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Persona decision API", "version": "1"},
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                            "sp_cookie": {"type": "apiKey", "in": "cookie", "name": "sp"}},
         "schemas": {
             "DecideRequest": {
                 "type": "object",
@@ -93,14 +100,21 @@ DECIDE_SCHEMA: dict[str, Any] = {
         "/v1/decide": {
             "post": {
                 "summary": "Profile fields, segments and live-scored recommendations for a visitor",
-                "security": [{"bearer": []}],
+                "description": "With the bearer token: any visitor. From a browser, without "
+                "the token: the collector's sp cookie (sent along, credentials: 'include') "
+                "identifies the browser, which may ask only about its own domain_userid (the "
+                "device whose first event came with that cookie).",
+                "security": [{"bearer": []}, {"sp_cookie": []}],
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/DecideRequest"}}}},
                 "responses": {
                     "200": {"description": "The decision", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/DecideResponse"}}}},
                     "400": {"description": "Malformed JSON or request"},
-                    "401": {"description": "No or wrong bearer token"},
+                    "401": {"description": "No or wrong bearer token (and no sp cookie)"},
+                    "403": {"description": "A browser (sp cookie, no token) asked about a "
+                            "device, session or user not its own, or from an origin not "
+                            "allowed"},
                     "404": {"description": "An unknown profile field (named)"},
                     "413": {"description": f"A body over {MAX_BODY_BYTES} bytes"},
                 },
@@ -118,9 +132,20 @@ def _json(status: int, body: Any) -> Response:
     return Response(orjson.dumps(body, default=str), status, media_type="application/json")
 
 
-def build_app(api: Api, token: str, *, max_body_bytes: int = MAX_BODY_BYTES) -> Starlette:
-    """``token``: the bearer token every endpoint but ``/health`` and ``/openapi.json`` needs."""
+def build_app(
+    api: Api,
+    token: str,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    browser_origins: Iterable[str] = (),
+    cookie_name: str = "sp",
+) -> Starlette:
+    """``token``: the bearer token every endpoint but ``/health`` and ``/openapi.json`` needs;
+    ``/v1/decide`` also takes a browser's ``cookie_name`` cookie instead, for its own device.
+    ``browser_origins``: the pages' origins (``https://shop.example``) CORS lets read
+    ``/v1/decide``; ``*`` for any."""
     expected = f"Bearer {token}".encode()
+    origins = frozenset(browser_origins)
 
     def authorize(request: Request) -> None:
         given = request.headers.get("authorization", "").encode()
@@ -141,23 +166,56 @@ def build_app(api: Api, token: str, *, max_body_bytes: int = MAX_BODY_BYTES) -> 
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"malformed JSON: {exc}") from None
 
-    def endpoint(handler: Callable[[Request], Awaitable[Any]], *, auth: bool = True) -> Handler:
+    def allowed(request: Request) -> str | None:
+        """The request's Origin if CORS may answer it (or None); Forbidden if it has one that
+        may not call at all. A page on the API's own origin needs no listing."""
+        origin = request.headers.get("origin")
+        if origin is None:
+            return None
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if origin == own or "*" in origins or origin in origins:
+            return origin
+        raise Forbidden(f"origin {origin} may not call the API from a browser "
+                        "(persona serve --browser-origin)")  # fmt: skip
+
+    def cors(response: Response, origin: str | None) -> Response:
+        response.headers["Vary"] = "Origin"
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+        return response
+
+    def endpoint(handler: Callable[[Request], Awaitable[Any]], *, auth: bool = True,
+                 browser: bool = False) -> Handler:  # fmt: skip
         async def run(request: Request) -> Response:
+            origin = None
             try:
+                if browser:
+                    origin = allowed(request)
                 if auth:
                     authorize(request)
-                return _json(200, await handler(request))
+                response = _json(200, await handler(request))
             except ServingError as exc:
-                headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
                 response = _json(exc.status, {"detail": str(exc)})
-                if headers:
-                    response.headers.update(headers)
-                return response
+                if exc.status == 401:
+                    response.headers["WWW-Authenticate"] = "Bearer"
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
-                return _json(500, {"detail": "internal error; the server log says why"})
+                response = _json(500, {"detail": "internal error; the server log says why"})
+            return cors(response, origin) if browser else response
 
         return run
+
+    async def preflight(request: Request) -> Response:
+        try:
+            origin = allowed(request)
+        except Forbidden as exc:
+            return _json(403, {"detail": str(exc)})
+        response = cors(Response(status_code=204), origin)
+        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+        return response
 
     # publishing a stream group backfills it from the warehouse: off the event loop
     async def post_group(request: Request) -> Any:
@@ -185,7 +243,16 @@ def build_app(api: Api, token: str, *, max_body_bytes: int = MAX_BODY_BYTES) -> 
         return api.online_attributes(await body(request))
 
     async def decide(request: Request) -> Any:
-        return api.decide(await body(request))
+        if "authorization" in request.headers:  # a server: the token, for anyone
+            authorize(request)
+            return api.decide(await body(request))
+        nuid = request.cookies.get(cookie_name)  # a browser: its own device only
+        if not nuid:
+            raise Unauthorized(
+                "a valid bearer token is required (a browser: the collector's "
+                f"{cookie_name} cookie, sent with credentials: 'include')"
+            )
+        return api.decide(await body(request), browser=nuid)
 
     async def health(request: Request) -> Any:
         return api.health()
@@ -207,7 +274,8 @@ def build_app(api: Api, token: str, *, max_body_bytes: int = MAX_BODY_BYTES) -> 
         Route(f"{v1}/registry/services/{{name}}", endpoint(put_service), methods=["PUT"]),
         Route(f"{v1}/registry/services/{{name}}", endpoint(get_service), methods=["GET"]),
         Route(f"{v1}/get-online-attributes", endpoint(online), methods=["POST"]),
-        Route("/v1/decide", endpoint(decide), methods=["POST"]),
+        Route("/v1/decide", endpoint(decide, auth=False, browser=True), methods=["POST"]),
+        Route("/v1/decide", preflight, methods=["OPTIONS"]),
         Route("/health", endpoint(health, auth=False), methods=["GET"]),
         Route("/openapi.json", endpoint(openapi, auth=False), methods=["GET"]),
     ]  # fmt: skip

@@ -55,6 +55,7 @@ class Settings:
     dbt_vars: dict[str, Any] = field(default_factory=dict)
     snapshot: Path | None = None  # the read-only copy for other processes; None: none
     snapshot_seconds: float = 30.0
+    browser_origins: tuple[str, ...] = ()  # pages that may call /v1/decide from a browser
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -280,7 +281,7 @@ class Live:
 
         from serving.http import build_app
 
-        app = build_app(api, self.settings.token)
+        app = build_app(api, self.settings.token, browser_origins=self.settings.browser_origins)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")  # fmt: skip
         return uvicorn.Server(config)

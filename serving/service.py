@@ -10,6 +10,7 @@ the warehouse.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import logging
 import os
@@ -24,7 +25,14 @@ import orjson
 from serving import definitions
 from serving.batch import RULES_KEY, affinity_key, batch_key, builtin_groups, device_key
 from serving.definitions import Group, Service
-from serving.errors import AlreadyExists, BadRequest, DefinitionError, NotFound, TooManyIds
+from serving.errors import (
+    AlreadyExists,
+    BadRequest,
+    DefinitionError,
+    Forbidden,
+    NotFound,
+    TooManyIds,
+)
 from serving.stores.base import OnlineStore
 from serving.stream import StreamEngine, group_values, stream_key
 
@@ -42,6 +50,13 @@ _PRODUCT_VIEW = {
              "operator": "in", "value": ["product_view", "add_to_cart"]}],
 }  # fmt: skip
 _PRODUCT_ID = {"type": "entity", "name": "product", "path": "$.id", "index": 0, **_ECOM}
+# The collector's id for a tracker that asked not to be identified (SP-Anonymous): no one's.
+ANONYMOUS_NUID = "00000000-0000-0000-0000-000000000000"
+_NUID = {"type": "atomic", "name": "network_userid"}
+_IDENTIFIED = {
+    "all": [{"property": _NUID, "operator": "is not null", "value": None},
+            {"property": _NUID, "operator": "!=", "value": ANONYMOUS_NUID}],
+}  # fmt: skip
 BUILTIN_STREAM = [
     {
         "name": SESSION_GROUP, "version": 1, "owner": "persona@localhost",
@@ -55,11 +70,14 @@ BUILTIN_STREAM = [
     },
     {
         "name": DEVICE_GROUP, "version": 1, "owner": "persona@localhost",
-        "description": "What decide reads of a device: its latest session.",
+        "description": "What decide reads of a device: its latest session, and its owner: the "
+        "network_userid (the collector's sp cookie) it first arrived with.",
         "attribute_key": {"name": "domain_userid"},
         "attributes": [
             {"name": "last_session", "type": "string", "aggregation": "last", "events": [],
              "property": {"type": "atomic", "name": "domain_sessionid"}},
+            {"name": "owner", "type": "string", "aggregation": "first", "events": [],
+             "property": _NUID, "criteria": _IDENTIFIED},
         ],
     },
 ]  # fmt: skip
@@ -308,9 +326,15 @@ class Api:
         return {f: (state or {}).get(f) for f, _ in group.fields}
 
     # --- decide
-    def decide(self, request: Any) -> dict[str, Any]:
+    def decide(self, request: Any, *, browser: str | None = None) -> dict[str, Any]:
         """Profile fields, segments and recommendations scored live for one visitor; see
-        ``DECIDE_SCHEMA`` in ``serving.http`` for the shapes."""
+        ``DECIDE_SCHEMA`` in ``serving.http`` for the shapes.
+
+        ``browser``: the caller is a browser without the server token, identified by the
+        collector's ``sp`` cookie (its network_userid). It may ask only about its own device:
+        the ``domain_userid`` whose first event came with that cookie (``owner`` in the
+        built-in device group), that device's latest session and its stitched user; anything
+        else is ``Forbidden``."""
         if not isinstance(request, Mapping):
             raise BadRequest("the body must be a JSON object")
         device, user, session = (_opt_str(request, k) for k in
@@ -331,14 +355,19 @@ class Api:
         for f in fields:
             if f not in known:
                 raise NotFound(f"profile field {f!r} does not exist")
-        if user is None:
-            user = self.user_of(device) if device else None
         session_group = self.registry.group(SESSION_GROUP, 1)
         device_group = self.registry.group(DEVICE_GROUP, 1)
-        if session is None and device:
+        of_device: dict[str, Any] = {}
+        if device:
             state = self.store.get(stream_key(device_group, device))
-            session = group_values(device_group, orjson.loads(state) if state else None,
-                                   time.time())["last_session"]  # fmt: skip
+            of_device = group_values(device_group, orjson.loads(state) if state else None,
+                                     time.time())  # fmt: skip
+        if browser is not None:
+            self._own_device(browser, device, user, session, of_device)
+        if user is None:
+            user = self.user_of(device) if device else None
+        if session is None and device:
+            session = of_device["last_session"]
         keys = [
             batch_key("profiles", user or ""), batch_key("segments", user or ""),
             batch_key("recommendations", user or ""), affinity_key(user or ""),
@@ -362,6 +391,22 @@ class Api:
             affinities or {}, precomputed, k,
         )  # fmt: skip
         return answer
+
+    def _own_device(self, nuid: str, device: str | None, user: str | None,
+                    session: str | None, of_device: Mapping[str, Any]) -> None:  # fmt: skip
+        """A browser's call: refused unless it is about the device its cookie owns."""
+        if not nuid or nuid == ANONYMOUS_NUID:
+            raise Forbidden("an anonymous browser (SP-Anonymous) has no device to read")
+        if device is None:
+            raise Forbidden("a browser names its own domain_userid (the tracker's)")
+        owner = of_device.get("owner")
+        # constant time: the owner's cookie is the secret a timing oracle would give away
+        if not isinstance(owner, str) or not hmac.compare_digest(owner.encode(), nuid.encode()):
+            raise Forbidden(f"domain_userid {device} is not this browser's device")
+        if session is not None and session != of_device.get("last_session"):
+            raise Forbidden(f"domain_sessionid {session} is not this device's latest session")
+        if user is not None and user != self.user_of(device):
+            raise Forbidden(f"user_id {user} is not this device's user")
 
     def _rule_set(self, rules: Mapping[str, Any]) -> Any:
         from udfs.core import RuleSet
