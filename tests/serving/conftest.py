@@ -49,8 +49,9 @@ class LiveServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"serving exited: {self.log.read_text()}")
-            try:
-                if requests.get(f"{self.api}/health", timeout=1).ok:
+            try:  # the API, and the collector (its own process, started beside the API)
+                if all(requests.get(f"{url}/health", timeout=1).ok
+                       for url in (self.api, self.collector)):  # fmt: skip
                     return self
             except requests.ConnectionError:
                 pass
