@@ -211,9 +211,7 @@ class Live:
         log.info("batch attributes synced: %d keys", synced.keys)
         refresher = Refresher(s, sync, con)
         snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
-        if snapshot is not None:
-            snapshot.publish(con)  # SQL on what is served, from the start
-        snapshotted = refresher.cycles  # the refresh the snapshot holds
+        snapshotted = -1  # the refresh the snapshot holds: none yet
 
         api = Api(registry, store, engine)
         api.refresh_status = lambda: {**refresher.status(),
@@ -249,6 +247,9 @@ class Live:
         loader.start()
         http.start()
         log.info("serving on http://%s:%d; collector on %s", host, port, s.source)
+        if snapshot is not None:  # SQL on what is served, from the start (the API serves already)
+            snapshotted = refresher.cycles
+            snapshot.publish(con)
         try:
             while not self.stop_event.wait(s.refresh_seconds):
                 if s.refresh and self.loaded.is_set():

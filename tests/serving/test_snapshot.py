@@ -73,7 +73,10 @@ def test_another_process_reads_the_live_data_from_the_published_snapshot(
     server = live("--refresh-seconds", "1", "--snapshot-seconds", "0", warehouse=warehouse)
 
     # published at start: the warehouse as served, readable while the live process holds it
-    assert snapshot.is_file()
+    deadline = time.monotonic() + 30
+    while requests.get(f"{server.api}/health", timeout=5).json()["snapshots"] < 1:
+        assert time.monotonic() < deadline, "no snapshot published at start"
+        time.sleep(0.05)
     first = read(snapshot, "nobody")
     assert first["events"] > 0 and first["profiles"] > 0
 
