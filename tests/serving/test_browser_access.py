@@ -97,8 +97,8 @@ def test_a_device_belongs_to_the_cookie_of_its_first_event(setup) -> None:
     assert ask({"domain_userid": mine}, nuid, Authorization="Bearer nope") == 401
     assert ask({"domain_userid": anon}, Authorization=f"Bearer {TOKEN}") == 200
     # only /v1/decide takes the cookie
-    got = client.post("/api/v1/get-online-attributes", cookies={"sp": nuid},
-                      json={"service": "x", "attribute_keys": {"domain_userid": [mine]}})  # fmt: skip
+    attributes = {"service": "x", "attribute_keys": {"domain_userid": [mine]}}
+    got = client.post("/api/v1/get-online-attributes", cookies={"sp": nuid}, json=attributes)
     assert got.status_code == 401
 
 
