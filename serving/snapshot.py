@@ -65,7 +65,8 @@ class Snapshot:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            for leftover in (tmp, Path(f"{tmp}.wal")):
+            # a killed publisher's copy (any pid: one live process holds the warehouse)
+            for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp*"):
                 leftover.unlink(missing_ok=True)
             cursor = con.cursor()
             try:

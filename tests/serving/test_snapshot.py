@@ -70,6 +70,8 @@ def test_another_process_reads_the_live_data_from_the_published_snapshot(
 ) -> None:
     warehouse = copy_warehouse(demo, tmp_path / "warehouse.duckdb")
     snapshot = tmp_path / "warehouse.snapshot.duckdb"
+    killed = tmp_path / ".warehouse.snapshot.duckdb.1.tmp"  # a killed publisher's copy
+    killed.write_bytes(b"half a copy")
     server = live("--refresh-seconds", "1", "--snapshot-seconds", "0", warehouse=warehouse)
 
     # published at start: the warehouse as served, readable while the live process holds it
