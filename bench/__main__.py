@@ -8,6 +8,7 @@
     python -m bench freshness        # event arrival -> profiles / segments, while streaming
     python -m bench rulesets         # recommendation rule-set build at 1M and 10M interactions
     python -m bench udf              # persona_recommend latency per SQL call, next to a lookup
+    python -m bench serving          # the live API under load (reads, decide), freshness, memory
 
 Results print as tables and are written to bench/out/<name>.json; BENCHMARKS.md records them.
 """
@@ -24,7 +25,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import collector, freshness, incremental, kafka, loader_throughput, rulesets, udf
+from bench import (
+    collector,
+    freshness,
+    incremental,
+    kafka,
+    loader_throughput,
+    rulesets,
+    serving,
+    udf,
+)
 
 OUT = Path(__file__).resolve().parent / "out"
 MACHINE = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -196,6 +206,64 @@ def bench_udf(console: Console, args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def bench_serving(console: Console, args: argparse.Namespace) -> None:
+    r = serving.run(
+        OUT, users=args.serve_users, days=args.serve_days, seconds=args.serve_seconds,
+        rate=args.serve_rate, closed_seconds=args.serve_closed_seconds,
+        concurrency=args.serve_concurrency, probes=args.serve_probes,
+        profile_probes=args.serve_profile_probes, soak_seconds=args.soak_seconds,
+        progress=lambda text: console.log(text),
+    )  # fmt: skip
+    samples = r.pop("memory_samples")
+    _save("serving", r)
+    (OUT / "serving_memory.json").write_text(json.dumps(samples))
+    names = {"health": "GET /health (floor)", "service_read": "service read",
+             "decide": "decide (live scoring)"}  # fmt: skip
+    title = (f"python -m serving on {r['warehouse']['events']:,} events "
+             f"({r['warehouse']['users']:,} users x {r['warehouse']['days']} days), "
+             f"{r['devices']} devices, load from a second process ({MACHINE})")  # fmt: skip
+    table = Table(title=title)
+    for column in (f"{args.serve_rate:,.0f}/s open loop", "rps", "p50 ms", "p95 ms", "p99 ms",
+                   "max ms", f"closed ({args.serve_concurrency}) rps", "its p99"):  # fmt: skip
+        table.add_column(column, justify="right" if column else "left")
+    for key, name in names.items():
+        o, c = r["open_loop"][key], r["closed_loop"][key]
+        table.add_row(name, f"{o['achieved_rps']:,.0f}",
+                      *(f"{o[q]:.2f}" for q in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+                      f"{c['rps']:,.0f}", f"{c['p99_ms']:.1f}")  # fmt: skip
+    console.print(table)
+    stream = r["freshness"]["stream"]
+    console.print(
+        f"Stream attribute freshness (tracker POST -> read shows it), {stream['probes']} "
+        f"probes: p50 {stream['visible']['p50_ms']:.0f} ms, p95 "
+        f"{stream['visible']['p95_ms']:.0f} ms, max {stream['visible']['max_ms']:.0f} ms "
+        f"({stream['misses']} missed; the collector's ack p50 "
+        f"{stream['collector_ack']['p50_ms']:.1f} ms)"
+    )
+    if (profile := r["freshness"]["profile"]) and profile["visible"]:
+        console.print(
+            f"Profile freshness (one refresh cycle), {profile['probes']} probes: p50 "
+            f"{profile['visible']['p50_s']:.1f} s, max {profile['visible']['max_s']:.1f} s "
+            f"({profile['misses']} missed)"
+        )
+    rss = r["rss_mb"]
+    loads = [p for p in rss if p.startswith(("open:", "closed:"))]
+    console.print(
+        "RSS of the live process, MB: " + ", ".join(
+            f"{p} {rss[p]['live_min']:.0f}-{rss[p]['live_max']:.0f}" for p in loads
+        ) + f"; peak {rss['all']['live_max']:.0f} (the refresh's dbt); collector process "
+        f"{rss['all']['collector_max']:.0f}"
+    )  # fmt: skip
+    if soak := r["soak"]:
+        reads = soak["reads"]
+        console.print(
+            f"Soak {reads['seconds']:.0f} s, 500 events/s + 500 reads/s: reads p50 "
+            f"{reads['p50_ms']:.2f} ms, p99 {reads['p99_ms']:.2f} ms, max {reads['max_ms']:.0f}"
+            f" ms; {soak['event_requests']['acknowledged'] * soak['events_per_request']:,} "
+            f"events acknowledged; RSS MB per minute {soak['rss_mb_per_minute']}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -211,6 +279,7 @@ def main() -> int:
             "freshness",
             "rulesets",
             "udf",
+            "serving",
         ],
     )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
@@ -234,6 +303,23 @@ def main() -> int:
                         help="rulesets: interaction-log sizes")  # fmt: skip
     parser.add_argument("--calls", type=int, default=2000, help="udf: calls timed")
     parser.add_argument("--udf-warehouse", help="udf: a warehouse with a built rule set")
+    parser.add_argument("--serve-users", type=int, default=2000, help="serving: warehouse users")
+    parser.add_argument("--serve-days", type=int, default=30, help="serving: warehouse days")
+    parser.add_argument("--serve-seconds", type=float, default=20,
+                        help="serving: each open-loop load's length")  # fmt: skip
+    parser.add_argument("--serve-rate", type=float, default=1000,
+                        help="serving: the open-loop load, requests/s")  # fmt: skip
+    parser.add_argument("--serve-closed-seconds", type=float, default=10,
+                        help="serving: each closed-loop load's length")  # fmt: skip
+    parser.add_argument("--serve-concurrency", type=int, default=32,
+                        help="serving: closed-loop connections")  # fmt: skip
+    parser.add_argument("--serve-probes", type=int, default=200,
+                        help="serving: stream freshness probes")  # fmt: skip
+    parser.add_argument("--serve-profile-probes", type=int, default=5,
+                        help="serving: profile freshness probes (0: none)")  # fmt: skip
+    parser.add_argument("--soak-seconds", type=float, default=0,
+                        help="serving: then 500 events/s + 500 reads/s this long (600: the "
+                        "issue's 10 minutes)")  # fmt: skip
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     console = Console()
@@ -251,6 +337,8 @@ def main() -> int:
         bench_rulesets(console, args)
     if args.which in ("all", "udf"):
         bench_udf(console, args)
+    if args.which in ("all", "serving"):
+        bench_serving(console, args)
     return 0
 
 
