@@ -379,16 +379,24 @@ async def profile_freshness(api: int, collector: int, probes: int, every: float)
 async def soak(api: int, collector: int, reads: list[bytes], devices: list[str],
                products: list[str], seconds: float, read_rate: float,
                event_rate: float) -> dict:  # fmt: skip
-    """Reads (service reads and decides, alternating) and events (tp2 POSTs of 5 events: a page
-    view and four product views, a device's session changing every minute) at the same time,
-    both open loop; read latency per 10-second window."""
+    """Reads (service reads and decides of the warehouse's devices, alternating) and events at
+    the same time, both open loop; read latency per 10-second window. The events: tp2 POSTs of
+    a page view and four product views, from a bounded crowd of visitors (``VISITORS`` new
+    devices, and now and then one of the warehouse's), each in a session of ``SESSION_S``: the
+    stream state grows while the crowd arrives, then should stay flat."""
     batch = 5
     events_task = asyncio.create_task(
         _events(collector, devices, products, seconds, event_rate / batch)
     )
     result = await open_loop(api, reads, read_rate, seconds, connections=32, window=10)
     sent = await events_task
-    return {"reads": result, "event_requests": sent, "events_per_request": batch}
+    return {"reads": result, "event_requests": sent, "events_per_request": batch,
+            "visitors": VISITORS, "session_s": SESSION_S}  # fmt: skip
+
+
+VISITORS = 20_000  # the soak's crowd of new devices
+SESSION_S = 1800  # a soak visitor's session changes this often
+KNOWN_SHARE = 0.02  # of the soak's event requests, from the warehouse's own devices
 
 
 async def _events(port: int, devices: list[str], products: list[str], seconds: float,
@@ -399,14 +407,16 @@ async def _events(port: int, devices: list[str], products: list[str], seconds: f
     stop = start + seconds
     acked = errors = 0
     rng = random.Random(1)
+    crowd = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(VISITORS)]
 
     async def worker(conn: Conn) -> None:
         nonlocal acked, errors
         while (due := start + next(slots) / rate) < stop:
             if (wait := due - time.perf_counter()) > 0:
                 await asyncio.sleep(wait)
-            device = rng.choice(devices)
-            session = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{device}-{int(time.time() // 60)}"))
+            device = rng.choice(devices if rng.random() < KNOWN_SHARE else crowd)
+            period = int(time.time() // SESSION_S)
+            session = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{device}-{period}"))
             status, _ = await conn.request(tp2(visit(device, session, rng.sample(products, 4))))
             if status == 200:
                 acked += 1
