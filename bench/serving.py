@@ -437,7 +437,12 @@ def _client(job: str, kwargs: dict, out: Any) -> None:
     coroutine = {"open": open_loop, "closed": closed_loop, "stream": stream_freshness,
                  "profile": profile_freshness, "soak": soak, "warm": warm}[job]  # fmt: skip
     try:
-        out.put(("ok", asyncio.run(coroutine(**kwargs))))
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = asyncio.run(coroutine(**kwargs))
+        wall = time.perf_counter() - wall
+        # the load generator's own share of the cores (it shares them with the live process)
+        result["client_cores"] = round((time.process_time() - cpu) / wall, 3)
+        out.put(("ok", result))
     except BaseException as exc:
         out.put(("error", repr(exc)))
 
@@ -484,6 +489,21 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, threads included."""
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of every core, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -521,9 +541,12 @@ class Live:
         )  # fmt: skip
         self.phase = "start"
         self.samples: list[tuple[float, str, float, float]] = []  # (s, phase, live, collector)
+        # per phase: CPU seconds of the live process, machine busy and total jiffies
+        self.cpu: dict[str, list[float]] = {}
         self._stop = threading.Event()
         self.started = time.perf_counter()
         self.collector_pid: int | None = None
+        self._last: tuple[float, float, float] | None = None
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
@@ -533,6 +556,15 @@ class Live:
             collector = _rss_mb(self.collector_pid) if self.collector_pid else 0.0
             self.samples.append((time.perf_counter() - self.started, self.phase,
                                  _rss_mb(self.proc.pid), collector))  # fmt: skip
+            live, (busy, total) = _cpu_s(self.proc.pid), _machine_cpu()
+            if self._last is not None:
+                phase, (live0, busy0, total0) = self.phase, self._last
+                acc = self.cpu.setdefault(phase, [0.0, 0.0, 0.0, 0.0])
+                acc[0] += live - live0
+                acc[1] += busy - busy0
+                acc[2] += total - total0
+                acc[3] += 0.25
+            self._last = (live, busy, total)
 
     def health(self) -> dict:
         with socket.create_connection(("127.0.0.1", self.api), timeout=5) as conn:
@@ -573,6 +605,15 @@ class Live:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def cpu_use(self) -> dict[str, dict[str, float]]:
+        """Per phase: cores the live process used, and how busy the machine's cores were (all
+        processes: the live one, the load generator, anyone else's work)."""
+        cores = os.cpu_count() or 1
+        return {phase: {"live_process_cores": round(live / max(wall, 1e-9), 3),
+                        "machine_busy_pct": round(100 * busy / max(total, 1), 1),
+                        "machine_cores": cores}
+                for phase, (live, busy, total, wall) in self.cpu.items()}  # fmt: skip
 
     def rss(self, phases: list[str] | None = None) -> dict:
         rows = [s for s in self.samples if phases is None or s[1] in phases]
@@ -676,6 +717,7 @@ def run(out: Path, *, users: int = 2000, days: int = 30, seconds: float = 20,
         "open_loop": opened, "closed_loop": closed,
         "freshness": {"stream": stream, "profile": profile},
         "rss_mb": {"all": live.rss(), **{p: live.rss([p]) for p in phases}},
+        "cpu": live.cpu_use(),
         "soak": soaked, "health_at_end": health,
         "memory_samples": live.samples,
     }  # fmt: skip
