@@ -5,11 +5,9 @@
     that activity belongs to the next session. Events more than max_session_days after the first
     event of their session are left out (see quarantined_sessions). -#}
 {{ config(
+    incremental_strategy='key_scoped',
     unique_key='domain_sessionid',
-    pre_hook=[
-        "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
-    ],
-    post_hook="{{ persona.record_watermark([ref('session_bounds')]) }}",
+    key_scope='sessions_this_run',
 ) }}
 {%- set heartbeat = var('heartbeat') -%}
 

@@ -5,14 +5,10 @@
     left out; those sessions are listed in quarantined_sessions. -#}
 
 {{ config(
+    incremental_strategy='key_scoped',
     unique_key='domain_sessionid',
-    pre_hook=[
-        "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
-    ],
-    post_hook=[
-        "{{ persona.restitch_sessions() }}",
-        "{{ persona.record_watermark([ref('session_bounds')]) }}",
-    ],
+    key_scope='sessions_this_run',
+    post_hook="{{ persona.restitch_sessions() }}",
 ) }}
 {%- set heartbeat = var('heartbeat') -%}
 {%- set min_visit_length = var('min_visit_length') -%}
@@ -21,12 +17,6 @@ with session_events as (
 
     select * from {{ ref('events') }}
     where {{ persona.session_scope() }}
-
-),
-
-identity_map as (
-
-    select * from {{ ref('identity_map') }}
 
 ),
 
@@ -139,8 +129,7 @@ joined as (
         f.user_id,
         f.domain_userid,
         f.network_userid,
-        coalesce(by_domain.user_id, by_network.user_id, f.user_id, f.domain_userid)
-            as stitched_user_id,
+        {{ persona.stitched_user_id('f') }} as stitched_user_id,
         se.start_tstamp,
         se.end_tstamp,
         spv.page_views,
@@ -193,10 +182,7 @@ joined as (
     inner join first_page_activity as f on spv.domain_sessionid = f.domain_sessionid
     inner join last_page_activity as l on spv.domain_sessionid = l.domain_sessionid
     left join session_engagement as eng on spv.domain_sessionid = eng.domain_sessionid
-    left join identity_map as by_domain
-        on by_domain.device_id_type = 'domain_userid' and f.domain_userid = by_domain.device_id
-    left join identity_map as by_network
-        on by_network.device_id_type = 'network_userid' and f.network_userid = by_network.device_id
+    {{ persona.join_identity_map('f') }}
 
 ),
 

@@ -117,10 +117,13 @@ def test_every_column_people_query_is_documented(built) -> None:
     for yml in (ROOT / "models").rglob("_*.yml"):
         for model in yaml.safe_load(yml.read_text()).get("models", []):
             documented[model["name"]] = {c["name"] for c in model.get("columns", [])}
-    for model in ("page_views", "sessions", "quarantined_sessions", "session_bounds",
-                  "identity_map", "users", "product_events", "user_daily", "user_product_daily",
+    for model in ("page_views", "sessions", "quarantined_sessions", "internal.session_bounds",
+                  "internal.sessions_this_run", "internal.devices_this_run", "identity_map",
+                  "users", "product_events", "user_daily", "user_product_daily",
                   "profiles", "segment_members", "segment_definitions", "segment_membership",
                   "segment_changes", "audiences", "traffic_hourly", "failed_events_hourly",
                   "device_behaviour_daily", "anomalies"):  # fmt: skip
-        columns = {r[0] for r in con.execute(f"describe derived.{model}").fetchall()}
-        assert columns - documented[model] == set(), model
+        schema, _, name = model.rpartition(".")
+        relation = f"derived_{schema}.{name}" if schema else f"derived.{name}"
+        columns = {r[0] for r in con.execute(f"describe {relation}").fetchall()}
+        assert columns - documented[name] == set(), model
