@@ -47,9 +47,13 @@ DOWNSTREAM = {
     "traffic_hourly",
     "failed_events_hourly",
     "device_behaviour_daily",
+    "traffic_anomalies",
+    "behaviour_anomalies",
+    "data_quality_anomalies",
 }
 LAGS = {"users": "5 minutes", "identity_map": "5 minutes", "anomalies": "15 minutes"}
-FULL = {"profiles", "audiences", "anomalies"}
+DETECTORS = {"traffic_anomalies", "behaviour_anomalies", "data_quality_anomalies"}
+FULL = {"profiles", "audiences", "anomalies"} | DETECTORS
 VIEWS = {"segment_members", "segment_definitions", "segment_membership", "segment_changes"}
 # DuckDB's refresh scopes: on Snowflake views over every key, which no dynamic table reads.
 SCOPES = {"sessions_this_run", "devices_this_run"}
