@@ -1,5 +1,5 @@
 {#- One row per flagged item, from three detectors, over the anomalies_window_days before
-    as_of (macros/as_of.sql): `traffic` (an app × event type × hour far from the same hour of
+    as_of (macros/domain/as_of.sql): `traffic` (an app × event type × hour far from the same hour of
     the week in the previous weeks, drops to zero included), `behaviour` (a device-day that
     looks like a bot) and `data_quality` (an hour whose failed events far exceed the usual
     failure rate); each is its own model. Only whole hours before as_of are scored. It reads
