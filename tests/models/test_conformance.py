@@ -161,7 +161,7 @@ def warehouse(make_dbt: Callable[[str], Dbt]) -> duckdb.DuckDBPyConnection:
     events = list(CsvFileSource(str(SNOWPLOW / "events.csv")))
     assert len(events) == 160 and all(isinstance(e, dict) for e in events)
     dbt.load(events)
-    dbt("build", vars=VARS)
+    dbt("build", "--selector", "realtime", vars=VARS)
     return dbt.connect()
 
 

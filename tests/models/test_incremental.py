@@ -63,6 +63,8 @@ INTERNAL = {"session_bounds"}
 REFRESH_TIME = {"audiences": {"since"}}
 # The clock-dependent final layer is compared at the same moment: the newest event.
 AS_OF = {"as_of": "latest_event"}
+# the continuous refresh (the rule sets are retrained on their own cadence)
+REFRESH = ("build", "--selector", "realtime", "--exclude-resource-type", "test", "unit_test")
 EXAMPLES = int(os.environ.get("PERSONA_INVARIANT_EXAMPLES", "6"))
 STITCHING = ("shared_device", "silent_login", "network_login", "new_device")
 WEB_PAGE = "contexts_com_snowplowanalytics_snowplow_web_page_1"
@@ -193,9 +195,8 @@ def test_incremental_runs_equal_a_full_refresh(
     dbt = make_dbt("invariant")
     for chunk in stream.chunks:
         dbt.load(chunk)
-        dbt("build", "--exclude-resource-type", "test", "unit_test", vars=AS_OF)
-    dbt("build", "--full-refresh", "--exclude-resource-type", "test", "unit_test",
-        vars=AS_OF, schema="derived_full")  # fmt: skip
+        dbt(*REFRESH, vars=AS_OF)
+    dbt(*REFRESH, "--full-refresh", vars=AS_OF, schema="derived_full")
     con = dbt.connect()
     for model in MODELS:
         suffix = "_internal" if model in INTERNAL else ""
