@@ -93,6 +93,7 @@ session_events_agg as (
         count(case when ecommerce_action = 'add_to_cart' then 1 end) as add_to_carts,
         count(case when event_name = 'site_search' then 1 end) as searches,
         count(case when ecommerce_action = 'transaction' then 1 end) as purchases,
+        count(case when {{ persona.is_conversion() }} then 1 end) as conversions,
         coalesce(sum(case when ecommerce_action = 'transaction' then transaction_revenue end), 0)
             as revenue
     from events
@@ -143,11 +144,12 @@ joined as (
         se.searches,
         se.purchases,
         se.revenue,
+        se.conversions,
         se.max_load_tstamp,
-        {#- Snowplow's rule: a converted session is engaged too (conversions: purchases) -#}
+        {#- Snowplow's rule: a converted session is engaged too (var conversions) -#}
         spv.page_views >= 2
         or coalesce(eng.engaged_time_in_s, 0) >= 2 * {{ heartbeat }}
-        or se.purchases > 0 as is_engaged,
+        or se.conversions > 0 as is_engaged,
         f.page_title as first_page_title,
         f.page_url as first_page_url,
         f.page_urlhost as first_page_urlhost,
