@@ -18,6 +18,12 @@ with session_events as (
 
 ),
 
+channel_groups as (
+
+    select * from {{ ref('channel_groups') }}
+
+),
+
 within_session_length as (
 
     select * from session_events
@@ -50,6 +56,19 @@ page_view_events as (
     qualify row_number() over (
         partition by page_view_id order by derived_tstamp, dvce_created_tstamp, event_id
     ) = 1
+
+),
+
+campaigns as (
+
+    select distinct {{ persona.campaign_fields('page_view_events') }}
+    from page_view_events
+
+),
+
+campaign_channels as (
+
+    {{ persona.first_matching_channel('campaigns', 'channel_groups') }}
 
 ),
 
@@ -116,7 +135,7 @@ joined as (
         pv.mkt_campaign,
         pv.mkt_clickid,
         pv.mkt_network,
-        {{ persona.channel_group('pv.') }} as default_channel_group,
+        coalesce(campaign_channels.channel, 'Unassigned') as default_channel_group,
         pv.page_referrer,
         pv.refr_urlscheme,
         pv.refr_urlhost,
@@ -150,6 +169,7 @@ joined as (
         on
             pv.page_view_id = loads.page_view_id
             and pv.domain_sessionid = loads.domain_sessionid
+    left join campaign_channels on {{ persona.same_campaign('pv', 'campaign_channels') }}
 
 ),
 

@@ -20,6 +20,12 @@ with session_events as (
 
 ),
 
+channel_groups as (
+
+    select * from {{ ref('channel_groups') }}
+
+),
+
 events as (
 
     select * from session_events
@@ -110,6 +116,19 @@ first_page_activity as (
 
 ),
 
+campaigns as (
+
+    select distinct {{ persona.campaign_fields('first_page_activity') }}
+    from first_page_activity
+
+),
+
+campaign_channels as (
+
+    {{ persona.first_matching_channel('campaigns', 'channel_groups') }}
+
+),
+
 last_page_activity as (
 
     select * from page_activity
@@ -170,7 +189,7 @@ joined as (
         f.mkt_campaign,
         f.mkt_clickid,
         f.mkt_network,
-        {{ persona.channel_group('f.') }} as default_channel_group,
+        coalesce(campaign_channels.channel, 'Unassigned') as default_channel_group,
         f.geo_country,
         f.geo_region_name,
         f.geo_city,
@@ -184,6 +203,7 @@ joined as (
     inner join first_page_activity as f on spv.domain_sessionid = f.domain_sessionid
     inner join last_page_activity as l on spv.domain_sessionid = l.domain_sessionid
     left join session_engagement as eng on spv.domain_sessionid = eng.domain_sessionid
+    left join campaign_channels on {{ persona.same_campaign('f', 'campaign_channels') }}
     {{ persona.join_identity_map('f') }}
 
 ),

@@ -25,7 +25,6 @@ from typing import Any
 
 import duckdb
 import pytest
-import yaml
 
 from loader.sources.csv import CsvFileSource
 from tests.conftest import REFERENCE, ROOT
@@ -34,25 +33,29 @@ from tests.models.conftest import Dbt
 SNOWPLOW = REFERENCE / "snowplow-web-0.15.2"
 
 
-def _snowplow_channel_groups() -> list[dict]:
-    """Persona's channel rules with its last one, Direct for a visit without campaign or external
-    referrer (GA4's grouping), replaced by Snowplow 0.15.2's: Direct only for mkt_source
-    '(direct)' with mkt_medium '(none)' or '(not set)'; the rest stays Unassigned. Persona's own
-    Direct rule is tested case by case by the channel_groups unit test (_sessions.yml)."""
-    rules = yaml.safe_load((ROOT / "dbt_project.yml").read_text())["vars"]["channel_groups"]
-    assert rules[-1]["channel"] == "Direct"
-    direct = {"channel": "Direct", "mkt_source": r"\(direct\)",
-              "mkt_medium": r"\(none\)|\(not set\)"}  # fmt: skip
-    return [*rules[:-1], direct]
+# Snowplow 0.15.2's Direct rule in place of Persona's last one (Direct for a visit without
+# campaign or external referrer, after GA4): Direct only for mkt_source '(direct)' with
+# mkt_medium '(none)' or '(not set)'; the rest stays Unassigned. Persona's own Direct rule is
+# tested case by case by the channel_groups unit test (models/sessions/_sessions.yml).
+SNOWPLOW_DIRECT = (
+    "update {schema}.channel_groups set mkt_source = '\\(direct\\)', "
+    "mkt_medium = '\\(none\\)|\\(not set\\)', refr_medium = null "
+    "where rule_order = (select max(rule_order) from {schema}.channel_groups) "
+    "and channel = 'Direct'"
+)
 
 
-# The reference run's configuration, so that every value compares: its channel rules, and its
-# conversions (it defined every page_view as one; Persona's default is purchases).
-VARS = {
-    "start_date": "2020-07-03",
-    "channel_groups": _snowplow_channel_groups(),
-    "conversions": {"event_name": ["page_view"]},
-}
+def seed_snowplow_rules(dbt: Dbt, schema: str = "derived") -> None:
+    """Load the seeds, then give the channel_groups seed Snowplow's Direct rule."""
+    dbt("seed", schema=schema)
+    con = dbt.connect()
+    assert con.execute(SNOWPLOW_DIRECT.format(schema=schema)).fetchone()[0] == 1
+    con.close()
+
+
+# The reference run's configuration, so that every value compares: its conversions (it defined
+# every page_view as one; Persona's default is purchases) and its Direct rule (above).
+VARS = {"start_date": "2020-07-03", "conversions": {"event_name": ["page_view"]}}
 HEARTBEAT = 10
 ROW = "<row>"  # the column of a difference that is a whole row, present on one side only
 
@@ -155,8 +158,10 @@ def warehouse(make_dbt: Callable[[str], Dbt]) -> duckdb.DuckDBPyConnection:
     events = list(CsvFileSource(str(SNOWPLOW / "events.csv")))
     assert len(events) == 160 and all(isinstance(e, dict) for e in events)
     dbt.load(events)
+    seed_snowplow_rules(dbt)
     # the unit tests check the default configuration; they run in every other build
-    dbt("build", "--selector", "realtime", "--exclude-resource-type", "unit_test", vars=VARS)
+    dbt("build", "--selector", "realtime", "--exclude-resource-type", "unit_test", "seed",
+        vars=VARS)  # fmt: skip
     return dbt.connect()
 
 
@@ -330,6 +335,8 @@ def test_incremental_runs_on_the_reference_data_equal_a_full_build(
         chunks[sum(e["collector_tstamp"] >= c for c in cuts)].append(e)
     assert all(chunks)
     dbt = make_dbt("conformance-incremental")
+    dbt("seed")
+    dbt("seed", schema="derived_full")
     for chunk in chunks:
         dbt.load(chunk)
         dbt("run", vars=VARS)
