@@ -61,8 +61,10 @@ page_view_events as (
 
 campaigns as (
 
-    select distinct {{ persona.campaign_fields('page_view_events') }}
-    from page_view_events
+    {#- every campaign of the events (a superset of the page views'): a hash aggregate, where
+        reading page_view_events again would redo its sort -#}
+    select distinct {{ persona.campaign_fields('events') }}
+    from events
 
 ),
 

@@ -118,8 +118,10 @@ first_page_activity as (
 
 campaigns as (
 
-    select distinct {{ persona.campaign_fields('first_page_activity') }}
-    from first_page_activity
+    {#- every campaign of the page activity (a superset of the landing pages'): a hash
+        aggregate, where reading first_page_activity again would redo its sort -#}
+    select distinct {{ persona.campaign_fields('page_activity') }}
+    from page_activity
 
 ),
 
