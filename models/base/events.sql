@@ -101,7 +101,8 @@ final as (
         ) as is_bot,
         {{ persona.entity_field(atomic_events, action, 'type') }} as ecommerce_action,
         cast(
-            {{ persona.entity_field(atomic_events, transaction, 'revenue') }} as double
+            {{ persona.entity_field(atomic_events, transaction, 'revenue') }}
+            as {{ persona.type_money() }}
         ) as transaction_revenue
     from arrived_first
 

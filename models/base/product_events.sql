@@ -36,7 +36,7 @@ products as (
         {{ persona.entity_value('p', 'id') }} as product_id,
         {{ persona.entity_value('p', 'name') }} as product_name,
         {{ persona.entity_value('p', 'category') }} as category,
-        cast({{ persona.entity_value('p', 'price') }} as double) as price,
+        cast({{ persona.entity_value('p', 'price') }} as {{ persona.type_money() }}) as price,
         coalesce(cast({{ persona.entity_value('p', 'quantity') }} as integer), 1) as quantity
     from events, {{ persona.each_entity('events.' ~ product, 'p') }}
 
@@ -62,7 +62,7 @@ products as (
         cast(null as {{ dbt.type_string() }}) as product_id,
         cast(null as {{ dbt.type_string() }}) as product_name,
         cast(null as {{ dbt.type_string() }}) as category,
-        cast(null as double) as price,
+        cast(null as {{ persona.type_money() }}) as price,
         1 as quantity
     from events
     where false

@@ -1,6 +1,6 @@
 {#- One row per stitched user: what personalization reads. The thin final layer: it derives
-    the windows, scores and stages from the daily aggregates at `as_of` (macros/as_of.sql), so
-    nothing incremental below depends on the clock. A table rebuilt on every DuckDB run; on
+    the windows, scores and stages from the daily aggregates at `as_of`
+    (macros/domain/as_of.sql), so nothing incremental below depends on the clock. A table rebuilt on every DuckDB run; on
     Snowflake a dynamic table in FULL refresh mode, the only mode in which the clock may move
     every row. -#}
 {{ config(
@@ -269,10 +269,13 @@ final as (
 
     select
         *,
-        case when purchases > 0 then revenue / purchases end as avg_order_value,
+        cast(case when purchases > 0 then revenue / purchases end as {{ persona.type_money() }})
+            as avg_order_value,
         {%- for days in windows %}
-        case when purchases_{{ days }}d > 0 then revenue_{{ days }}d / purchases_{{ days }}d end
-            as avg_order_value_{{ days }}d,
+        cast(
+            case when purchases_{{ days }}d > 0 then revenue_{{ days }}d / purchases_{{ days }}d end
+            as {{ persona.type_money() }}
+        ) as avg_order_value_{{ days }}d,
         {%- endfor %}
         case
             when days_since_first_visit < {{ lifecycle['new_days'] }} then 'new'

@@ -2,12 +2,12 @@
     device, day, channel, device type and hour of the session start (UTC), so the final layer
     can derive any window and the preferred channel, device and hour without reading sessions.
     Only sessions with a domain_userid count. DuckDB rebuilds every row of a touched device
-    (macros/touched_keys.sql), so a login that moves a device to another user moves its rows. -#}
+    (models/internal/devices_this_run.sql), so a login that moves a device to another user moves its rows. -#}
 {{ config(
+    incremental_strategy='key_scoped',
     unique_key='domain_userid',
+    key_scope='devices_this_run',
     target_lag='downstream',
-    pre_hook=["{{ persona.clear_touched('domain_userid', persona.touched_devices()) }}"],
-    post_hook="{{ persona.record_watermark([ref('sessions'), ref('identity_map')]) }}",
 ) }}
 
 with sessions as (

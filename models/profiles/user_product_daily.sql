@@ -3,10 +3,10 @@
     session counts (bots and quarantined tails are left out there); the user is the session's
     stitched user. Incremental scope as in user_daily: every row of a touched device. -#}
 {{ config(
+    incremental_strategy='key_scoped',
     unique_key='domain_userid',
+    key_scope='devices_this_run',
     target_lag='downstream',
-    pre_hook=["{{ persona.clear_touched('domain_userid', persona.touched_devices()) }}"],
-    post_hook="{{ persona.record_watermark([ref('sessions'), ref('identity_map')]) }}",
 ) }}
 
 with sessions as (

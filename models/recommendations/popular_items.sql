@@ -1,8 +1,11 @@
 {#- One row per segment × rank of a rule-set version: the most popular items of the training
-    window by distinct users, overall (segment '*') and, once `segment_membership` exists,
-    within each segment. The fallback for users with too little history, and for users the
-    rule set has never seen. At most (segments + 1) × recs_popular_items rows. -#}
-{%- set segments = persona.model_relation('segment_membership') -%}
+    window by distinct users, overall (segment '*') and, reading the event models, within each
+    segment of `segment_membership`. The fallback for users with too little history, and for
+    users the rule set has never seen. At most (segments + 1) × recs_popular_items rows. -#}
+{#- referenced whichever input is read; a plain log's users have no segments -#}
+{%- set segment_membership_model = ref('segment_membership') -%}
+{%- set from_log = var('recs_interactions_from') == 'interaction_log' -%}
+{%- set segments = none if from_log else segment_membership_model -%}
 
 with interactions as (
 

@@ -3,14 +3,19 @@
     first `recs_max_items_per_user` by affinity) times that item's similarity to a neighbour,
     summed per neighbour. Items the user has already interacted with are removed
     (`recs_remove_seen`). Users with fewer than `recs_min_history_items` items, and slots the
-    neighbours cannot fill, fall back to popular items of the user's segment (once
-    `segment_membership` exists), then overall. Suppressions of `audiences` (once it exists)
-    remove an item, a category, or (neither given) every recommendation of that user.
+    neighbours cannot fill, fall back to popular items of the user's segment
+    (`segment_membership`), then overall. Suppressions of `audiences` remove an item, a
+    category, or (neither given) every recommendation of that user. With
+    `recs_interactions_from: interaction_log` neither segments nor audiences are read.
     Cost: at most users × recs_max_items_per_user × recs_neighbours candidate rows, plus
     users × recs_popular_items per fallback list, before the top K is cut. -#}
 {%- set from_log = var('recs_interactions_from') == 'interaction_log' -%}
-{%- set segments = persona.model_relation('segment_membership') -%}
-{%- set audiences = persona.model_relation('audiences') -%}
+{#- every input referenced whichever is read, so lineage and run order see them all; a plain
+    log's users have no segments or audiences, so with it those are not read -#}
+{%- set segment_membership_model = ref('segment_membership') -%}
+{%- set audiences_model = ref('audiences') -%}
+{%- set segments = none if from_log else segment_membership_model -%}
+{%- set audiences = none if from_log else audiences_model -%}
 {%- set users_model = ref('users') -%}
 {%- set product_events_model = ref('product_events') -%}
 

@@ -1,5 +1,5 @@
 {#- Who is in each segment now: the definitions in var `segments`, compiled to predicates over
-    `profiles` (macros/segment_predicate.sql). `segment_history` snapshots this view. -#}
+    `profiles` (macros/domain/segment_predicate.sql). `segment_history` snapshots this view. -#}
 {{ config(materialized='view') }}
 {%- set columns = persona.profile_columns() -%}
 {%- set segments = persona.segment_definitions() -%}

@@ -5,11 +5,9 @@
     that activity belongs to the next session. Events more than max_session_days after the first
     event of their session are left out (see quarantined_sessions). -#}
 {{ config(
+    incremental_strategy='key_scoped',
     unique_key='domain_sessionid',
-    pre_hook=[
-        "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
-    ],
-    post_hook="{{ persona.record_watermark([ref('session_bounds')]) }}",
+    key_scope='sessions_this_run',
 ) }}
 {%- set heartbeat = var('heartbeat') -%}
 
@@ -17,6 +15,12 @@ with session_events as (
 
     select * from {{ ref('events') }}
     where {{ persona.session_scope() }}
+
+),
+
+channel_groups as (
+
+    select * from {{ ref('channel_groups') }}
 
 ),
 
@@ -52,6 +56,21 @@ page_view_events as (
     qualify row_number() over (
         partition by page_view_id order by derived_tstamp, dvce_created_tstamp, event_id
     ) = 1
+
+),
+
+campaigns as (
+
+    {#- every campaign of the events (a superset of the page views'): a hash aggregate, where
+        reading page_view_events again would redo its sort -#}
+    select distinct {{ persona.campaign_fields('events') }}
+    from events
+
+),
+
+campaign_channels as (
+
+    {{ persona.first_matching_channel('campaigns', 'channel_groups') }}
 
 ),
 
@@ -118,7 +137,7 @@ joined as (
         pv.mkt_campaign,
         pv.mkt_clickid,
         pv.mkt_network,
-        {{ persona.channel_group('pv.') }} as default_channel_group,
+        coalesce(campaign_channels.channel, 'Unassigned') as default_channel_group,
         pv.page_referrer,
         pv.refr_urlscheme,
         pv.refr_urlhost,
@@ -152,6 +171,7 @@ joined as (
         on
             pv.page_view_id = loads.page_view_id
             and pv.domain_sessionid = loads.domain_sessionid
+    left join campaign_channels on {{ persona.same_campaign('pv', 'campaign_channels') }}
 
 ),
 

@@ -5,11 +5,9 @@
     event that merely arrived late does not make a session long. -#}
 
 {{ config(
+    incremental_strategy='key_scoped',
     unique_key='domain_sessionid',
-    pre_hook=[
-        "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
-    ],
-    post_hook="{{ persona.record_watermark([ref('session_bounds')]) }}",
+    key_scope='sessions_this_run',
 ) }}
 
 with events as (

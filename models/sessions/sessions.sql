@@ -5,14 +5,10 @@
     left out; those sessions are listed in quarantined_sessions. -#}
 
 {{ config(
+    incremental_strategy='key_scoped',
     unique_key='domain_sessionid',
-    pre_hook=[
-        "{{ persona.clear_touched('domain_sessionid', persona.touched_sessions()) }}",
-    ],
-    post_hook=[
-        "{{ persona.restitch_sessions() }}",
-        "{{ persona.record_watermark([ref('session_bounds')]) }}",
-    ],
+    key_scope='sessions_this_run',
+    post_hook="{{ persona.restitch_sessions() }}",
 ) }}
 {%- set heartbeat = var('heartbeat') -%}
 {%- set min_visit_length = var('min_visit_length') -%}
@@ -24,9 +20,9 @@ with session_events as (
 
 ),
 
-identity_map as (
+channel_groups as (
 
-    select * from {{ ref('identity_map') }}
+    select * from {{ ref('channel_groups') }}
 
 ),
 
@@ -103,6 +99,7 @@ session_events_agg as (
         count(case when ecommerce_action = 'add_to_cart' then 1 end) as add_to_carts,
         count(case when event_name = 'site_search' then 1 end) as searches,
         count(case when ecommerce_action = 'transaction' then 1 end) as purchases,
+        count(case when {{ persona.is_conversion() }} then 1 end) as conversions,
         coalesce(sum(case when ecommerce_action = 'transaction' then transaction_revenue end), 0)
             as revenue
     from events
@@ -116,6 +113,21 @@ first_page_activity as (
     qualify row_number() over (
         partition by domain_sessionid order by derived_tstamp, dvce_created_tstamp, event_id
     ) = 1
+
+),
+
+campaigns as (
+
+    {#- every campaign of the page activity (a superset of the landing pages'): a hash
+        aggregate, where reading first_page_activity again would redo its sort -#}
+    select distinct {{ persona.campaign_fields('page_activity') }}
+    from page_activity
+
+),
+
+campaign_channels as (
+
+    {{ persona.first_matching_channel('campaigns', 'channel_groups') }}
 
 ),
 
@@ -139,8 +151,7 @@ joined as (
         f.user_id,
         f.domain_userid,
         f.network_userid,
-        coalesce(by_domain.user_id, by_network.user_id, f.user_id, f.domain_userid)
-            as stitched_user_id,
+        {{ persona.stitched_user_id('f') }} as stitched_user_id,
         se.start_tstamp,
         se.end_tstamp,
         spv.page_views,
@@ -154,11 +165,12 @@ joined as (
         se.searches,
         se.purchases,
         se.revenue,
+        se.conversions,
         se.max_load_tstamp,
-        {#- Snowplow's rule: a converted session is engaged too (conversions: purchases) -#}
+        {#- Snowplow's rule: a converted session is engaged too (var conversions) -#}
         spv.page_views >= 2
         or coalesce(eng.engaged_time_in_s, 0) >= 2 * {{ heartbeat }}
-        or se.purchases > 0 as is_engaged,
+        or se.conversions > 0 as is_engaged,
         f.page_title as first_page_title,
         f.page_url as first_page_url,
         f.page_urlhost as first_page_urlhost,
@@ -179,7 +191,7 @@ joined as (
         f.mkt_campaign,
         f.mkt_clickid,
         f.mkt_network,
-        {{ persona.channel_group('f.') }} as default_channel_group,
+        coalesce(campaign_channels.channel, 'Unassigned') as default_channel_group,
         f.geo_country,
         f.geo_region_name,
         f.geo_city,
@@ -193,10 +205,8 @@ joined as (
     inner join first_page_activity as f on spv.domain_sessionid = f.domain_sessionid
     inner join last_page_activity as l on spv.domain_sessionid = l.domain_sessionid
     left join session_engagement as eng on spv.domain_sessionid = eng.domain_sessionid
-    left join identity_map as by_domain
-        on by_domain.device_id_type = 'domain_userid' and f.domain_userid = by_domain.device_id
-    left join identity_map as by_network
-        on by_network.device_id_type = 'network_userid' and f.network_userid = by_network.device_id
+    left join campaign_channels on {{ persona.same_campaign('f', 'campaign_channels') }}
+    {{ persona.join_identity_map('f') }}
 
 ),
 

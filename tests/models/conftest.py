@@ -102,5 +102,6 @@ def shop(make_dbt: Callable[[str], Dbt]) -> tuple[Dbt, list[Event]]:
     ]
     dbt = make_dbt("shop")
     dbt.load(events)
-    dbt("build", vars={"as_of": "latest_event"})  # data tests and unit tests included
+    # the refresh, data tests and unit tests included; test_recommendations retrains on it
+    dbt("build", "--selector", "realtime", vars={"as_of": "latest_event"})
     return dbt, events

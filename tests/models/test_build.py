@@ -4,6 +4,7 @@ rules computed here, in Python, from the same events."""
 from __future__ import annotations
 
 from collections import defaultdict
+from decimal import Decimal
 
 import duckdb
 import pytest
@@ -97,7 +98,8 @@ def test_page_views_sessions_and_revenue_add_up(built) -> None:
     }
     assert got.keys() == per_session.keys() - quarantined
     for session, revenue in got.items():
-        assert revenue == pytest.approx(per_session[session])
+        # money is exact: a decimal equal to the cents of the sum, not a float near it
+        assert revenue == Decimal(str(round(per_session[session], 2))), session
     bots = con.execute(
         "select count(*) from derived.sessions as s join derived.events as e "
         "using (domain_sessionid) where e.is_bot"
@@ -117,10 +119,28 @@ def test_every_column_people_query_is_documented(built) -> None:
     for yml in (ROOT / "models").rglob("_*.yml"):
         for model in yaml.safe_load(yml.read_text()).get("models", []):
             documented[model["name"]] = {c["name"] for c in model.get("columns", [])}
-    for model in ("page_views", "sessions", "quarantined_sessions", "session_bounds",
-                  "identity_map", "users", "product_events", "user_daily", "user_product_daily",
+    for model in ("page_views", "sessions", "quarantined_sessions", "internal.session_bounds",
+                  "internal.sessions_this_run", "internal.devices_this_run", "identity_map",
+                  "users", "product_events", "user_daily", "user_product_daily",
                   "profiles", "segment_members", "segment_definitions", "segment_membership",
                   "segment_changes", "audiences", "traffic_hourly", "failed_events_hourly",
                   "device_behaviour_daily", "anomalies"):  # fmt: skip
-        columns = {r[0] for r in con.execute(f"describe derived.{model}").fetchall()}
-        assert columns - documented[model] == set(), model
+        schema, _, name = model.rpartition(".")
+        relation = f"derived_{schema}.{name}" if schema else f"derived.{name}"
+        columns = {r[0] for r in con.execute(f"describe {relation}").fetchall()}
+        assert columns - documented[name] == set(), model
+
+
+def test_money_is_a_decimal_everywhere(built) -> None:
+    """Revenue and prices are exact decimals in every model (a float prints 503.95000000000005)."""
+    con, _ = built
+    money = con.execute(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = 'derived' and (column_name like '%revenue%' "
+        "or column_name like '%price%' or column_name like 'avg_order_value%') "
+        # Snowplow's own atomic fields (tr_total, ti_price, ...) are the loader's contract
+        "and column_name not in (select column_name from information_schema.columns "
+        "where table_schema = 'atomic' and table_name = 'events')"
+    ).fetchall()
+    assert len(money) > 10
+    assert [m for m in money if not m[2].startswith("DECIMAL")] == []

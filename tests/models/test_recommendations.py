@@ -79,6 +79,18 @@ def test_serving_reads_the_newest_version_and_rolls_back(retrained) -> None:
     assert [r[0] for r in served.fetchall()] == [published[-1]]
 
 
+def test_pinning_a_version_that_is_not_kept_fails_naming_the_kept_ones(retrained) -> None:
+    """A typo or a pruned version must not build green and serve nothing."""
+    dbt, con = retrained
+    kept = list(reversed(versions(con)))[:2]  # recs_versions_kept: 2, newest first
+    with pytest.raises(AssertionError) as failed:
+        dbt("run", "--select", "current_item_similarity", vars={"recs_serving_version": "v0"})
+    assert "recs_serving_version 'v0' is not a kept rule-set version" in str(failed.value)
+    assert f"kept (newest first): {kept[0]}, {kept[1]}" in str(failed.value)
+    served = con.execute("select count(*) from derived.current_item_similarity").fetchone()[0]
+    assert served > 0  # the view still serves the newest
+
+
 def test_interactions_are_stitched_users_and_weighted_actions(retrained) -> None:
     _, con = retrained
     # each product event's session's stitched user (the device without a session), by hand

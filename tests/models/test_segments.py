@@ -22,10 +22,9 @@ def two_refreshes(shop: tuple[Dbt, list[Event]]) -> tuple[Dbt, datetime, datetim
     con.close()
     first = newest.replace(microsecond=0)
     later = first + timedelta(days=45)
-    dbt("build", "--exclude-resource-type", "test", "unit_test",
-        vars={"as_of": str(first)}, schema=SCHEMA)  # fmt: skip
-    dbt("build", "--exclude-resource-type", "test", "unit_test",
-        vars={"as_of": str(later)}, schema=SCHEMA)  # fmt: skip
+    refresh = ("build", "--selector", "realtime", "--exclude-resource-type", "test", "unit_test")
+    dbt(*refresh, vars={"as_of": str(first)}, schema=SCHEMA)
+    dbt(*refresh, vars={"as_of": str(later)}, schema=SCHEMA)
     return dbt, first, later
 
 

@@ -21,7 +21,7 @@ DUCKDB_ONLY = ("json_extract_string", "regexp_matches", "date_diff(", "epoch(", 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # every model: the default selector leaves out the retrain rule sets
+    # every model, whatever a default selector would select
     return compile_for_snowflake(tmp_path_factory.mktemp("snowflake"), "--select", "fqn:*")
 
 
@@ -47,10 +47,16 @@ DOWNSTREAM = {
     "traffic_hourly",
     "failed_events_hourly",
     "device_behaviour_daily",
+    "traffic_anomalies",
+    "behaviour_anomalies",
+    "data_quality_anomalies",
 }
 LAGS = {"users": "5 minutes", "identity_map": "5 minutes", "anomalies": "15 minutes"}
-FULL = {"profiles", "audiences", "anomalies"}
+DETECTORS = {"traffic_anomalies", "behaviour_anomalies", "data_quality_anomalies"}
+FULL = {"profiles", "audiences", "anomalies"} | DETECTORS
 VIEWS = {"segment_members", "segment_definitions", "segment_membership", "segment_changes"}
+# DuckDB's refresh scopes: on Snowflake views over every key, which no dynamic table reads.
+SCOPES = {"sessions_this_run", "devices_this_run"}
 
 
 def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None:
@@ -61,7 +67,7 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
         config, name = model["config"], model["name"]
         if "retrain" in config["tags"]:
             continue  # versioned rule sets: see the next test
-        if name in VIEWS:
+        if name in VIEWS | SCOPES:
             assert config["materialized"] == "view", name
             continue
         assert config["materialized"] == "dynamic_table", name
@@ -69,7 +75,8 @@ def test_models_are_dynamic_tables_with_explicit_refresh(compiled: Path) -> None
         lag = "downstream" if name in DOWNSTREAM else LAGS.get(name, "1 minute")
         assert config["target_lag"] == lag, name
         # the DuckDB incremental machinery must not render into a dynamic table's query
-        assert "_persona_watermarks" not in model["compiled_code"], model["name"]
+        code = model["compiled_code"]
+        assert "incremental_manifest" not in code and "_this_run" not in code, name
         # the clock only in the FULL-refresh final layer (ARCHITECTURE.md, decision 4)
         if name not in FULL:
             code = model["compiled_code"].lower()
@@ -102,4 +109,4 @@ def test_rule_sets_are_versioned_tables_outside_the_refresh(compiled: Path) -> N
             assert config["unique_key"] == "rule_set_version", name
             assert config["incremental_strategy"] == "delete+insert", name
     selectors = json.loads((compiled / "manifest.json").read_text())["selectors"]
-    assert selectors["realtime"]["default"] is True
+    assert not any(s.get("default") for s in selectors.values())  # dbt ls / docs: everything

@@ -1,7 +1,7 @@
 {#- One row per session: when its events arrived and when it last changed. Incremental runs
     of the session models recompute only sessions changed since their own last run, reading
     events from the earliest arrival among them, so no run scans the whole history. -#}
-{{ config(unique_key='domain_sessionid', target_lag='downstream') }}
+{{ config(unique_key='domain_sessionid') }}
 
 with events as (
 

@@ -12,8 +12,9 @@
 {#- The version serving reads: the pinned `recs_serving_version` (rollback), else the newest
     published one (a row in rule_set_versions is written last, once every rule table has its
     rows: a retrain that fails half-way publishes nothing). -#}
-{% macro serving_version(versions) -%}
+{% macro serving_version(versions, rule_table=none) -%}
     {%- if var('recs_serving_version', none) -%}
+        {%- do persona.check_serving_version(var('recs_serving_version'), rule_table) -%}
         {{ persona.quote_literal(var('recs_serving_version')) }}
     {%- else -%}
         (select max(rule_set_version) from {{ versions }})
@@ -50,9 +51,29 @@ rules as (
 final as (
 
     select * from rules
-    where rule_set_version = {{ persona.serving_version('versions') }}
+    where rule_set_version = {{ persona.serving_version('versions', rule_table) }}
 
 )
 
 select * from final
+{%- endmacro %}
+
+{#- A pinned version must be one whose rows `rule_table` still has (pruning keeps the newest
+    `recs_versions_kept` published): else the serving views would be empty while the build
+    stays green. Fails the build naming the kept versions. Asks the warehouse only when a
+    version is pinned. -#}
+{% macro check_serving_version(pinned, rule_table) -%}
+    {%- if execute and rule_table is not none -%}
+        {%- set kept = run_query(
+            "select v.rule_set_version from " ~ ref('rule_set_versions') ~ " as v where exists ("
+            ~ "select 1 from " ~ rule_table ~ " as r where r.rule_set_version = v.rule_set_version"
+            ~ ") order by v.trained_at desc, v.rule_set_version desc"
+        ).columns[0].values() | list -%}
+        {%- if pinned | string not in kept -%}
+            {{ exceptions.raise_compiler_error(
+                "recs_serving_version '" ~ pinned ~ "' is not a kept rule-set version; kept "
+                ~ "(newest first): " ~ (kept | join(', ') if kept else 'none yet: run a retrain')
+            ) }}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
