@@ -42,8 +42,8 @@ demo: $(VENV)/.installed profiles.yml
 	@echo "== 1/4 A fresh warehouse, $(PERSONA_DUCKDB): loading the synthetic shop's events"
 	rm -f $(PERSONA_DUCKDB) $(PERSONA_DUCKDB).wal
 	$(BIN)/persona load --source '$(DEMO_SOURCE)' --sink duckdb:$(PERSONA_DUCKDB)
-	@echo "== 2/4 dbt build: sessions, users, profiles, segments, audiences, anomalies (a minute or two)"
-	$(BIN)/dbt build --quiet --vars '{as_of: latest_event}'
+	@echo "== 2/4 dbt build --selector realtime: sessions, users, profiles, segments, audiences, anomalies (a minute or two)"
+	$(BIN)/dbt build --quiet --selector realtime --vars '{as_of: latest_event}'
 	@echo "== 3/4 dbt build --selector retrain: a recommendation rule-set version"
 	$(BIN)/dbt build --quiet --selector retrain
 	@echo "== 4/4 What was built"

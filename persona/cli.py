@@ -83,8 +83,9 @@ Persona: behavioral events into your warehouse (DuckDB here, Snowflake in produc
 dbt models turn them into sessions, profiles, segments and recommendation rule sets."""
 
 AFTERWORD = """\
-The models are a dbt project: `dbt build` refreshes them, `dbt build --selector retrain`
-retrains the recommendations. The warehouse is $PERSONA_DUCKDB (default warehouse.duckdb).
+The models are a dbt project: `dbt build --selector realtime` refreshes them, and
+`dbt build --selector retrain` retrains the recommendations. The warehouse is
+$PERSONA_DUCKDB (default warehouse.duckdb).
 'persona COMMAND --help' shows a command's options. Docs: README.md and docs/."""
 
 

@@ -123,7 +123,7 @@ def next_steps(console: Console, path: str, user: str | None, item: str | None) 
         ("Score a live context for the customer above (their favourite item in the session):",
          f"persona recs recommend {who}{items}{duckdb_flag}"),
         ("Add a segment to `segments` in dbt_project.yml (README.md shows one), then rebuild:",
-         "dbt build --vars '{as_of: latest_event}'"),
+         "dbt build --selector realtime --vars '{as_of: latest_event}'"),
     ]  # fmt: skip
     console.print()
     console.print("[bold]Next: three things to try[/] (first: source .venv/bin/activate)")
