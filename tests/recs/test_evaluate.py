@@ -248,3 +248,17 @@ def test_a_history_too_short_for_the_backtest_is_one_line(
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("python -m udfs cadence: error: the history (2026-01-01 ")
     assert "is too short for backtest_days=7 and horizon_hours=1000" in line
+
+
+def test_the_cadence_rule_moves_to_a_more_frequent_retrain_only_while_it_pays() -> None:
+    from recs.cadence import recommend_cadence
+
+    def result(cadence: str, cost: float, ndcg: float) -> dict:
+        return {"cadence": cadence, "cost_seconds_per_day": cost, "ndcg@5": ndcg}
+
+    month, week = result("month", 1, 0.30), result("week", 4, 0.33)  # +10%: pays
+    day, hour = result("day", 30, 0.333), result("hour", 700, 0.40)  # +0.9%: stop here
+    assert recommend_cadence([hour, day, week, month], 5, 0.02) == "week"
+    assert recommend_cadence([hour, day, week, month], 5, 0.005) == "hour"  # every step pays
+    assert recommend_cadence([week, month], 5, 0.5) == "month"  # +10% < 50%
+    assert recommend_cadence([result("week", 4, 0.1), result("month", 1, 0.0)], 5, 0.02) == "week"
