@@ -172,6 +172,8 @@ FIELDS: tuple[Field, ...] = (
     Field("event_fingerprint", STRING),
     Field("true_tstamp", TSTAMP),
 )
+#: Each field's position in an enriched TSV line.
+FIELD_INDEX: dict[str, int] = {f.name: i for i, f in enumerate(FIELDS)}
 
 assert len(FIELDS) == 131
 

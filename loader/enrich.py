@@ -17,13 +17,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from loader.contract import FIELDS, utcnow
+from loader.contract import FIELD_INDEX, FIELDS, utcnow
 from loader.enriched import Event, FieldError, check_required, parse_fields
 from loader.failed import ErrorType, FailedEvent
 
 V_COLLECTOR = "persona-collector-0.1"
 V_ETL = "persona-enrich-0.1"
-_INDEX = {f.name: i for i, f in enumerate(FIELDS)}
+_INDEX = FIELD_INDEX
 _CONTEXTS = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
 _UA_CONTEXT = "iglu:com.snowplowanalytics.snowplow/ua_parser_context/jsonschema/1-0-0"
 _ROBOTS = "iglu:com.iab.snowplow/spiders_and_robots/jsonschema/1-0-0"

@@ -30,11 +30,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loader.contract import FIELDS
+from loader.contract import FIELD_INDEX, FIELDS
 from loader.errors import ConfigError
 from loader.failed import FailedEvent
 
-_INDEX = {f.name: i for i, f in enumerate(FIELDS)}
+_INDEX = FIELD_INDEX
 IP_FIELD = "user_ipaddress"
 # The tracker parameters that fill each field verbatim (the collector's enrichment copies
 # them); a field built by parsing (page_url's parts, the useragent's context) cannot be

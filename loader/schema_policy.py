@@ -178,9 +178,3 @@ def _column_re(pattern: str) -> re.Pattern[str]:
     return re.compile(
         rf"(contexts|unstruct_event)_{part(vendor, False)}_{part(name or '*', True)}_[0-9]+"
     )
-
-
-def from_settings(
-    allow: Iterable[str], max_new_per_hour: int, max_columns: int, known: Iterable[str]
-) -> SchemaPolicy:
-    return SchemaPolicy(tuple(allow), max_new_per_hour, max_columns, set(known))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import Any
 
+from loader.contract import FIELD_INDEX
 from loader.sources.synthetic.catalog import Product, catalog
 from loader.sources.synthetic.config import SyntheticConfig
 from loader.sources.synthetic.delivery import Delivery
@@ -32,7 +33,6 @@ from loader.sources.synthetic.tables import (
     ECOM_ACTION,
     EMAIL_CAMPAIGNS,
     EPOCH,
-    FIELD_INDEX,
     FIRST_NAMES,
     HOST,
     HOUR_MS,

@@ -11,7 +11,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from loader.contract import FIELDS
+from loader.contract import FIELD_INDEX, FIELDS
 
 APP_ID = "persona-shop"
 HOST = "shop.persona.dev"
@@ -34,7 +34,6 @@ BUY_P = 0.3  # chance that a session ending with a non-empty cart checks out
 
 MILLIS = tuple(f"{m:03d}" for m in range(1000))
 
-FIELD_INDEX = {f.name: i for i, f in enumerate(FIELDS)}
 N_FIELDS = len(FIELDS)
 EVENT_ID, FINGERPRINT = FIELD_INDEX["event_id"], FIELD_INDEX["event_fingerprint"]
 ETL, COLLECTOR, CREATED = (
