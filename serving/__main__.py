@@ -37,8 +37,16 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         "--definitions", default=str(Path(__file__).with_name("attributes.yml")),
         help="YAML of stream attribute groups and services (serving/attributes.yml); '' for none",
     )  # fmt: skip
-    p.add_argument("--refresh-seconds", type=float, default=5.0,
-                   help="seconds between refreshes, when events arrived (5)")  # fmt: skip
+    p.add_argument(
+        "--refresh-seconds", type=float, default=1.0,
+        help="refresh when events arrived, at most once per this many seconds (1); each refresh "
+        "replays the SQL of dbt's last run of the realtime models",
+    )  # fmt: skip
+    p.add_argument(
+        "--dbt-seconds", type=float, default=600.0,
+        help="run dbt itself (which plans the replayed SQL anew) at least this often (600); "
+        "0: only at start and when the events gain a column",
+    )  # fmt: skip
     p.add_argument("--no-refresh", action="store_true", help="serve without running dbt")
     p.add_argument("--state-dir", default=".persona/serving",
                    help="published definitions, dbt's files (.persona/serving)")  # fmt: skip
@@ -89,7 +97,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
             browser_origins=tuple(args.browser_origin),
             online_store=args.online_store,
             definitions=Path(args.definitions) if args.definitions else None,
-            refresh_seconds=args.refresh_seconds, refresh=not args.no_refresh,
+            refresh_seconds=args.refresh_seconds, dbt_seconds=args.dbt_seconds,
+            refresh=not args.no_refresh,
             state_dir=Path(args.state_dir), spool=args.spool, batch_seconds=args.batch_seconds,
         )  # fmt: skip
         return Live(settings).run()

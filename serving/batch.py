@@ -38,6 +38,7 @@ log = logging.getLogger("persona.serving.batch")
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES_KEY = "r:current"
+BATCH_META_KEY = "m:batch"
 # How many of a user's strongest item affinities live scoring uses.
 MAX_AFFINITIES = 50
 
@@ -140,7 +141,11 @@ class BatchSync:
             if "profiles" in tables:
                 self._profile_types(con)
                 wanted = [c for c, _ in self.profile_fields or []]
-                self._sync(con, result, "profiles", f"select user_id, hash(p) from {s}.profiles p",
+                # as_of is the refresh's clock, new on every row each time: left out of the
+                # digest, so a refresh writes only the users whose profile changed
+                self._sync(con, result, "profiles",
+                           f"select user_id, hash(p) from (select * exclude (as_of) "
+                           f"from {s}.profiles) p",
                            lambda ids: self._profiles(con, ids, wanted, now))  # fmt: skip
             if "segment_membership" in tables:
                 self._sync_rows(con, result, "segments", (
@@ -168,6 +173,8 @@ class BatchSync:
             if {"current_item_similarity", "current_popular_items"} <= tables:
                 self._sync_rules(con, result, tables, now)
             self.as_of = now
+            # what every batch key reflects: the last sync that found it unchanged or wrote it
+            self.store.put_many({BATCH_META_KEY: orjson.dumps({"as_of": now})})
         result.seconds = time.perf_counter() - started
         return result
 

@@ -28,6 +28,7 @@ from loader.errors import ConfigError
 from serving import stream
 from serving.batch import ROOT, BatchSync, builtin_groups
 from serving.definitions import Group, load_yaml
+from serving.plan import Plan, PlanFailed, PlanRecorder, fingerprint
 from serving.service import Api, new_registry
 from serving.snapshot import Snapshot
 from serving.stores import open_store
@@ -35,6 +36,8 @@ from serving.stores import open_store
 log = logging.getLogger("persona.serving.live")
 
 DEFINITIONS = Path(__file__).with_name("attributes.yml")
+# Without events, a refresh this often all the same: the profiles' windows move with the clock.
+IDLE_REFRESH_SECONDS = 60.0
 
 
 @dataclass
@@ -45,7 +48,8 @@ class Settings:
     token: str
     online_store: str = "memory"
     definitions: Path | None = DEFINITIONS
-    refresh_seconds: float = 5.0
+    refresh_seconds: float = 1.0  # at least this long between the starts of two refreshes
+    dbt_seconds: float = 600.0  # dbt itself (not the replayed plan) at least this often; 0: once
     refresh: bool = True
     state_dir: Path = Path(".persona/serving")
     spool: str = ".persona/spool"
@@ -86,17 +90,26 @@ def recent_events(con: duckdb.DuckDBPyConnection, groups: list[Group],
 
 
 class Refresher:
-    """dbt's realtime models, in this process, then the batch sync."""
+    """dbt's realtime models, in this process, then the batch sync.
+
+    dbt runs the first refresh, then one every ``dbt_seconds``; the refreshes in between replay
+    the SQL dbt's last run executed (serving/plan.py), about four times faster."""
 
     def __init__(self, settings: Settings, sync: BatchSync, con: duckdb.DuckDBPyConnection):
         self.settings, self.sync, self.con = settings, sync, con
         self.work = settings.state_dir / "dbt"
         self.runner: Any = None
+        self.recorder = PlanRecorder()
+        self.plan: Plan | None = None
         self.views_built = False
+        self.last_dbt = 0.0
         self.last_ok: float | None = None
         self.last_error: str | None = None
+        self.last_seconds: float | None = None
         self.failures = 0
         self.cycles = 0
+        self.replays = 0
+        self.dbt_runs = 0
 
     def _common(self) -> list[str]:
         import json
@@ -110,31 +123,71 @@ class Refresher:
         return {"PERSONA_DUCKDB": self.settings.warehouse, "PERSONA_TARGET": "duckdb",
                 "PERSONA_SCHEMA": self.settings.schema}  # fmt: skip
 
-    def refresh(self) -> bool:
+    def _dbt(self) -> None:
+        """One dbt build of the realtime models, recording the plan replayed after it (the first
+        run also builds the views and seeds, which later runs leave alone)."""
         from dbt.cli.main import dbtRunner
 
         from recs.dbt_invoke import environment, failures
 
+        with environment(self._env()):
+            if self.runner is None:
+                self.work.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / "profiles.example.yml", self.work / "profiles.yml")
+                parsed = dbtRunner().invoke(["parse", *self._common()])
+                if not parsed.success:
+                    raise RuntimeError(f"dbt parse failed: {failures(parsed)}")
+                self.runner = dbtRunner(manifest=parsed.result, callbacks=[self.recorder])
+            tests = ["--exclude-resource-type", "test", "unit_test"]
+            if self.views_built:  # the realtime selector, less the views and seeds built once
+                select = ["--select", "fqn:*", "--exclude", "tag:retrain",
+                          "config.materialized:view", "resource_type:seed"]  # fmt: skip
+            else:
+                select = ["--selector", "realtime"]
+            self.recorder.take()
+            fingerprint_before = fingerprint(self.con.cursor())
+            result = self.runner.invoke(["build", *select, *tests, *self._common()])
+            steps = self.recorder.take()
+        self.dbt_runs += 1
+        self.last_dbt = time.monotonic()
+        if not result.success:
+            self.plan = None
+            raise RuntimeError(f"dbt build failed: {failures(result)}")
+        self.views_built = True
+        # the plan leaves out what later runs leave alone (views; seeds are not recorded), and
+        # is good only if the events' columns did not move while dbt ran. Recorded from a first
+        # build (tables created, not refreshed), its replay fails once and dbt plans again.
+        nodes = self.runner.manifest.nodes
+        views = {uid for uid, node in nodes.items() if node.config.materialized == "view"}
+        if fingerprint(self.con.cursor()) == fingerprint_before:
+            self.plan = Plan([s for s in steps if s.node not in views], fingerprint_before)
+        else:
+            self.plan = None
+
+    def _replayable(self) -> bool:
+        if self.plan is None:
+            return False
+        every = self.settings.dbt_seconds
+        if every > 0 and time.monotonic() - self.last_dbt >= every:
+            return False
+        return fingerprint(self.con.cursor()) == self.plan.fingerprint
+
+    def refresh(self) -> bool:
         started = time.perf_counter()
+        mode = "dbt"
         try:
-            with environment(self._env()):
-                if self.runner is None:
-                    self.work.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(ROOT / "profiles.example.yml", self.work / "profiles.yml")
-                    parsed = dbtRunner().invoke(["parse", *self._common()])
-                    if not parsed.success:
-                        raise RuntimeError(f"dbt parse failed: {failures(parsed)}")
-                    self.runner = dbtRunner(manifest=parsed.result)
-                tests = ["--exclude-resource-type", "test", "unit_test"]
-                if self.views_built:  # the realtime selector, less the views made once already
-                    select = ["--select", "fqn:*", "--exclude", "tag:retrain",
-                              "config.materialized:view"]  # fmt: skip
-                else:
-                    select = ["--selector", "realtime"]
-                result = self.runner.invoke(["build", *select, *tests, *self._common()])
-            if not result.success:
-                raise RuntimeError(f"dbt build failed: {failures(result)}")
-            self.views_built = True
+            if self._replayable():
+                assert self.plan is not None
+                try:
+                    self.plan.replay(self.con.cursor)
+                    self.replays += 1
+                    mode = "replay"
+                except PlanFailed as exc:
+                    log.warning("replaying the refresh plan failed (%s); running dbt", exc)
+                    self.plan = None
+                    self._dbt()
+            else:
+                self._dbt()
             synced = self.sync.sync(self.con.cursor())
         except Exception as exc:
             self.failures += 1
@@ -144,13 +197,17 @@ class Refresher:
         self.cycles += 1
         self.last_ok = time.time()
         self.last_error = None
-        log.info("refreshed in %.2f s; %d keys synced", time.perf_counter() - started,
+        self.last_seconds = time.perf_counter() - started
+        log.info("refreshed (%s) in %.2f s; %d keys synced", mode, self.last_seconds,
                  synced.keys)  # fmt: skip
         return True
 
     def status(self) -> dict[str, Any]:
         age = None if self.last_ok is None else round(time.time() - self.last_ok, 3)
+        seconds = None if self.last_seconds is None else round(self.last_seconds, 3)
         return {"refreshes": self.cycles, "refresh_failures": self.failures,
+                "refresh_replays": self.replays, "refresh_dbt_runs": self.dbt_runs,
+                "last_refresh_seconds": seconds,
                 "last_refresh_age_s": age, "last_refresh_error": self.last_error,
                 "batch_as_of": self.sync.as_of}  # fmt: skip
 
@@ -161,6 +218,10 @@ class Live:
         self.stop_event = threading.Event()
         self.loaded = threading.Event()  # a batch was committed since the last refresh
         self.errors: list[BaseException] = []
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.loaded.set()  # wakes the refresh loop
 
     def run(self) -> int:
         from loader import pipeline
@@ -237,24 +298,37 @@ class Live:
                 log.exception("the loader stopped")
                 self.errors.append(exc)
             finally:
-                self.stop_event.set()
+                self.stop()
 
         server = self._server(api, host, port)
         loader = threading.Thread(target=load, name="loader", daemon=True)
         http = threading.Thread(target=server.run, name="api", daemon=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.stop_event.set())
+            signal.signal(signum, lambda *_: self.stop())
         loader.start()
         http.start()
         log.info("serving on http://%s:%d; collector on %s", host, port, s.source)
         if snapshot is not None:  # SQL on what is served, from the start (the API serves already)
             snapshotted = refresher.cycles
             snapshot.publish(con)
+        last_refresh = time.monotonic()
         try:
-            while not self.stop_event.wait(s.refresh_seconds):
-                if s.refresh and self.loaded.is_set():
-                    self.loaded.clear()
+            while True:
+                # awake when a batch lands; without events, every so often: the profiles'
+                # windows move with the clock, and a due snapshot waits for a wake-up
+                self.loaded.wait(min(IDLE_REFRESH_SECONDS, s.snapshot_seconds))
+                if self.stop_event.is_set():
+                    break
+                idle = time.monotonic() - last_refresh >= IDLE_REFRESH_SECONDS
+                if s.refresh and (self.loaded.is_set() or idle):
+                    spacing = s.refresh_seconds - (time.monotonic() - last_refresh)
+                    if spacing > 0 and self.stop_event.wait(spacing):
+                        break
+                    self.loaded.clear()  # before the refresh: a batch landing during it counts
+                    last_refresh = time.monotonic()
                     refresher.refresh()
+                elif not s.refresh:
+                    self.loaded.clear()
                 # a refresh the snapshot lacks: publish now, or at a later wake-up when due
                 if snapshot is not None and refresher.cycles > snapshotted and snapshot.due():
                     snapshotted = refresher.cycles

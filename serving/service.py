@@ -23,7 +23,14 @@ from typing import Any
 import orjson
 
 from serving import definitions
-from serving.batch import RULES_KEY, affinity_key, batch_key, builtin_groups, device_key
+from serving.batch import (
+    BATCH_META_KEY,
+    RULES_KEY,
+    affinity_key,
+    batch_key,
+    builtin_groups,
+    device_key,
+)
 from serving.definitions import Group, Service
 from serving.errors import (
     AlreadyExists,
@@ -289,13 +296,21 @@ class Api:
             store_keys = [self._store_key(group, i) for i in group_ids]
             plan.append((group, attributes, group_ids, store_keys))
             keys.extend(store_keys)
+        if any(not group.is_stream for group, *_ in plan):
+            keys.append(BATCH_META_KEY)
         values = dict(zip(keys, self.store.get_many(keys), strict=True)) if keys else {}
+        meta = values.get(BATCH_META_KEY)
+        synced = orjson.loads(meta)["as_of"] if meta else None
         now = time.time()
         out: dict[str, list[Any]] = {k: list(v) for k, v in ids.items()}
         for group, attributes, group_ids, store_keys in plan:
             if not group_ids:
                 continue
             rows = [self._group_values(group, values.get(k), now) for k in store_keys]
+            if not group.is_stream:  # as_of: the last sync, not the row's last change
+                for row in rows:
+                    if "as_of" in row and row["as_of"] is not None:
+                        row["as_of"] = synced or row["as_of"]
             for attribute in attributes or group.names():
                 name = f"{group.full_name}:{attribute}" if full else attribute
                 out[name] = [row.get(attribute) for row in rows]
@@ -372,20 +387,22 @@ class Api:
         keys = [
             batch_key("profiles", user or ""), batch_key("segments", user or ""),
             batch_key("recommendations", user or ""), affinity_key(user or ""),
-            stream_key(session_group, session or ""), RULES_KEY,
+            stream_key(session_group, session or ""), RULES_KEY, BATCH_META_KEY,
         ]  # fmt: skip
-        *raw, raw_rules = self.store.get_many(keys)
+        *raw, raw_rules, raw_meta = self.store.get_many(keys)
         got = [orjson.loads(v) if v else None for v in raw]
         profile, segments, precomputed, affinities, session_state = got
+        # a batch key reflects the last sync, which wrote it or found it unchanged
+        synced = orjson.loads(raw_meta)["as_of"] if raw_meta else None
         rules, rule_set = self._rule_set(raw_rules)
         now = time.time()
         session_items = group_values(session_group, session_state, now)["products"]
         answer: dict[str, Any] = {
             "user_id": user, "domain_sessionid": session,
             "profile": {"fields": {f: (profile or {}).get(f) for f in fields},
-                        "as_of": (profile or {}).get("as_of"), "known": profile is not None},
+                        "as_of": synced if profile else None, "known": profile is not None},
             "segments": {"segments": (segments or {}).get("segments", []),
-                         "as_of": (segments or {}).get("as_of")},
+                         "as_of": synced if segments else None},
             "session": {"items": session_items,
                         "as_of": _now_iso(session_state["t"]) if session_state else None},
         }  # fmt: skip

@@ -1,0 +1,123 @@
+"""The live refresh replays the SQL of dbt's last run (serving/plan.py): replayed cycles must
+leave the warehouse as dbt would, and anything the plan cannot do must fall back to dbt."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from loader import pipeline
+from loader.enriched import parse_line
+from loader.sinks.duckdb import DuckDBSink
+from loader.sources.synthetic import SyntheticConfig, generate_lines
+from serving.batch import BatchSync
+from serving.live import Refresher, Settings
+from serving.stores.memory import MemoryStore
+from tests.models.conftest import Dbt
+from tests.serving.conftest import copy_warehouse
+
+AS_OF = {"as_of": "latest_event"}
+# Written by the snapshot with the clock of the run that wrote them.
+CLOCK_COLUMNS = ("dbt_valid_from", "dbt_valid_to", "dbt_updated_at", "dbt_scd_id")
+# Snapshots keep history a full refresh does not rebuild.
+HISTORY = {"segment_history", "segment_changes"}
+
+
+def load(warehouse: Path, config: SyntheticConfig, limit: int | None = None) -> None:
+    lines = itertools.islice(generate_lines(config), limit)
+    sink = DuckDBSink(str(warehouse))
+    try:
+        pipeline.run((parse_line(line) for line in lines), sink)
+    finally:
+        sink.close()
+
+
+def refresher(warehouse: Path, tmp: Path, **overrides: float) -> Refresher:
+    settings = Settings(source="-", listen="127.0.0.1:0", warehouse=str(warehouse), token="t",
+                        state_dir=tmp / "state", dbt_vars=AS_OF, **overrides)  # fmt: skip
+    con = duckdb.connect(str(warehouse))
+    return Refresher(settings, BatchSync(MemoryStore()), con)
+
+
+def tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    out = {}
+    names = con.execute(
+        "select table_name from information_schema.tables "
+        "where table_schema = 'derived' and table_type = 'BASE TABLE' order by 1"
+    ).fetchall()
+    for (name,) in names:
+        if name in HISTORY:
+            continue
+        cols = [c for (c,) in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'derived' "
+            "and table_name = ? order by ordinal_position", [name]).fetchall()
+            if c not in CLOCK_COLUMNS]  # fmt: skip
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        out[name] = con.execute(f'select {quoted} from derived."{name}" order by all').fetchall()
+    return out
+
+
+@pytest.mark.slow
+def test_replayed_refreshes_equal_a_full_rebuild(demo: Path, tmp_path: Path) -> None:
+    warehouse = copy_warehouse(demo, tmp_path / "warehouse.duckdb")
+    live = refresher(warehouse, tmp_path)
+    assert live.refresh() and live.dbt_runs == 1 and live.plan is not None
+
+    # new shoppers, then a replay of events already loaded (duplicates) with more new ones
+    load(warehouse, SyntheticConfig(users=12, days=1, seed=11))
+    assert live.refresh(), live.last_error
+    load(warehouse, SyntheticConfig(users=150, days=7, seed=3), limit=400)
+    load(warehouse, SyntheticConfig(users=8, days=1, seed=12))
+    assert live.refresh(), live.last_error
+    # every refresh after dbt's first replayed its plan
+    assert (live.dbt_runs, live.replays) == (1, 2), live.last_error
+    replayed = tables(live.con)
+    live.con.close()
+
+    (tmp_path / "rebuilt").mkdir()
+    rebuilt = copy_warehouse(warehouse, tmp_path / "rebuilt" / "warehouse.duckdb")
+    Dbt(rebuilt)("build", "--selector", "realtime", "--full-refresh",
+                 "--exclude-resource-type", "test", "unit_test", vars=AS_OF)  # fmt: skip
+    with duckdb.connect(str(rebuilt)) as con:
+        full = tables(con)
+    assert replayed.keys() == full.keys()
+    new_users = {r[0] for r in replayed["profiles"]} - {r[0] for r in tables_of(demo)}
+    assert new_users, "the new shoppers never reached profiles"
+    for name in full:
+        assert replayed[name] == full[name], name
+
+
+def tables_of(warehouse: Path) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute("select user_id from derived.profiles").fetchall()
+
+
+def test_a_plan_that_no_longer_fits_falls_back_to_dbt(demo: Path, tmp_path: Path) -> None:
+    warehouse = copy_warehouse(demo, tmp_path / "warehouse.duckdb")
+    live = refresher(warehouse, tmp_path)
+    assert live.refresh() and live.plan is not None
+
+    # a table the plan refreshes is gone: the replay fails, dbt rebuilds it and plans again
+    live.con.execute("drop table derived_internal.sessions_this_run")
+    load(warehouse, SyntheticConfig(users=5, days=1, seed=21))
+    assert live.refresh(), live.last_error
+    assert (live.dbt_runs, live.replays) == (2, 0)
+    assert live.con.execute("select count(*) from derived_internal.sessions_this_run").fetchone()
+
+    # the events gained a column (a new entity): dbt plans, whatever the replay would do
+    assert live.refresh() and live.replays == 1
+    live.con.execute("alter table atomic.events add column contexts_com_acme_thing_1 json")
+    assert live.refresh(), live.last_error
+    assert (live.dbt_runs, live.replays) == (3, 1)
+    live.con.close()
+
+
+def test_dbt_runs_again_after_dbt_seconds(demo: Path, tmp_path: Path) -> None:
+    warehouse = copy_warehouse(demo, tmp_path / "warehouse.duckdb")
+    live = refresher(warehouse, tmp_path, dbt_seconds=0.001)
+    assert live.refresh() and live.refresh()
+    assert (live.dbt_runs, live.replays) == (2, 0)
+    live.con.close()
