@@ -9,7 +9,7 @@ DEMO_SOURCE ?= synthetic:?users=2000&days=30&seed=0
 
 BROWSER := tests/browser
 
-.PHONY: demo test lint bench clean
+.PHONY: demo live test lint bench clean
 
 # uv when it is there (or can be installed from PyPI), plain venv + pip otherwise. Bytecode is
 # compiled at install (pip does it anyway): where PYTHONDONTWRITEBYTECODE is set, as on CI
@@ -48,6 +48,16 @@ demo: $(VENV)/.installed profiles.yml
 	$(BIN)/dbt build --quiet --selector retrain
 	@echo "== 4/4 What was built"
 	$(BIN)/python scripts/demo_summary.py $(PERSONA_DUCKDB)
+
+# The live loop on the demo warehouse (built first when missing): the collector on :9090, the
+# API on :8080, two synthetic visits a second arriving now. Ctrl-C stops it; the token is this
+# run's unless PERSONA_API_TOKEN is set.
+live: $(VENV)/.installed profiles.yml
+	@test -f $(PERSONA_DUCKDB) || $(MAKE) --no-print-directory demo
+	@export PERSONA_API_TOKEN=$${PERSONA_API_TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))')}; \
+	echo "== the live loop: collector http://127.0.0.1:9090, API http://127.0.0.1:8080, token $$PERSONA_API_TOKEN"; \
+	echo "   watch a visitor: curl -s -H \"Authorization: Bearer $$PERSONA_API_TOKEN\" -d '{\"user_id\": \"u_000001\", \"fields\": [\"lifecycle_stage\"]}' http://127.0.0.1:8080/v1/decide"; \
+	exec $(BIN)/persona serve --source http://127.0.0.1:9090 --listen 127.0.0.1:8080 --simulate 2
 
 test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed
 	$(BIN)/python -m pytest -q

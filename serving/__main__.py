@@ -65,6 +65,11 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         help="a page origin (https://shop.example) whose scripts may call /v1/decide with the "
         "collector's cookie, for their own device (repeat it; '*' for any)",
     )  # fmt: skip
+    p.add_argument(
+        "--simulate", type=float, default=0.0, metavar="VISITS_PER_S",
+        help="post this many synthetic shoppers' visits a second to the collector, stamped now, "
+        "some of them returning visitors the warehouse knows (make live: 2)",
+    )  # fmt: skip
     p.add_argument("--batch-seconds", type=float, default=0.25,
                    help="commit a batch to DuckDB after this long (0.25)")  # fmt: skip
     return p
@@ -89,12 +94,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
                 )
             token = secrets.token_urlsafe(24)
             print(f"PERSONA_API_TOKEN is not set; this run's token: {token}", file=sys.stderr)
+        if args.simulate > 0 and not args.source.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--simulate posts to a collector: --source {args.source!r} is not one "
+                "(give --source http://127.0.0.1:9090)"
+            )
         warehouse = os.environ.get("PERSONA_DUCKDB", "warehouse.duckdb")
         snapshot = None if args.no_snapshot else Path(args.snapshot or snapshot_path(warehouse))
         settings = Settings(
             source=args.source, listen=args.listen, token=token, warehouse=warehouse,
             snapshot=snapshot, snapshot_seconds=args.snapshot_seconds,
-            browser_origins=tuple(args.browser_origin),
+            browser_origins=tuple(args.browser_origin), simulate=args.simulate,
             online_store=args.online_store,
             definitions=Path(args.definitions) if args.definitions else None,
             refresh_seconds=args.refresh_seconds, dbt_seconds=args.dbt_seconds,

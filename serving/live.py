@@ -3,10 +3,11 @@ store and the API, in one process, because DuckDB has one writer process
 (ARCHITECTURE.md, decisions 6 and 10).
 
 Threads: the loader (``loader.pipeline.run``; its ``validate`` hook feeds each accepted event
-to the stream attributes before the batch is committed), the API (uvicorn), and the main
-thread, which runs the refresh loop (dbt's ``realtime`` models, then the batch sync into the
+to the stream attributes before the batch is committed), the API (uvicorn), the snapshot
+publisher, the simulated visitors of ``--simulate``, and the main thread, which runs the refresh
+loop (dbt's ``realtime`` models, or the replay of their SQL, then the batch sync into the
 online store) and handles SIGTERM/SIGINT. A failing refresh is logged and retried on the next
-interval; the API keeps serving the last good snapshot meanwhile (``/health`` says how old).
+wake-up; the API keeps serving the last good snapshot meanwhile (``/health`` says how old).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,7 @@ class Settings:
     snapshot: Path | None = None  # the read-only copy for other processes; None: none
     snapshot_seconds: float = 30.0
     browser_origins: tuple[str, ...] = ()  # pages that may call /v1/decide from a browser
+    simulate: float = 0.0  # synthetic visits a second posted to the collector (make live)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -212,6 +214,47 @@ class Refresher:
                 "batch_as_of": self.sync.as_of}  # fmt: skip
 
 
+class SnapshotPublisher:
+    """Publishes the snapshot from its own thread, after a refresh it lacks, when due: a copy
+    of the whole warehouse takes seconds, which the refresh loop must not wait for."""
+
+    def __init__(self, snapshot: Snapshot, con: duckdb.DuckDBPyConnection,
+                 cycles: Callable[[], int]) -> None:  # fmt: skip
+        self.snapshot, self.con, self.cycles = snapshot, con, cycles
+        self.awake = threading.Event()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="snapshot", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def wake(self) -> None:
+        self.awake.set()
+
+    def run(self) -> None:
+        published = -1  # the refresh the snapshot holds: none yet (the first: at start)
+        while not self.stopped.is_set():
+            cycles = self.cycles()
+            if cycles > published and self.snapshot.due():
+                published = cycles
+                self.snapshot.publish(self.con)
+                continue
+            wait = (
+                None
+                if self.snapshot.published_at is None
+                else max(
+                    0.05, self.snapshot.min_seconds - (time.time() - self.snapshot.published_at)
+                )
+            )
+            self.awake.wait(wait if cycles > published else None)  # fmt: skip
+            self.awake.clear()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.awake.set()
+        self.thread.join(timeout=120)
+
+
 class Live:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -272,7 +315,6 @@ class Live:
         log.info("batch attributes synced: %d keys", synced.keys)
         refresher = Refresher(s, sync, con)
         snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
-        snapshotted = -1  # the refresh the snapshot holds: none yet
 
         api = Api(registry, store, engine)
         api.refresh_status = lambda: {**refresher.status(),
@@ -308,15 +350,17 @@ class Live:
         loader.start()
         http.start()
         log.info("serving on http://%s:%d; collector on %s", host, port, s.source)
+        simulator = self._simulator(con)
+        publisher = None
         if snapshot is not None:  # SQL on what is served, from the start (the API serves already)
-            snapshotted = refresher.cycles
-            snapshot.publish(con)
+            publisher = SnapshotPublisher(snapshot, con, lambda: refresher.cycles)
+            publisher.start()
         last_refresh = time.monotonic()
         try:
             while True:
                 # awake when a batch lands; without events, every so often: the profiles'
-                # windows move with the clock, and a due snapshot waits for a wake-up
-                self.loaded.wait(min(IDLE_REFRESH_SECONDS, s.snapshot_seconds))
+                # windows move with the clock
+                self.loaded.wait(IDLE_REFRESH_SECONDS)
                 if self.stop_event.is_set():
                     break
                 idle = time.monotonic() - last_refresh >= IDLE_REFRESH_SECONDS
@@ -329,11 +373,13 @@ class Live:
                     refresher.refresh()
                 elif not s.refresh:
                     self.loaded.clear()
-                # a refresh the snapshot lacks: publish now, or at a later wake-up when due
-                if snapshot is not None and refresher.cycles > snapshotted and snapshot.due():
-                    snapshotted = refresher.cycles
-                    snapshot.publish(con)
+                if publisher is not None:
+                    publisher.wake()
         finally:
+            if simulator is not None:
+                simulator.stop()
+            if publisher is not None:
+                publisher.stop()
             server.should_exit = True
             stop = getattr(source, "stop", None)
             if stop is not None:
@@ -350,6 +396,19 @@ class Live:
         if self.errors:
             raise self.errors[0]
         return 0
+
+    def _simulator(self, con: duckdb.DuckDBPyConnection) -> Any:
+        """``--simulate N``: N synthetic visits a second to this process's own collector."""
+        from serving.visitors import Simulator, known_visitors
+
+        s = self.settings
+        if s.simulate <= 0:
+            return None
+        simulator = Simulator(s.source, s.simulate, known_visitors(con.cursor()))
+        simulator.start()
+        log.info("simulating %.1f visits a second (%d known visitors may return)",
+                 s.simulate, len(simulator.known))  # fmt: skip
+        return simulator
 
     def _server(self, api: Api, host: str, port: int) -> Any:
         import uvicorn
