@@ -26,12 +26,13 @@ same salt as the API's over the same ``--state-dir``); no IPs, e-mails or raw id
 from __future__ import annotations
 
 import argparse
+import functools
 import hmac
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ import orjson
 from loader.errors import ConfigError, PersonaError
 from serving.batch import ROOT, BatchSync, batch_key, builtin_groups
 from serving.context import Pseudonyms, load_salt, narrative, scrub_text, session_facts
-from serving.errors import NotFound
+from serving.errors import NotFound, ServingError
 from serving.event_logs import BUILTIN_LOG
 from serving.snapshot import snapshot_path
 
@@ -301,6 +302,21 @@ def recent_anomalies(replica: Replica, limit: int = 20,
     return rows
 
 
+def _told(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A tool whose ``ServingError`` (an unknown user or segment...) reaches the assistant as
+    its message; any other failure stays in the server's log."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    @functools.wraps(fn)
+    def tool(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ServingError as exc:
+            raise ToolError(str(exc)) from exc
+
+    return tool
+
+
 def build(replica: Replica, token: str | None = None) -> Any:
     """The MCP server; with ``token``, every HTTP request needs it as a bearer token."""
     from mcp.server import MCPServer
@@ -326,6 +342,7 @@ def build(replica: Replica, token: str | None = None) -> Any:
     )
 
     @server.tool()
+    @_told
     def get_user_context(user: str, max_tokens: int | None = None) -> str:
         """What Persona knows of a user, as short factual text for an LLM: their latest
         session's events, profile (lifecycle, RFM, interests), segments and recommendations.
@@ -333,6 +350,7 @@ def build(replica: Replica, token: str | None = None) -> Any:
         return user_context(replica, user, max_tokens)
 
     @server.tool()
+    @_told
     def recommend_items(user: str | None = None, items: list[str] | None = None,
                         k: int = 10) -> dict[str, Any]:  # fmt: skip
         """Recommendations from the served rule set, scored live: for a user (their affinities
@@ -340,17 +358,20 @@ def build(replica: Replica, token: str | None = None) -> Any:
         return recommend(replica, user, items or [], k)
 
     @server.tool()
+    @_told
     def explain_segment_membership(user: str, segment: str) -> dict[str, Any]:
         """Why a user is (or is not) in a segment: its definition's conditions, each with the
         user's profile value and whether it holds."""
         return explain_segment(replica, user, segment)
 
     @server.tool()
+    @_told
     def segments() -> list[dict[str, Any]]:
         """Every segment: description, definition and how many users are in it."""
         return list_segments(replica)
 
     @server.tool()
+    @_told
     def anomalies(limit: int = 20, detector: str | None = None) -> list[dict[str, Any]]:
         """The latest flagged anomalies (traffic, behaviour, data_quality), newest first."""
         return recent_anomalies(replica, limit, detector)
