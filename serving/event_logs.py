@@ -11,8 +11,9 @@ The live process hands each accepted event to ``EventLogs.observe_item`` (the lo
 validate hook, beside the stream attributes); every published log that selects the event
 appends its projection to a bounded ring per session in the online store
 (``OnlineStore.push_lists``: the last ``max_events`` entries, the key expiring
-``max_age_seconds`` after its last event). A read keeps the entries younger than
-``max_age_seconds``, without duplicates (the loader is at-least-once). The rings are derived
+``max_age_seconds`` after its last event). Event ids already buffered are skipped
+(the last 100,000: the spool's replay after a crash), and a read keeps the entries younger
+than ``max_age_seconds``, each event once. The rings are derived
 data: after a restart (and when a log is published) they are rebuilt from ``atomic.events``.
 
 ``persona_context`` is built in: the log the narrative context (``serving.context``) reads when
@@ -36,7 +37,7 @@ import orjson
 
 from serving.definitions import NAME_RE, EventRef, Property, compile_property
 from serving.errors import AlreadyExists, BadRequest, DefinitionError, NotFound
-from serving.stream import epoch
+from serving.stream import SEEN_IDS, epoch
 
 log = logging.getLogger("persona.serving.event_logs")
 
@@ -246,6 +247,7 @@ class EventLogs:
         self.drafts: dict[str, EventLog] = {}
         self.published: dict[str, EventLog] = {BUILTIN: BUILTIN_LOG}
         self._pending: list[Mapping[str, Any]] = []  # observed, not yet committed
+        self._seen: dict[Any, None] = {}  # event ids buffered: the spool's replay is skipped
         self._lock = threading.RLock()
 
     # --- the registry (the SDK's publish, get_event_log, delete)
@@ -349,8 +351,23 @@ class EventLogs:
 
     def observe(self, events: list[Mapping[str, Any]]) -> None:
         with self._lock:
-            self._pending.extend(events)
-            self._write(self._entries(list(self.published.values()), events))
+            fresh = self._fresh(events)
+            self._pending.extend(fresh)
+            self._write(self._entries(list(self.published.values()), fresh))
+
+    def _fresh(self, events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The events not buffered yet (remembering the last ``SEEN_IDS`` ids)."""
+        seen, out = self._seen, []
+        for event in events:
+            event_id = event.get("event_id")
+            if event_id is not None:
+                if event_id in seen:
+                    continue
+                seen[event_id] = None
+                if len(seen) > SEEN_IDS:
+                    del seen[next(iter(seen))]
+            out.append(event)
+        return out
 
     def committed(self) -> None:
         with self._lock:
@@ -364,7 +381,7 @@ class EventLogs:
         columns = set().union(*(e.columns for e in logs))
         events = self.history(columns, max(e.max_age_seconds for e in logs))
         with self._lock:
-            entries = self._entries(logs, events)
+            entries = self._entries(logs, self._fresh(events))
             self._write(entries)
         return sum(len(v) for per_log in entries.values() for v in per_log[1].values())
 

@@ -258,3 +258,35 @@ def test_the_budget_drops_the_oldest_events_and_keeps_the_profile(entries, budge
     every = [line for line in full.splitlines() if line.startswith("- ")]
     assert kept == every[len(every) - len(kept) :]  # the newest, in order
     assert tokens(text) <= budget or not kept  # over budget only when no event is left
+
+
+def test_a_log_keeps_the_last_events_within_its_age_each_once() -> None:
+    """The bounds of a log, in process: max_events, max_age_seconds, and the loader's
+    at-least-once delivery (a replayed event is told once)."""
+    import time
+    from datetime import UTC, datetime
+
+    from serving.event_logs import EventLogs
+
+    store = open_store("memory")
+    logs = EventLogs(store)
+    spec = shopper_log().model_dump(mode="json", by_alias=True, exclude_none=True)
+    logs.put({**spec, "max_events": 3, "max_age_seconds": 600}, create=True)
+    logs.publish(["shopper_context"])
+    now = time.time()
+
+    def page(i: int, age: float) -> dict[str, Any]:
+        return {"event_id": f"e{i}", "event_name": "page_view", "event_version": "1-0-0",
+                "event_vendor": "com.snowplowanalytics.snowplow", "domain_sessionid": "s1",
+                "collector_tstamp": datetime.fromtimestamp(now - age, UTC),
+                "page_url": f"https://x.example/{i}"}  # fmt: skip
+
+    logs.observe([page(0, 900), page(1, 50), page(2, 40)])
+    logs.observe([page(2, 40), page(1, 50)])  # the spool's replay
+    ring = logs.get("shopper_context").ring_key("s1")
+    assert len(store.get_list(ring)) == 2  # the replay took no place in the ring
+    _, entries = logs.recent("shopper_context", "s1")
+    assert [e["id"] for e in entries] == ["e1", "e2"]  # e0 is older than max_age_seconds
+    logs.observe([page(3, 30), page(4, 20), page(5, 10)])
+    _, entries = logs.recent("shopper_context", "s1")
+    assert [e["id"] for e in entries] == ["e3", "e4", "e5"]  # the last max_events
