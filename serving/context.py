@@ -227,8 +227,8 @@ def profile_lines(facts: Mapping[str, Any], pseudonym: Pseudonyms) -> list[str]:
         if f.get("engagement_tier"):
             parts.append(f"engagement {f['engagement_tier']}")
         history = [
-            f"{_number(f[k])} {label}"
-            for k, label in (("sessions", "sessions"), ("purchases", "purchases"))
+            f"{_number(f[k])} {k if f[k] != 1 else k[:-1]}"
+            for k in ("sessions", "purchases")
             if f.get(k) is not None
         ]
         if f.get("revenue") is not None:

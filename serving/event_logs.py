@@ -17,7 +17,8 @@ than ``max_age_seconds``, each event once. The rings are derived
 data: after a restart (and when a log is published) they are rebuilt from ``atomic.events``.
 
 ``persona_context`` is built in: the log the narrative context (``serving.context``) reads when
-a published log does not say more (page views, product views, carts, purchases, searches).
+a published log does not say more (page views, product views, carts, purchases, searches). It
+is published at its first read, not before: a process nobody asks for context keeps no rings.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ BUILTIN_SPEC: dict[str, Any] = {
     "name": BUILTIN, "version": 1, "owner": "persona@localhost",
     "description": "What Persona's narrative context tells of a session: pages, products "
     "viewed, carted and bought, searches.",
-    "attribute_key": {"name": "domain_sessionid"}, "max_events": MAX_EVENTS,
+    "attribute_key": {"name": "domain_sessionid"}, "max_events": 50,
     "max_age_seconds": MAX_AGE_SECONDS,
     "events": [
         {"event": {"vendor": _SP, "name": "page_view", "major_version": 1},
@@ -244,8 +245,8 @@ class EventLogs:
         self.store = store
         self.path = path
         self.history = history
-        self.drafts: dict[str, EventLog] = {}
-        self.published: dict[str, EventLog] = {BUILTIN: BUILTIN_LOG}
+        self.drafts: dict[str, EventLog] = {BUILTIN: BUILTIN_LOG}
+        self.published: dict[str, EventLog] = {}
         self._pending: list[Mapping[str, Any]] = []  # observed, not yet committed
         self._seen: dict[Any, None] = {}  # event ids buffered: the spool's replay is skipped
         self._lock = threading.RLock()
@@ -256,6 +257,10 @@ class EventLogs:
             return
         doc = json.loads(self.path.read_text())
         for spec in doc.get("event_logs", []):
+            if spec.get("name") == BUILTIN:  # this version's definition, as it was published
+                if spec.get("is_published"):
+                    self.published[BUILTIN] = BUILTIN_LOG
+                continue
             compiled = compile_event_log(spec)
             self.drafts[compiled.name] = compiled
             if spec.get("is_published"):
@@ -320,7 +325,7 @@ class EventLogs:
 
     def unpublish(self, names: Iterable[str]) -> dict[str, str]:
         with self._lock:
-            gone = [n for n in names if n != BUILTIN and self.published.pop(n, None)]
+            gone = [n for n in names if self.published.pop(n, None)]
             self._persist()
         return {"status": "unpublished" if gone else "nothing to unpublish"}
 
@@ -378,6 +383,8 @@ class EventLogs:
         if self.history is None:
             return 0
         logs = list(self.published.values())
+        if not logs:
+            return 0
         columns = set().union(*(e.columns for e in logs))
         events = self.history(columns, max(e.max_age_seconds for e in logs))
         with self._lock:
@@ -413,6 +420,8 @@ class EventLogs:
                ) -> tuple[EventLog, list[dict[str, Any]]]:  # fmt: skip
         """The log's entries for ``identifier``: the last ``max_events`` of those younger
         than ``max_age_seconds``, each event once, oldest first."""
+        if name == BUILTIN and name not in self.published:
+            self.publish([BUILTIN])  # Persona's own: it buffers from its first read on
         event_log = self.published.get(name)
         if event_log is None:
             hint = " (publish it)" if name in self.drafts else ""

@@ -143,7 +143,7 @@ def test_the_sdk_reads_a_demo_users_context_right_and_without_personal_data(worl
     assert f"lifecycle stage {world['lifecycle']}" in text
     assert f"RFM {world['rfm']} " in text
     assert f"top categories {world['categories'].replace(',', ', ')}" in text
-    assert f"{world['purchases']} purchases" in text
+    assert f"{world['purchases']} purchase{'s' if world['purchases'] != 1 else ''}," in text
     segments = ", ".join(world["segments"]) or "none"
     assert f"\nSegments: {segments}.\n" in text
     # the session, as the tracker sent it, oldest first

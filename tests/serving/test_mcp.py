@@ -23,6 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
+from serving.event_logs import BUILTIN_LOG
 from tests.conftest import ROOT
 from tests.loader.live_collector import free_port
 from tests.serving.conftest import TOKEN, copy_warehouse
@@ -68,7 +69,7 @@ def warehouse(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
                                   "where detector = 'behaviour'")]  # fmt: skip
     return {"path": path, "tmp": tmp, "user": user, "lifecycle": lifecycle, "rfm": rfm,
             "sizes": sizes, "segments": member_of, "session": session,
-            "events": min(events, 100), "item": item, "neighbour": neighbour,
+            "events": min(events, BUILTIN_LOG.max_events), "item": item, "neighbour": neighbour,
             "bots": bots}  # fmt: skip
 
 
