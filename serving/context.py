@@ -27,7 +27,7 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ def _public_event(entry: Mapping[str, Any], pseudonym: Pseudonyms) -> dict[str, 
     return {"event_name": entry.get("e"), "collector_tstamp": _iso(entry["t"]), **props}
 
 
-def _summary(events: list[Mapping[str, Any]], max_age: int) -> str:
+def _summary(events: Sequence[Mapping[str, Any]], max_age: int) -> str:
     if not events:
         return f"No events in the last {max_age} seconds."
     counts: dict[str, int] = {}
@@ -169,7 +169,7 @@ def agentic_context(api: Any, name: str, identifier: str, format: str = "json",
     return narrative(facts, entries, pseudonym, prompt=event_log.prompt, max_tokens=max_tokens)
 
 
-def session_facts(api: Any, session: str | None, entries: list[Mapping[str, Any]],
+def session_facts(api: Any, session: str | None, entries: Sequence[Mapping[str, Any]],
                   device: str | None = None,
                   user: str | None = None) -> dict[str, Any]:  # fmt: skip
     """What the warehouse and the live scoring say of the session's visitor: ``decide``'s
@@ -303,7 +303,7 @@ def tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def narrative(facts: Mapping[str, Any], entries: list[Mapping[str, Any]],
+def narrative(facts: Mapping[str, Any], entries: Sequence[Mapping[str, Any]],
               pseudonym: Pseudonyms, *, prompt: str | None = None,
               max_tokens: int | None = None) -> str:  # fmt: skip
     """The text: header, prompt, profile summary, then the session's events (oldest first);

@@ -322,6 +322,7 @@ def build(replica: Replica, token: str | None = None) -> Any:
     from mcp.server import MCPServer
     from mcp.server.auth.provider import AccessToken
     from mcp.server.auth.settings import AuthSettings
+    from pydantic import AnyHttpUrl
 
     class Bearer:
         async def verify_token(self, given: str) -> AccessToken | None:
@@ -329,17 +330,15 @@ def build(replica: Replica, token: str | None = None) -> Any:
                 return AccessToken(token=given, client_id="persona", scopes=[])
             return None
 
-    auth = {}
-    if token is not None:
-        auth = {"token_verifier": Bearer(), "auth": AuthSettings(
-            issuer_url="http://127.0.0.1", resource_server_url=None)}  # fmt: skip
     server = MCPServer(
         "persona",
         instructions="Read-only answers from Persona's warehouse: a user's context, "
         "recommendations, segments and why, anomalies. Ids are pseudonyms (user-…, device-…); "
         "pass them back as they are.",
-        **auth,
-    )
+        token_verifier=Bearer() if token is not None else None,
+        auth=None if token is None else AuthSettings(
+            issuer_url=AnyHttpUrl("http://127.0.0.1"), resource_server_url=None),
+    )  # fmt: skip
 
     @server.tool()
     @_told

@@ -213,6 +213,10 @@ def test_publish_validates_and_a_restart_rebuilds_the_logs(world) -> None:
     with pytest.raises(SignalsAPIError) as stopped:
         sdk.get_agentic_context("shopper_context", sid)
     assert stopped.value.status_code == 404 and "not published" in str(stopped.value)
+    sdk.delete([shopper_log()])
+    with pytest.raises(SignalsAPIError) as deleted:
+        sdk.get_event_log("shopper_context")
+    assert deleted.value.status_code == 404
 
 
 @pytest.fixture(params=["memory", "redis"])
