@@ -243,7 +243,8 @@ def profile_lines(facts: Mapping[str, Any], pseudonym: Pseudonyms) -> list[str]:
                          ("days_since_last_visit", "last visit"),
                          ("days_since_last_purchase", "last purchase")):  # fmt: skip
             if f.get(k) is not None:
-                parts.append(f"{label} {_number(f[k])} days ago")
+                days = "day" if f[k] == 1 else "days"
+                parts.append(f"{label} {_number(f[k])} {days} ago")
         as_of = f" (as of {str(f['as_of'])[:19]}Z)" if f.get("as_of") else ""
         lines.append(f"Profile{as_of}: " + "; ".join(parts) + ".")
         interests = []
