@@ -48,6 +48,12 @@ def _recs(argv: list[str]) -> int:
     return main(argv, prog="persona recs")
 
 
+def _mcp(argv: list[str]) -> int:
+    from serving.mcp_server import main
+
+    return main(argv, prog="persona mcp")
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "load",
@@ -75,6 +81,13 @@ COMMANDS: tuple[Command, ...] = (
         "export-log, evaluate the rule sets, backtest a retraining cadence",
         "persona recs recommend --user USER_ID --items sku-0001,sku-0002",
         _recs,
+    ),
+    Command(
+        "mcp",
+        "an MCP server for assistants: a user's context, recommendations, segments and why, "
+        "anomalies; read-only over the warehouse; stdio, or HTTP with PERSONA_API_TOKEN",
+        "persona mcp --transport http --listen 127.0.0.1:8765",
+        _mcp,
     ),
 )
 

@@ -10,6 +10,9 @@ server, ``sandbox_token`` the bearer token):
     PUT  /api/v1/registry/services/{name}                         publish (update)
     GET  /api/v1/registry/services/{name}
     POST /api/v1/get-online-attributes     get_service_attributes, get_group_attributes
+    POST /api/v1/registry/event_logs/ · PUT|GET|DELETE .../{name}   event logs (publish, ...)
+    POST /api/v1/engines/publish · /engines/unpublish               start/stop an event log
+    GET  /api/v1/event_log?name=&identifier=&format=json|narrative  get_agentic_context
 
 Persona's own: ``POST /v1/decide``, ``GET /health`` (no token), ``GET /openapi.json``.
 
@@ -194,7 +197,8 @@ def build_app(
                     origin = allowed(request)
                 if auth:
                     authorize(request)
-                response = _json(200, await handler(request))
+                result = await handler(request)
+                response = result if isinstance(result, Response) else _json(200, result)
             except ServingError as exc:
                 response = _json(exc.status, {"detail": str(exc)})
                 if exc.status == 401:
@@ -254,6 +258,51 @@ def build_app(
             )
         return api.decide(await body(request), browser=nuid)
 
+    # --- event logs and agentic context (serving.event_logs, serving.context)
+    async def post_event_log(request: Request) -> Any:
+        return api.event_logs.put(await body(request), create=True)
+
+    async def put_event_log(request: Request) -> Any:
+        name = request.path_params["name"]
+        return api.event_logs.put(await body(request), create=False, where=name)
+
+    async def get_event_log(request: Request) -> Any:
+        return api.event_logs.response(request.path_params["name"])
+
+    async def delete_event_log(request: Request) -> Any:
+        return api.event_logs.delete(request.path_params["name"])
+
+    def _event_log_names(doc: Any) -> list[str]:
+        refs = doc.get("event_logs") if isinstance(doc, dict) else None
+        if not isinstance(refs, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("name"), str) for r in refs
+        ):
+            raise BadRequest("event_logs must be a list of {name}")  # fmt: skip
+        return [r["name"] for r in refs]
+
+    async def engines_publish(request: Request) -> Any:  # rebuilds rings: off the event loop
+        names = _event_log_names(await body(request))
+        return await run_in_threadpool(api.event_logs.publish, names)
+
+    async def engines_unpublish(request: Request) -> Any:
+        return api.event_logs.unpublish(_event_log_names(await body(request)))
+
+    async def event_log(request: Request) -> Any:
+        from serving.context import agentic_context
+
+        q = request.query_params
+        if not q.get("name") or not q.get("identifier"):
+            raise BadRequest("give name and identifier")
+        budget = q.get("max_tokens")
+        if budget is not None and not budget.isdigit():
+            raise BadRequest(f"max_tokens must be a positive integer, got {budget!r}")
+        got = await run_in_threadpool(agentic_context, api, q["name"], q["identifier"],
+                                      q.get("format", "json"),
+                                      int(budget) if budget else None)  # fmt: skip
+        if isinstance(got, str):
+            return Response(got, 200, media_type="text/plain; charset=utf-8")
+        return got
+
     async def health(request: Request) -> Any:
         return api.health()
 
@@ -274,6 +323,15 @@ def build_app(
         Route(f"{v1}/registry/services/{{name}}", endpoint(put_service), methods=["PUT"]),
         Route(f"{v1}/registry/services/{{name}}", endpoint(get_service), methods=["GET"]),
         Route(f"{v1}/get-online-attributes", endpoint(online), methods=["POST"]),
+        Route(f"{v1}/registry/event_logs/", endpoint(post_event_log), methods=["POST"]),
+        Route(f"{v1}/registry/event_logs", endpoint(post_event_log), methods=["POST"]),
+        Route(f"{v1}/registry/event_logs/{{name}}", endpoint(put_event_log), methods=["PUT"]),
+        Route(f"{v1}/registry/event_logs/{{name}}", endpoint(get_event_log), methods=["GET"]),
+        Route(f"{v1}/registry/event_logs/{{name}}", endpoint(delete_event_log),
+              methods=["DELETE"]),
+        Route(f"{v1}/engines/publish", endpoint(engines_publish), methods=["POST"]),
+        Route(f"{v1}/engines/unpublish", endpoint(engines_unpublish), methods=["POST"]),
+        Route(f"{v1}/event_log", endpoint(event_log), methods=["GET"]),
         Route("/v1/decide", endpoint(decide, auth=False, browser=True), methods=["POST"]),
         Route("/v1/decide", preflight, methods=["OPTIONS"]),
         Route("/health", endpoint(health, auth=False), methods=["GET"]),

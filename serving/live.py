@@ -28,7 +28,9 @@ import duckdb
 from loader.errors import ConfigError
 from serving import stream
 from serving.batch import ROOT, BatchSync, builtin_groups
+from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
+from serving.event_logs import EventLogs
 from serving.plan import Plan, PlanFailed, PlanRecorder, fingerprint
 from serving.service import Api, new_registry
 from serving.snapshot import Snapshot
@@ -71,16 +73,16 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def recent_events(con: duckdb.DuckDBPyConnection, groups: list[Group],
-                  since_seconds: float) -> Iterator[Mapping[str, Any]]:  # fmt: skip
+def recent_events(con: duckdb.DuckDBPyConnection, groups: list[Group], since_seconds: float,
+                  columns: set[str] | None = None) -> Iterator[Mapping[str, Any]]:  # fmt: skip
     """The events of the last ``since_seconds`` (by collector_tstamp) that ``groups`` read,
-    oldest first, with only the columns they need."""
+    oldest first, with only the columns they need (or ``columns``)."""
     existing = {r[0] for r in con.execute(
         "select column_name from information_schema.columns "
         "where table_schema = 'atomic' and table_name = 'events'").fetchall()}  # fmt: skip
     if not existing:
         return
-    cols = sorted(stream.columns(groups) & existing)
+    cols = sorted((stream.columns(groups) if columns is None else columns) & existing)
     since = datetime.fromtimestamp(time.time() - since_seconds, UTC).replace(tzinfo=None)
     reader = con.sql(
         f"select {', '.join(repr(c).replace(chr(39), chr(34)) for c in cols)} from atomic.events "
@@ -301,6 +303,13 @@ class Live:
                 engine.add_group(new, history)
 
         registry.listeners.append(on_definition)
+        event_logs = EventLogs(
+            store,
+            s.state_dir / "event_logs.json",
+            lambda cols, secs: recent_events(con.cursor(), [], secs, cols),
+        )
+        event_logs.load()
+        log.info("event logs rebuilt from the warehouse: %d entries", event_logs.rebuild())
         groups = registry.stream_groups()
         window = max((stream.window(g, s.lifetime_window_seconds) for g in groups), default=0)
         started = time.perf_counter()
@@ -317,6 +326,7 @@ class Live:
         snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
 
         api = Api(registry, store, engine)
+        api.event_logs, api.pseudonyms = event_logs, Pseudonyms(load_salt(s.state_dir))
         api.refresh_status = lambda: {**refresher.status(),
                                       **(snapshot.status() if snapshot else {})}  # fmt: skip
         loading = LoaderSettings(source=s.source, spool=str(s.spool))
@@ -326,10 +336,11 @@ class Live:
                             SchemaPolicy(known=sink.entity_columns()))  # fmt: skip
 
         def accepted(item: Any) -> Any:
-            return engine.observe_item(validate(item))
+            return event_logs.observe_item(engine.observe_item(validate(item)))
 
         def committed(_: Any) -> None:
             engine.committed()
+            event_logs.committed()
             self.loaded.set()
 
         def load() -> None:

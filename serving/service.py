@@ -31,6 +31,7 @@ from serving.batch import (
     builtin_groups,
     device_key,
 )
+from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, Service
 from serving.errors import (
     AlreadyExists,
@@ -40,6 +41,7 @@ from serving.errors import (
     NotFound,
     TooManyIds,
 )
+from serving.event_logs import EventLogs
 from serving.stores.base import OnlineStore
 from serving.stream import StreamEngine, group_values, stream_key
 
@@ -240,6 +242,9 @@ class Api:
         self.new_visitor_segment = new_visitor_segment
         self.started = time.time()
         self.refresh_status: Callable[[], dict[str, Any]] = dict
+        # agentic context (serving.event_logs, serving.context); the live process sets both
+        self.event_logs = EventLogs(store)
+        self.pseudonyms = Pseudonyms(load_salt(None))
         # the served rule set as stored, parsed, and as the udfs core's RuleSet
         self._rules: tuple[bytes, dict[str, Any], Any] | None = None
 

@@ -23,4 +23,15 @@ class OnlineStore(Protocol):
 
     def delete(self, keys: Iterable[str]) -> None: ...
 
+    def push_lists(self, items: Mapping[str, Sequence[bytes]], max_len: int,
+                   ttl_seconds: float) -> None:  # fmt: skip
+        """Append ``items``' values to the list under each key, keep only its last ``max_len``
+        values, and expire the key ``ttl_seconds`` after this write (a bounded ring per key
+        that an idle key leaves by itself: the event logs' recent events)."""
+        ...
+
+    def get_list(self, key: str) -> list[bytes]:
+        """A list's values, oldest first (empty when the key is absent or expired)."""
+        ...
+
     def close(self) -> None: ...

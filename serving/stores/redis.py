@@ -51,5 +51,23 @@ class RedisStore:
         if names:
             self.client.delete(*names)
 
+    def push_lists(self, items: Mapping[str, Sequence[bytes]], max_len: int,
+                   ttl_seconds: float) -> None:  # fmt: skip
+        if not items:
+            return
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        with self.client.pipeline(transaction=True) as pipe:  # MULTI: each ring changes whole
+            for key, values in items.items():
+                if not values:
+                    continue
+                name = self.prefix + key
+                pipe.rpush(name, *values)
+                pipe.ltrim(name, -max_len, -1)
+                pipe.pexpire(name, ttl_ms)
+            pipe.execute()
+
+    def get_list(self, key: str) -> list[bytes]:
+        return self.client.lrange(self.prefix + key, 0, -1)
+
     def close(self) -> None:
         self.client.close()
