@@ -145,8 +145,8 @@ class Simulator:
             visitor = self.pick()
             try:
                 said = self.send(visitor)
-                who = visitor.user_id or visitor.domain_userid[:8]
-                log.info("visitor %s %s", who, said)
+                user = f" ({visitor.user_id})" if visitor.user_id else ""
+                log.info("visitor %s%s %s", visitor.domain_userid, user, said)
             except OSError as exc:  # the collector is starting or stopping: try the next one
                 self.failed += 1
                 log.debug("a simulated visit failed: %s", exc)
