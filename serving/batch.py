@@ -42,11 +42,14 @@ BATCH_META_KEY = "m:batch"
 # How many of a user's strongest item affinities live scoring uses.
 MAX_AFFINITIES = 50
 
-_DUCKDB_TYPES = {
+_TYPES = {
     "VARCHAR": "string", "BIGINT": "int64", "INTEGER": "int32", "HUGEINT": "int64",
     "SMALLINT": "int32", "DOUBLE": "double", "FLOAT": "float", "DECIMAL": "double",
     "BOOLEAN": "bool", "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamp",
     "DATE": "string",
+    # Snowflake's (NUMBER: by its scale, in _signals_type)
+    "TEXT": "string", "TIMESTAMP_NTZ": "timestamp", "TIMESTAMP_TZ": "timestamp",
+    "TIMESTAMP_LTZ": "timestamp",
 }  # fmt: skip
 
 
@@ -109,25 +112,84 @@ class SyncResult:
     tables: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """The few SQL spellings the sync needs, per warehouse: DuckDB (the live process's own
+    file) and Snowflake (the serving tables the dynamic tables keep; tested on fakesnow)."""
+
+    name: str = "duckdb"
+    param: str = "?"
+
+    def list_agg(self, expr: str, order: str) -> str:
+        return f"list({expr} order by {order})"
+
+    def in_ids(self, column: str, ids: list[str]) -> tuple[str, list[Any]]:
+        return f"{column} in (select unnest(?::varchar[]))", [ids]
+
+    def rows(self, cur: Any) -> list[tuple[Any, ...]]:
+        return cur.fetchall()
+
+    def name_of(self, identifier: str) -> str:
+        return identifier
+
+
+@dataclass(frozen=True)
+class SnowflakeDialect(Dialect):
+    name: str = "snowflake"
+    param: str = "%s"
+
+    def list_agg(self, expr: str, order: str) -> str:
+        return f"array_agg({expr}) within group (order by {order})"
+
+    def in_ids(self, column: str, ids: list[str]) -> tuple[str, list[Any]]:
+        return f"{column} in ({', '.join(['%s'] * len(ids))})", list(ids)
+
+    def rows(self, cur: Any) -> list[tuple[Any, ...]]:
+        """ARRAY and VARIANT values arrive as JSON text."""
+        kinds = [d[1] for d in cur.description]
+        structured = {i for i, k in enumerate(kinds) if k in _SNOWFLAKE_JSON_TYPES}
+        return [
+            tuple(orjson.loads(v) if i in structured and isinstance(v, str) else v
+                  for i, v in enumerate(row))
+            for row in cur.fetchall()
+        ]  # fmt: skip
+
+    def name_of(self, identifier: str) -> str:
+        return identifier.lower()  # unquoted identifiers are upper case in Snowflake
+
+
+# snowflake.connector's type codes (FIELD_TYPES): 5 VARIANT, 9 OBJECT, 10 ARRAY
+_SNOWFLAKE_JSON_TYPES = {5, 9, 10}
+DUCKDB = Dialect()
+SNOWFLAKE = SnowflakeDialect()
+
+
 class BatchSync:
     """Copies what changed in the serving tables into the online store. Not thread-safe: the
-    refresh loop calls it after each refresh, one at a time."""
+    refresh loop calls it after each refresh, one at a time. ``con`` of ``sync`` is a DuckDB
+    connection, or a Snowflake cursor with ``dialect=SNOWFLAKE``."""
 
-    def __init__(self, store: OnlineStore, schema: str = "derived") -> None:
+    def __init__(self, store: OnlineStore, schema: str = "derived",
+                 dialect: Dialect = DUCKDB) -> None:  # fmt: skip
         self.store = store
         self.schema = schema
+        self.dialect = dialect
         self._digests: dict[str, dict[str, int]] = {}
         self._rules_version: str | None = None
         self.as_of: str | None = None
         self.profile_fields: list[tuple[str, str]] | None = None
+        self._profile_columns: list[str] = []
         self._lock = threading.Lock()
 
+    def _query(self, con: Any, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        cur = con.execute(sql, params) if params is not None else con.execute(sql)
+        return self.dialect.rows(cur)
+
     def _tables(self, con: Any) -> set[str]:
-        rows = con.execute(
-            "select table_name from information_schema.tables where table_schema = ?",
-            [self.schema],
-        ).fetchall()
-        return {r[0] for r in rows}
+        rows = self._query(con, "select table_name from information_schema.tables "
+                           f"where lower(table_schema) = {self.dialect.param}",
+                           [self.schema.lower()])  # fmt: skip
+        return {self.dialect.name_of(r[0]) for r in rows}
 
     def sync(self, con: Any) -> SyncResult:
         """One pass over the serving tables that exist (a warehouse before its first refresh
@@ -138,24 +200,25 @@ class BatchSync:
         tables = self._tables(con)
         with self._lock:
             s = self.schema
+            agg = self.dialect.list_agg
             if "profiles" in tables:
                 self._profile_types(con)
                 wanted = [c for c, _ in self.profile_fields or []]
                 # as_of is the refresh's clock, new on every row each time: left out of the
                 # digest, so a refresh writes only the users whose profile changed
+                digest = ", ".join(f'"{c}"' for c in self._profile_columns if c != "as_of")
                 self._sync(con, result, "profiles",
-                           f"select user_id, hash(p) from (select * exclude (as_of) "
-                           f"from {s}.profiles) p",
+                           f"select user_id, hash({digest}) from {s}.profiles",
                            lambda ids: self._profiles(con, ids, wanted, now))  # fmt: skip
             if "segment_membership" in tables:
                 self._sync_rows(con, result, "segments", (
-                    f"select user_id, list(segment order by segment), max(since) "
+                    f"select user_id, {agg('segment', 'segment')}, max(since) "
                     f"from {s}.segment_membership group by user_id"
                 ), lambda r: {"segments": r[1], "since": _iso(r[2]), "as_of": now})  # fmt: skip
             if "current_user_recommendations" in tables:
                 self._sync_rows(con, result, "recommendations", (
-                    f"select user_id, list(product_id order by recommendation_rank), "
-                    f"list(score order by recommendation_rank), any_value(rule_set_version) "
+                    f"select user_id, {agg('product_id', 'recommendation_rank')}, "
+                    f"{agg('score', 'recommendation_rank')}, any_value(rule_set_version) "
                     f"from {s}.current_user_recommendations group by user_id"
                 ), lambda row: {"recommendations": row[1], "scores": row[2],
                                 "rule_set_version": row[3], "as_of": now})  # fmt: skip
@@ -166,8 +229,8 @@ class BatchSync:
                 ), lambda row: row[1], key=device_key)  # fmt: skip
             if "interactions" in tables:
                 self._sync_rows(con, result, "affinities", (
-                    f"select user_id, list(product_id order by affinity_rank), "
-                    f"list(affinity order by affinity_rank) from {s}.interactions "
+                    f"select user_id, {agg('product_id', 'affinity_rank')}, "
+                    f"{agg('affinity', 'affinity_rank')} from {s}.interactions "
                     f"where affinity_rank <= {MAX_AFFINITIES} group by user_id"
                 ), lambda r: dict(zip(r[1], r[2], strict=True)), key=affinity_key)  # fmt: skip
             if {"current_item_similarity", "current_popular_items"} <= tables:
@@ -180,32 +243,37 @@ class BatchSync:
 
     def _profile_types(self, con: Any) -> None:
         documented = documented_columns()
-        types = dict(con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_schema = ? and table_name = 'profiles'", [self.schema]
-        ).fetchall())  # fmt: skip
-        self.profile_fields = [
-            (c, _DUCKDB_TYPES.get(types[c].split("(")[0], "string"))
-            for c in documented
-            if c in types
-        ]
+        p = self.dialect.param
+        rows = self._query(con, (
+            "select column_name, data_type, numeric_scale from information_schema.columns "
+            f"where lower(table_schema) = {p} and lower(table_name) = 'profiles' "
+            "order by ordinal_position"
+        ), [self.schema.lower()])  # fmt: skip
+        snowflake = self.dialect.name == "snowflake"
+        types = {self.dialect.name_of(name): _signals_type(kind, scale, snowflake)
+                 for name, kind, scale in rows}  # fmt: skip
+        self._profile_columns = list(types)
+        self.profile_fields = [(c, types[c]) for c in documented if c in types]
 
     def _profiles(self, con: Any, ids: list[str], wanted: list[str], now: str) -> Iterator:
-        cols = ", ".join(f'"{c}"' for c in wanted if c != "user_id")
-        cur = con.execute(
-            f"select user_id, {cols} from {self.schema}.profiles "
-            f"where user_id in (select unnest(?::varchar[]))",
-            [ids],
-        )
-        names = [d[0] for d in cur.description]
-        for row in cur.fetchall():
-            payload = {n: _jsonable(v) for n, v in zip(names[1:], row[1:], strict=True)}
+        cols = [c for c in wanted if c != "user_id"]
+        where, params = self.dialect.in_ids("user_id", ids)
+        quoted = ", ".join(self._column(c) for c in cols)
+        rows = self._query(con, f"select user_id, {quoted} from {self.schema}.profiles "
+                           f"where {where}", params)  # fmt: skip
+        for row in rows:
+            payload = {n: _jsonable(v) for n, v in zip(cols, row[1:], strict=True)}
             payload["as_of"] = payload.get("as_of") or now
             yield row[0], payload
 
+    def _column(self, name: str) -> str:
+        """A column by its (lower-case) name: quoted in DuckDB; bare, so upper-cased, in
+        Snowflake, where dbt created it unquoted."""
+        return name if self.dialect.name == "snowflake" else f'"{name}"'
+
     def _sync(self, con: Any, result: SyncResult, group: str, digests_sql: str, fetch) -> None:
         old = self._digests.get(group, {})
-        new = dict(con.execute(digests_sql).fetchall())
+        new = dict(self._query(con, digests_sql))
         changed = [u for u, d in new.items() if old.get(u) != d]
         gone = [u for u in old if u not in new]
         items = {}
@@ -225,7 +293,7 @@ class BatchSync:
         old = self._digests.get(group, {})
         new: dict[str, int] = {}
         items = {}
-        for row in con.execute(sql).fetchall():
+        for row in self._query(con, sql):
             digest = hash(tuple(tuple(v) if isinstance(v, list) else v for v in row[1:]))
             new[row[0]] = digest
             if old.get(row[0]) != digest:
@@ -247,16 +315,16 @@ class BatchSync:
             log.debug("no rule set to serve: %s", exc)
             return
         popular: dict[str, list[str]] = {}
-        for segment, items in con.execute(
-            f"select segment, list(product_id order by popularity_rank) "
+        for segment, items in self._query(con, (
+            f"select segment, {self.dialect.list_agg('product_id', 'popularity_rank')} "
             f"from {self.schema}.current_popular_items group by segment"
-        ).fetchall():
+        )):  # fmt: skip
             popular[segment] = items
         sizes: dict[str, int] = {}
         if "segment_membership" in tables:
-            sizes = dict(con.execute(
+            sizes = dict(self._query(con, (
                 f"select segment, count(*) from {self.schema}.segment_membership group by segment"
-            ).fetchall())  # fmt: skip
+            )))  # fmt: skip
         digest = hash((rules.version, tuple(sorted((k, tuple(v)) for k, v in popular.items())),
                        tuple(sorted(sizes.items()))))  # fmt: skip
         if self._digests.get("rules", {}).get("") == digest:
@@ -270,6 +338,16 @@ class BatchSync:
         self._digests["rules"] = {"": digest}
         result.keys += 1
         result.tables["rules"] = 1
+
+
+def _signals_type(data_type: str, scale: int | None, snowflake: bool = False) -> str:
+    """A warehouse column type as a Signals attribute type, DuckDB's or Snowflake's."""
+    kind = data_type.split("(")[0].upper()
+    if kind == "NUMBER":  # Snowflake's integers and decimals alike
+        return "int64" if scale == 0 else "double"
+    if snowflake and kind == "FLOAT":  # Snowflake's FLOAT is 64-bit
+        return "double"
+    return _TYPES.get(kind, "string")
 
 
 def _iso(value: Any) -> Any:
