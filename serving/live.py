@@ -285,7 +285,7 @@ class Live:
             groups, services = load_yaml(s.definitions)
             registry.load(groups, services, source=str(s.definitions))
         registry.load_published()
-        engine = stream.StreamEngine(store)
+        engine = stream.StreamEngine(store, s.lifetime_window_seconds)
         engine.set_groups(registry.stream_groups())
 
         sink = DuckDBSink(s.warehouse)  # in this process: dbt and the API share its database

@@ -34,6 +34,8 @@ log = logging.getLogger("persona.serving.stream")
 LIFETIME_WINDOW_SECONDS = 7 * 86400
 # Event ids remembered to skip a replayed event (the spool replays what was not acknowledged).
 SEEN_IDS = 100_000
+# How often the loader's thread looks for idle keys to evict (StreamEngine.evict).
+EVICT_EVERY_SECONDS = 60.0
 _START, _COUNT, _N, _SUM, _MIN, _MAX, _FIRST_TS, _FIRST, _LAST_TS, _LAST, _UNIQUE = range(11)
 
 
@@ -182,8 +184,10 @@ class StreamEngine:
     batch holding the events is committed; ``committed`` after it is. Publishing a group calls
     ``add_group`` on the API's thread: a lock keeps the two apart."""
 
-    def __init__(self, store: OnlineStore) -> None:
+    def __init__(self, store: OnlineStore, lifetime: float = LIFETIME_WINDOW_SECONDS) -> None:
         self.store = store
+        self.lifetime = lifetime  # the window of attributes without a period or ttl
+        self._evicted = time.monotonic()
         self.groups: dict[str, Group] = {}  # by full name
         self.state: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.RLock()
@@ -210,7 +214,26 @@ class StreamEngine:
         with self._lock:
             touched = self._apply(events, list(self.groups.values()), pending=pending)
         self._write(touched)
+        if time.monotonic() - self._evicted >= EVICT_EVERY_SECONDS:
+            self.evict()
         return len(touched)
+
+    def evict(self, now: float | None = None) -> int:
+        """Forgets the keys idle for longer than their group's window (``window``): what a
+        restart would not rebuild either, so memory (here and in the store) is bounded by the
+        visitors of that window, and an evicted key reads as after a restart."""
+        now = time.time() if now is None else now
+        self._evicted = time.monotonic()
+        with self._lock:
+            horizons = {name: window(group, self.lifetime) for name, group in self.groups.items()}
+            idle = [key for key, state in self.state.items()
+                    if now - state["t"] > horizons.get(key[0], 0.0)]  # fmt: skip
+            for key in idle:
+                del self.state[key]
+        self.store.delete(f"s:{name}:{identifier}" for name, identifier in idle)
+        if idle:
+            log.info("stream attributes: %d idle keys evicted", len(idle))
+        return len(idle)
 
     def committed(self) -> None:
         """Everything observed so far is in the warehouse: a backfill will find it there."""
