@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +106,7 @@ class SyncResult:
     deleted: int = 0
     seconds: float = 0.0
     tables: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, list[str]] = field(default_factory=dict)  # group → users written
 
 
 class BatchSync:
@@ -120,6 +121,9 @@ class BatchSync:
         self.as_of: str | None = None
         self.profile_fields: list[tuple[str, str]] | None = None
         self._lock = threading.Lock()
+        # called after each sync with (the connection, its result): interventions
+        # (serving.interventions) evaluate the rules that read batch attributes there
+        self.listeners: list[Callable[[Any, SyncResult], None]] = []
 
     def _tables(self, con: Any) -> set[str]:
         rows = con.execute(
@@ -169,6 +173,11 @@ class BatchSync:
                 self._sync_rules(con, result, tables, now)
             self.as_of = now
         result.seconds = time.perf_counter() - started
+        for listener in self.listeners:
+            try:
+                listener(con, result)
+            except Exception:  # a listener's bug must not fail the refresh
+                log.exception("a batch sync listener failed")
         return result
 
     def _profile_types(self, con: Any) -> None:
@@ -211,6 +220,7 @@ class BatchSync:
         result.keys += len(items)
         result.deleted += len(gone)
         result.tables[group] = len(items)
+        result.changed[group] = changed
 
     def _sync_rows(self, con: Any, result: SyncResult, group: str, sql: str, payload,
                    key=None) -> None:  # fmt: skip
@@ -218,11 +228,13 @@ class BatchSync:
         old = self._digests.get(group, {})
         new: dict[str, int] = {}
         items = {}
+        changed = result.changed.setdefault(group, [])
         for row in con.execute(sql).fetchall():
             digest = hash(tuple(tuple(v) if isinstance(v, list) else v for v in row[1:]))
             new[row[0]] = digest
             if old.get(row[0]) != digest:
                 items[make_key(row[0])] = orjson.dumps(payload(row), default=str)
+                changed.append(row[0])
         gone = [u for u in old if u not in new]
         self.store.put_many(items)
         self.store.delete(make_key(u) for u in gone)

@@ -1,0 +1,231 @@
+"""The record of every fired intervention and the durable outbox of its webhook deliveries, in
+the warehouse the live process holds (schema ``interventions``), written through the live
+process's own connection (DuckDB has one writer process: ARCHITECTURE.md, decision 10).
+
+A fire and its deliveries are committed in one transaction before anything is sent (DuckDB
+syncs its write-ahead log at commit): a ``kill -9`` after that loses nothing, and the restarted
+process sends the deliveries still ``pending`` again (at-least-once, same delivery id). Other
+processes read the tables from the published read-only snapshot (``serving.snapshot``), or the
+warehouse itself once the live process has stopped:
+
+    interventions.fired        one row per intervention and target: what fired, for whom, when
+    interventions.deliveries   one row per fired intervention and webhook endpoint: where,
+                               attempts, status (pending, delivered, dead), the last error
+    interventions.dead_letters the deliveries that gave up (a view)
+    interventions.log          fired joined with their deliveries (a view)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+SCHEMA = "interventions"
+_DDL = f"""
+create schema if not exists {SCHEMA};
+create table if not exists {SCHEMA}.fired (
+    seq bigint not null,
+    intervention_id varchar not null,
+    name varchar not null,
+    version integer not null,
+    source varchar not null,
+    target_key varchar not null,
+    target_id varchar not null,
+    occurrence varchar,
+    attributes json,
+    trigger_event_id varchar,
+    sse_subscribers integer,
+    fired_at timestamptz not null
+);
+create table if not exists {SCHEMA}.deliveries (
+    delivery_id varchar primary key,
+    intervention_id varchar not null,
+    seq bigint not null,
+    endpoint varchar not null,
+    url varchar not null,
+    status varchar not null,
+    attempts integer not null,
+    last_status integer,
+    last_error varchar,
+    created_at timestamptz not null,
+    next_attempt_at timestamptz,
+    finished_at timestamptz
+);
+create or replace view {SCHEMA}.dead_letters as
+select delivery_id, intervention_id, seq, endpoint, url, attempts, last_status, last_error,
+    created_at, finished_at as gave_up_at
+from {SCHEMA}.deliveries where status = 'dead';
+create or replace view {SCHEMA}.log as
+select f.seq, f.intervention_id, f.name, f.version, f.source, f.target_key, f.target_id,
+    f.fired_at, f.sse_subscribers, d.endpoint, d.delivery_id, d.status, d.attempts,
+    d.last_status, d.last_error, d.finished_at
+from {SCHEMA}.fired f left join {SCHEMA}.deliveries d using (intervention_id);
+"""
+
+
+@dataclass
+class Fire:
+    """One intervention for one target, as recorded and sent."""
+
+    seq: int
+    intervention_id: str
+    name: str
+    version: int
+    source: str  # rule | push
+    target_key: str
+    target_id: str
+    attributes: dict[str, str]
+    fired_at: datetime
+    occurrence: str | None = None
+    trigger_event_id: str | None = None
+    sse_subscribers: int = 0
+
+    def instance(self) -> dict[str, Any]:
+        """The SDK's ``InterventionInstance``."""
+        return {
+            "intervention_id": self.intervention_id, "name": self.name, "version": self.version,
+            "target_attribute_key": {"name": self.target_key, "id": self.target_id},
+            "attributes": self.attributes,
+        }  # fmt: skip
+
+    def body(self, delivery_id: str) -> bytes:
+        """What a webhook receives: the instance, when it fired and the delivery's id (the
+        same bytes on every attempt, after a restart too)."""
+        import orjson
+
+        return orjson.dumps({**self.instance(), "fired_at": self.fired_at.isoformat(),
+                             "delivery_id": delivery_id})  # fmt: skip
+
+
+@dataclass
+class Delivery:
+    delivery_id: str
+    intervention_id: str
+    seq: int
+    endpoint: str
+    url: str
+    body: bytes
+    attempts: int = 0
+    due: float = 0.0  # epoch seconds
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Outbox:
+    """The tables above, over one cursor of the live process's connection (a lock serializes
+    the loader's thread, the API's and the webhook workers')."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con.cursor()
+        self._lock = threading.Lock()
+        with self._lock:
+            self.con.execute(_DDL)
+            self.last_seq = self.con.execute(f"select coalesce(max(seq), 0) from {SCHEMA}.fired"
+                                             ).fetchone()[0]  # fmt: skip
+
+    def next_seq(self) -> int:
+        self.last_seq += 1
+        return self.last_seq
+
+    def record(self, fires: Sequence[Fire], deliveries: Sequence[Delivery]) -> None:
+        """Both, in one committed transaction, or neither (an exception)."""
+        import orjson
+
+        if not fires:
+            return
+        fired_rows = [
+            (f.seq, f.intervention_id, f.name, f.version, f.source, f.target_key, f.target_id,
+             f.occurrence, orjson.dumps(f.attributes).decode(), f.trigger_event_id,
+             f.sse_subscribers, f.fired_at)
+            for f in fires
+        ]  # fmt: skip
+        now = utcnow()
+        delivery_rows = [
+            (d.delivery_id, d.intervention_id, d.seq, d.endpoint, d.url, "pending", 0, now, now)
+            for d in deliveries
+        ]
+        with self._lock:
+            self.con.execute("begin")
+            try:
+                self.con.executemany(
+                    f"insert into {SCHEMA}.fired values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    fired_rows,
+                )
+                if delivery_rows:
+                    self.con.executemany(
+                        f"insert into {SCHEMA}.deliveries (delivery_id, intervention_id, seq, "
+                        "endpoint, url, status, attempts, created_at, next_attempt_at) "
+                        "values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        delivery_rows,
+                    )
+                self.con.execute("commit")
+            except BaseException:
+                self.con.execute("rollback")
+                raise
+
+    def attempted(self, delivery_id: str, status: str, attempts: int, last_status: int | None,
+                  last_error: str | None, next_attempt_at: datetime | None) -> None:  # fmt: skip
+        finished = utcnow() if status != "pending" else None
+        with self._lock:
+            self.con.execute(
+                f"update {SCHEMA}.deliveries set status = ?, attempts = ?, last_status = ?, "
+                "last_error = ?, next_attempt_at = ?, finished_at = ? where delivery_id = ?",
+                [status, attempts, last_status, last_error, next_attempt_at, finished,
+                 delivery_id],
+            )  # fmt: skip
+
+    # --- state after a restart
+    def fired_state(self) -> dict[tuple[str, str, str, str | None], float]:
+        """When each rule last fired for each target (and occurrence)."""
+        with self._lock:
+            rows = self.con.execute(
+                f"select name || '_v' || version, target_key, target_id, occurrence, "
+                f"epoch(max(fired_at)) from {SCHEMA}.fired where source = 'rule' group by all"
+            ).fetchall()
+        return {(r[0], r[1], r[2], r[3]): r[4] for r in rows}
+
+    def recent(self, since: datetime, limit: int) -> list[Fire]:
+        """The latest fires (oldest first), for the SSE replay window."""
+        import orjson
+
+        with self._lock:
+            rows = self.con.execute(
+                f"select seq, intervention_id, name, version, source, target_key, target_id, "
+                f"attributes, fired_at from {SCHEMA}.fired where fired_at >= ? "
+                f"order by seq desc limit ?", [since, limit],
+            ).fetchall()  # fmt: skip
+        return [
+            Fire(r[0], r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7] or "{}"), r[8])
+            for r in reversed(rows)
+        ]
+
+    def pending(self) -> list[tuple[str, str, int, str, str, int, float, Fire]]:
+        """Deliveries not yet done: (delivery id, intervention id, seq, endpoint, url, attempts,
+        due epoch, the fire)."""
+        import orjson
+
+        with self._lock:
+            rows = self.con.execute(
+                f"select d.delivery_id, d.intervention_id, d.seq, d.endpoint, d.url, d.attempts, "
+                f"epoch(coalesce(d.next_attempt_at, d.created_at)), f.name, f.version, f.source, "
+                f"f.target_key, f.target_id, f.attributes, f.fired_at "
+                f"from {SCHEMA}.deliveries d join {SCHEMA}.fired f using (intervention_id) "
+                f"where d.status = 'pending' order by d.seq"
+            ).fetchall()
+        return [
+            (r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+             Fire(r[2], r[1], r[7], r[8], r[9], r[10], r[11], orjson.loads(r[12] or "{}"),
+                  r[13]))
+            for r in rows
+        ]  # fmt: skip
+
+    def rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.con.execute(sql, list(params)).fetchall()
