@@ -267,6 +267,7 @@ class Live:
                     snapshotted = refresher.cycles
                     snapshot.publish(con)
         finally:
+            self.interventions.hub.close()  # SSE responses end before the server stops
             server.should_exit = True
             stop = getattr(source, "stop", None)
             if stop is not None:

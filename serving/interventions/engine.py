@@ -254,6 +254,7 @@ class Interventions:
                   context: Mapping[str, Any]) -> None:  # fmt: skip
         now = time.time()
         fires: list[tuple[Rule, str, str, tuple[Any, ...], str | None]] = []
+        claimed: set[tuple[str, str, str, str | None]] = set()  # fired by this evaluation
         with self._lock:
             for ident, rules, event_id in work:
                 cache: dict[str, Any] = {}
@@ -268,9 +269,10 @@ class Interventions:
                         tid = user if key == "user_id" else ident[_IDX[key]]
                         if tid is None:
                             continue
-                        last = self.fired.get((rule.ref, key, str(tid), occurrence))
-                        if last is not None and (rule.cooldown is None
-                                                 or now - last < rule.cooldown):  # fmt: skip
+                        slot = (rule.ref, key, str(tid), occurrence)
+                        last = self.fired.get(slot)
+                        if slot in claimed or (last is not None and (
+                                rule.cooldown is None or now - last < rule.cooldown)):  # fmt: skip
                             continue
                         targets.append((key, str(tid)))
                     track = rule.watches
@@ -280,6 +282,7 @@ class Interventions:
                     if evaluate(rule.criteria, values) and targets:
                         for key, tid in targets:
                             fires.append((rule, key, tid, ident, occurrence))
+                            claimed.add((rule.ref, key, tid, occurrence))
                     if track:
                         self._remember_values(rule, ident, user, cache, context, now)
             if fires:
@@ -381,7 +384,7 @@ class Interventions:
                                 payloads[slot], at, occurrence, event_id))  # fmt: skip
         webhooks = {f.intervention_id: r.webhooks for f, (r, *_) in zip(records, fires,
                                                                          strict=True)}  # fmt: skip
-        if self.emit(records, webhooks):
+        if self.emit(records, webhooks) is not None:
             for rule, key, tid, _, occurrence in fires:
                 self.fired[(rule.ref, key, tid, occurrence)] = now
 

@@ -39,7 +39,7 @@ class Item:
 class Subscriber:
     targets: frozenset[tuple[str, str]]
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Item | None] = field(default_factory=asyncio.Queue)  # None: the end
 
 
 class Hub:
@@ -89,6 +89,14 @@ class Hub:
                 self.subscribers.setdefault(target, set()).add(sub)
         return sub, replay
 
+    def close(self) -> None:
+        """End every subscription's response cleanly (the process is stopping): clients see
+        the stream end, not a connection torn mid-chunk."""
+        with self._lock:
+            subs = {sub for subs in self.subscribers.values() for sub in subs}
+        for sub in subs:
+            sub.loop.call_soon_threadsafe(sub.queue.put_nowait, None)
+
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
             for target in sub.targets:
@@ -114,6 +122,8 @@ class Hub:
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue
+                if item is None:
+                    return
                 if item.seq in sent:
                     continue
                 sent.add(item.seq)
