@@ -68,8 +68,11 @@ def _intervention_flags(p: argparse.ArgumentParser) -> None:
     from serving.interventions import RULES
 
     g = p.add_argument_group("interventions (docs/interventions.md)")
-    g.add_argument("--interventions", default=str(RULES),
-                   help="YAML of intervention rules (serving/interventions.yml); '' for none")
+    g.add_argument(
+        "--interventions",
+        default=str(RULES),
+        help="YAML of intervention rules (serving/interventions.yml); '' for none",
+    )
     g.add_argument(
         "--webhook", action="append", default=[], metavar="[NAME=]URL",
         help="POST every fired intervention here, signed with PERSONA_WEBHOOK_SECRET_<NAME> "
@@ -83,12 +86,20 @@ def _intervention_flags(p: argparse.ArgumentParser) -> None:
                    help="attempts before a delivery is dead-lettered (8)")  # fmt: skip
     g.add_argument("--webhook-timeout", type=float, default=5.0,
                    help="seconds an attempt may take (5)")  # fmt: skip
-    g.add_argument("--webhook-backoff", type=float, default=1.0,
-                   help="first retry's delay in seconds, doubled each time, with jitter (1)")
+    g.add_argument(
+        "--webhook-backoff",
+        type=float,
+        default=1.0,
+        help="first retry's delay in seconds, doubled each time, with jitter (1)",
+    )
     g.add_argument("--webhook-concurrency", type=int, default=4,
                    help="deliveries in flight per endpoint (4)")  # fmt: skip
-    g.add_argument("--sse-replay-seconds", type=float, default=300.0,
-                   help="how long Last-Event-ID can resume an SSE subscription (300)")
+    g.add_argument(
+        "--sse-replay-seconds",
+        type=float,
+        default=300.0,
+        help="how long Last-Event-ID can resume an SSE subscription (300)",
+    )
 
 
 def _interventions(args: argparse.Namespace) -> object:

@@ -253,7 +253,7 @@ class Interventions:
     def _evaluate(self, work: list[tuple[tuple[Any, ...], list[Rule], str | None]],
                   context: Mapping[str, Any]) -> None:  # fmt: skip
         now = time.time()
-        fires: list[tuple[Rule, str, str, tuple[Any, ...], str | None]] = []
+        fires: list[tuple[Rule, str, str, tuple[Any, ...], str | None, str | None]] = []
         claimed: set[tuple[str, str, str, str | None]] = set()  # fired by this evaluation
         with self._lock:
             for ident, rules, event_id in work:
@@ -281,12 +281,12 @@ class Interventions:
                     values = self._reader(rule, ident, user, cache, context, now)
                     if evaluate(rule.criteria, values) and targets:
                         for key, tid in targets:
-                            fires.append((rule, key, tid, ident, occurrence))
+                            fires.append((rule, key, tid, ident, occurrence, event_id))
                             claimed.add((rule.ref, key, tid, occurrence))
                     if track:
                         self._remember_values(rule, ident, user, cache, context, now)
             if fires:
-                self._fire(fires, work[0][2] if len(work) == 1 else None, now)
+                self._fire(fires, now)
 
     def _stitched(self, ident: tuple[Any, ...], cache: dict[str, Any]) -> str | None:
         """The stitched user (the batch groups' key): the device's user if the warehouse
@@ -371,12 +371,12 @@ class Interventions:
         return out
 
     # --- firing
-    def _fire(self, fires: list[tuple[Rule, str, str, tuple[Any, ...], str | None]],
-              event_id: str | None, now: float) -> None:  # fmt: skip
+    def _fire(self, fires: list[tuple[Rule, str, str, tuple[Any, ...], str | None, str | None]],
+              now: float) -> None:  # fmt: skip
         at = datetime.fromtimestamp(now, UTC)
         records: list[Fire] = []
         payloads: dict[tuple[str, tuple[Any, ...]], dict[str, str]] = {}
-        for rule, key, tid, ident, occurrence in fires:
+        for rule, key, tid, ident, occurrence, event_id in fires:
             slot = (rule.ref, ident)
             if slot not in payloads:
                 payloads[slot] = self._payload(rule, ident, self._stitched(ident, {}), now)
@@ -385,11 +385,12 @@ class Interventions:
         webhooks = {f.intervention_id: r.webhooks for f, (r, *_) in zip(records, fires,
                                                                          strict=True)}  # fmt: skip
         if self.emit(records, webhooks) is not None:
-            for rule, key, tid, _, occurrence in fires:
+            for rule, key, tid, _, occurrence, _ in fires:
                 self.fired[(rule.ref, key, tid, occurrence)] = now
 
     def emit(self, records: list[Fire],
-             webhooks: Mapping[str, tuple[str, ...] | None] | None = None) -> int | None:  # fmt: skip
+             webhooks: Mapping[str, tuple[str, ...] | None] | None = None
+             ) -> int | None:  # fmt: skip
         """Record ``records`` (with their deliveries) durably, then hand them to the SSE
         subscribers and the webhook queues. Returns how many subscriptions got one, or None
         if the record failed (nothing was sent: the next evaluation tries again)."""

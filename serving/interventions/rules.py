@@ -197,7 +197,9 @@ def compile_rule(spec: Any, lookup: GroupLookup) -> Rule:
     version = spec.get("version", 1)
     version = 1 if version is None else version
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _fail(f"intervention {name!r}", f"version must be a positive integer, got {version!r}")
+        raise _fail(
+            f"intervention {name!r}", f"version must be a positive integer, got {version!r}"
+        )
     where = f"intervention {name}_v{version}"
     if "criteria" not in spec:
         raise _fail(where, "criteria are required")

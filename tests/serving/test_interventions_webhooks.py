@@ -26,7 +26,7 @@ from serving.interventions.outbox import Delivery, Fire, Outbox
 from serving.interventions.webhooks import Deliverer, parse_endpoints, verify
 from tests.conftest import ROOT
 from tests.loader.live_collector import free_port
-from tests.serving.conftest import TOKEN, LiveServer
+from tests.serving.conftest import TOKEN
 from tests.serving.test_signals_sdk import OWNER, groups, track
 
 SECRET = "s3cret-for-tests"
@@ -125,16 +125,17 @@ def test_a_bad_endpoint_does_not_delay_the_others_and_lands_in_dead_letters(
                               "interventions.deliveries group by 1").fetchall())  # fmt: skip
     assert status["ok:delivered"] == status["busy:delivered"] == 10
     assert status["fail:dead"] == status["redirect:dead"] == status["down:dead"] == 10
-    dead = dict(con.execute("select endpoint, any_value(last_error) from interventions.dead_letters "
-                            "group by 1").fetchall())  # fmt: skip
+    dead = dict(con.execute("select endpoint, any_value(last_error) "
+                            "from interventions.dead_letters group by 1").fetchall())  # fmt: skip
     assert "HTTP 500" in dead["fail"] and "gave up after 3 attempts" in dead["fail"]
     assert "redirect" in dead["redirect"] and "not followed" in dead["redirect"]
     assert "ConnectError" in dead["down"]
     attempts = dict(con.execute("select endpoint, max(attempts) from interventions.deliveries "
                                 "group by 1").fetchall())  # fmt: skip
     assert attempts["fail"] == 3  # the budget
-    assert con.execute("select distinct last_status from interventions.deliveries "
-                       "where endpoint = 'redirect'").fetchall() == [(302,)]  # not retried
+    assert con.execute(
+        "select distinct last_status from interventions.deliveries where endpoint = 'redirect'"
+    ).fetchall() == [(302,)]  # not retried
     assert sum(p == "/ok" for _, p, _ in receiver.got) == 10  # the redirect was not followed
     assert min(receiver.attempts[d] for _, p, d in receiver.got if p == "/busy") >= 2
     busy = sorted(t for t, p, _ in receiver.got if p == "/busy")
