@@ -113,8 +113,9 @@ def end_to_end(work: Path, rate: float, seconds: float) -> dict[str, Any]:
                                     json=_rule(f"r{n}", f"g{i}:views", 5 * (k + 1))
                                     ).raise_for_status()  # fmt: skip
                         n += 1
-            client.post(f"{base}/registry/interventions/",
-                        json=_rule("probe_fired", "probe:views", 1)).raise_for_status()
+            client.post(
+                f"{base}/registry/interventions/", json=_rule("probe_fired", "probe:views", 1)
+            ).raise_for_status()
             rules = len(client.get(f"{base}/registry/interventions/").json())
         probes = [str(uuid.uuid4()) for _ in range(int(seconds * 2))]
         sent: dict[str, float] = {}
@@ -131,7 +132,29 @@ def end_to_end(work: Path, rate: float, seconds: float) -> dict[str, Any]:
                         if len(sse_at) == len(probes):
                             return
 
+        visible: dict[str, float] = {}  # the same-run baseline: the probe's stream attribute
+
+        def poll() -> None:
+            with httpx.Client(headers=headers, timeout=5) as client:
+                for device in probes:
+                    while device not in sent:
+                        time.sleep(0.005)
+                    stop = time.time() + 10
+                    while time.time() < stop:
+                        got = client.post(
+                            f"{base}/get-online-attributes",
+                            json={
+                                "attributes": ["probe_v1:views"],
+                                "attribute_keys": {"domain_userid": [device]},
+                            },
+                        ).json()
+                        if got["views"][0]:
+                            visible[device] = time.time()
+                            break
+                        time.sleep(0.01)
+
         threading.Thread(target=subscribe, daemon=True).start()
+        threading.Thread(target=poll, daemon=True).start()
         time.sleep(1)
         asyncio.run(_load(collector, rate, seconds, probes, sent))
         time.sleep(3)
@@ -142,7 +165,9 @@ def end_to_end(work: Path, rate: float, seconds: float) -> dict[str, Any]:
                 hook_at.setdefault(target, float(t))
         sse = [sse_at[p] - sent[p] for p in probes if p in sse_at]
         hook = [hook_at[p] - sent[p] for p in probes if p in hook_at]
+        attribute = [visible[p] - sent[p] for p in probes if p in visible]
         return {"rules": rules, "rate": rate, "seconds": seconds, "probes": len(probes),
+                "stream_attribute": {**_summary(attribute), "received": len(attribute)},
                 "sse": {**_summary(sse), "received": len(sse)},
                 "webhook": {**_summary(hook), "received": len(hook)}}  # fmt: skip
     finally:
@@ -232,5 +257,7 @@ def evaluation_cost(events: int = 2000) -> list[dict[str, Any]]:
 
 
 def run(out: Path, *, rate: float = 500, seconds: float = 20) -> dict[str, Any]:
-    return {"evaluation": evaluation_cost(),
-            "end_to_end": end_to_end(out / "interventions", rate, seconds)}
+    return {
+        "evaluation": evaluation_cost(),
+        "end_to_end": end_to_end(out / "interventions", rate, seconds),
+    }

@@ -154,6 +154,7 @@ class Interventions:
         self.fired = outbox.fired_state()
         self.identities: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self.previous: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+        self._attributes: dict[tuple[str, str], tuple[Group, Any]] = {}  # → (group, attribute)
         self.evaluations = 0
         self.fires = 0
         self.failures = 0
@@ -320,12 +321,14 @@ class Interventions:
         group = self.engine.groups.get(leaf_group)
         if identifier is None or group is None:
             return None
+        cached = self._attributes.get((leaf_group, name))
+        if cached is None or cached[0] is not group:  # first use, or the group was republished
+            cached = self._attributes[(leaf_group, name)] = (group, _attribute(group, name))
+        attribute = cached[1]
         state = self.engine.state.get((leaf_group, str(identifier)))
-        if state is None:
-            return stream_mod.default(_attribute(group, name))
-        if group.ttl and now - state.get("t", now) > group.ttl:
-            return stream_mod.default(_attribute(group, name))
-        return stream_mod.value(_attribute(group, name), state["a"].get(name), now)
+        if state is None or (group.ttl and now - state.get("t", now) > group.ttl):
+            return stream_mod.default(attribute)
+        return stream_mod.value(attribute, state["a"].get(name), now)
 
     def _reader(self, rule: Rule, ident: tuple[Any, ...], user: str | None,
                 cache: dict[str, Any], context: Mapping[str, Any],

@@ -84,19 +84,18 @@ class Rule:
     webhooks: tuple[str, ...] | None = None  # None: every endpoint
     watches: bool = False  # some criterion uses `changed`: values are remembered
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    # derived once (read per evaluation): name_vN, and whether it fires per segment change
+    # (each entry or exit an occurrence of its own)
+    ref: str = field(init=False, compare=False)
+    on_changes: bool = field(init=False, compare=False)
 
-    @property
-    def ref(self) -> str:
-        return f"{self.name}_v{self.version}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ref", f"{self.name}_v{self.version}")
+        object.__setattr__(self, "on_changes", any(r.kind == "change" for r in self.reads))
 
     @property
     def groups(self) -> set[str]:
         return {r.group for r in self.reads}
-
-    @property
-    def on_changes(self) -> bool:
-        """Fires per segment change (each entry or exit is an occurrence of its own)."""
-        return any(r.kind == "change" for r in self.reads)
 
 
 def _fail(where: str, why: str) -> DefinitionError:
