@@ -71,7 +71,10 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 """
 
 
-def end_to_end(work: Path, rate: float, seconds: float) -> dict[str, Any]:
+def end_to_end(work: Path, rate: float, seconds: float, background_rules: int = 999
+               ) -> dict[str, Any]:  # fmt: skip
+    """``background_rules``: 999 (with the probe's, 1,000) or 0 (the same groups and load,
+    the probe's rule alone: the same-run comparison)."""
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)
@@ -108,7 +111,7 @@ def end_to_end(work: Path, rate: float, seconds: float) -> dict[str, Any]:
             n = 0
             for i in range(GROUPS):
                 for k in range(10):
-                    if n < 999:
+                    if n < background_rules:
                         client.post(f"{base}/registry/interventions/",
                                     json=_rule(f"r{n}", f"g{i}:views", 5 * (k + 1))
                                     ).raise_for_status()  # fmt: skip

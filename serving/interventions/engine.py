@@ -418,6 +418,9 @@ class Interventions:
                 return None
             handed = self.hub.publish(records)
         self.deliverer.enqueue(deliveries)
+        shown = ", ".join(f"{f.name} for {f.target_key} {f.target_id}" for f in records[:3])
+        more = f" and {len(records) - 3} more" if len(records) > 3 else ""
+        log.info("fired %s%s", shown, more)
         self.fires += len(records)
         return handed
 
