@@ -26,7 +26,7 @@ from snowplow_signals.models import InterventionCriteriaAllInput
 from snowplow_signals.models.model import VersionedLinkAttributeGroup
 
 from tests.serving.conftest import TOKEN, LiveServer
-from tests.serving.test_signals_sdk import OWNER, groups, track
+from tests.serving.test_signals_sdk import OWNER, groups, track, wait_for
 
 
 def sse(server: LiveServer, query: str, last_id: int | None, want: int,
@@ -141,6 +141,18 @@ def test_the_sdk_publishes_a_rule_the_tracker_fires_it_once_the_subscription_get
         time.sleep(0.3)
         track(server.collector_port, later, str(uuid.uuid4()))
         assert sub.get(timeout=20).name == "engaged_shopper"
+        # unpublished, it stops firing; deleted, it is gone
+        sdk.unpublish([rule()])
+        assert sdk.interventions.get("engaged_shopper").is_published is False
+        gone = str(uuid.uuid4())
+        track(server.collector_port, gone, str(uuid.uuid4()))
+        wait_for(lambda: sdk.get_group_attributes(name="shopper", version=1,
+                                                  attributes=["cart_value"],
+                                                  attribute_key="domain_userid",
+                                                  identifier=gone),
+                 lambda g: g.get("cart_value") == 55.5)  # fmt: skip
+        sdk.delete([rule()])
+        assert "engaged_shopper" not in [r.name for r in sdk.interventions.list()]
 
     # every fire is a row in the warehouse (the snapshot while it runs)
     assert server.stop() == 0
@@ -149,6 +161,9 @@ def test_the_sdk_publishes_a_rule_the_tracker_fires_it_once_the_subscription_get
             "select name, source, target_key, target_id from interventions.fired "
             "where target_id in (?, ?) order by seq", [duid, later],
         ).fetchall()  # fmt: skip
+    with duckdb.connect(str(server.warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from interventions.fired where target_id = ?",
+                           [gone]).fetchone() == (0,)  # fmt: skip
     assert rows == [("engaged_shopper", "rule", "domain_userid", duid),
                     ("hello", "push", "domain_userid", duid),
                     ("engaged_shopper", "rule", "domain_userid", later)]  # fmt: skip
