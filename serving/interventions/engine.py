@@ -224,7 +224,7 @@ class Interventions:
         """Only changes after now trigger (those before were there when the process started)."""
         try:
             self._watermark = con.execute(
-                "select max(changed_at) from derived.segment_changes").fetchone()[0]  # fmt: skip
+                "select max(changed_at) from derived.segment_changes").fetchall()[0][0]  # fmt: skip
         except Exception:  # no such view yet: every change from the first refresh on counts
             self._watermark = None
 
