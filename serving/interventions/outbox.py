@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 
 SCHEMA = "interventions"
+FLUSH_SECONDS = 0.2  # how often webhook attempts' outcomes are written
 _DDL = f"""
 create schema if not exists {SCHEMA};
 create table if not exists {SCHEMA}.fired (
@@ -125,6 +126,10 @@ class Outbox:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con.cursor()
         self._lock = threading.Lock()
+        self._outcomes: list[tuple[Any, ...]] = []
+        self._outcomes_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._stopping = threading.Event()
         with self._lock:
             self.con.execute(_DDL)
             rows = self.con.execute(f"select coalesce(max(seq), 0) from {SCHEMA}.fired")
@@ -187,14 +192,59 @@ class Outbox:
 
     def attempted(self, delivery_id: str, status: str, attempts: int, last_status: int | None,
                   last_error: str | None, next_attempt_at: datetime | None) -> None:  # fmt: skip
+        """An attempt's outcome, written with the others of the last ``FLUSH_SECONDS`` in one
+        transaction by a background thread: one endpoint's many outcomes never queue the others
+        (or the loader's fires) behind a commit each. Losing the last ones to a ``kill -9``
+        only means sending those again (same delivery ids): at-least-once holds."""
         finished = utcnow() if status != "pending" else None
+        row = (delivery_id, status, attempts, last_status, last_error, next_attempt_at, finished)
+        with self._outcomes_lock:
+            self._outcomes.append(row)
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, daemon=True,
+                                                 name="webhook-outcomes")  # fmt: skip
+                self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stopping.wait(FLUSH_SECONDS):
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        with self._outcomes_lock:
+            rows, self._outcomes = self._outcomes, []
+        if not rows:
+            return
+        latest = {r[0]: r for r in rows}  # a delivery's last outcome wins
+        cols = list(zip(*latest.values(), strict=True))
+        table = pa.table({
+            "delivery_id": pa.array(cols[0], pa.string()),
+            "status": pa.array(cols[1], pa.string()),
+            "attempts": pa.array(cols[2], pa.int32()),
+            "last_status": pa.array(cols[3], pa.int32()),
+            "last_error": pa.array(cols[4], pa.string()),
+            "next_attempt_at": pa.array(cols[5], pa.timestamp("us", tz="UTC")),
+            "finished_at": pa.array(cols[6], pa.timestamp("us", tz="UTC")),
+        })  # fmt: skip
         with self._lock:
-            self.con.execute(
-                f"update {SCHEMA}.deliveries set status = ?, attempts = ?, last_status = ?, "
-                "last_error = ?, next_attempt_at = ?, finished_at = ? where delivery_id = ?",
-                [status, attempts, last_status, last_error, next_attempt_at, finished,
-                 delivery_id],
-            )  # fmt: skip
+            self.con.register("_persona_outcomes", table)
+            try:
+                self.con.execute(
+                    f"update {SCHEMA}.deliveries d set status = o.status, attempts = o.attempts, "
+                    "last_status = o.last_status, last_error = o.last_error, "
+                    "next_attempt_at = o.next_attempt_at, finished_at = o.finished_at "
+                    "from _persona_outcomes o where d.delivery_id = o.delivery_id"
+                )
+            finally:
+                self.con.unregister("_persona_outcomes")
+
+    def close(self) -> None:
+        """Write the outcomes not yet written (the process is stopping)."""
+        self._stopping.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=5)
+        self.flush()
 
     # --- state after a restart
     def fired_state(self) -> dict[tuple[str, str, str, str | None], float]:

@@ -248,6 +248,7 @@ class Deliverer:
 
     def __init__(self, endpoints: Iterable[Endpoint], outbox: Outbox) -> None:
         self.endpoints = {e.name: e for e in endpoints}
+        self.outbox = outbox
         self.queues = {name: _Queue(e, outbox) for name, e in self.endpoints.items()}
 
     def start(self) -> None:
@@ -265,6 +266,7 @@ class Deliverer:
             for t in q.threads:
                 t.join(timeout=max(1.0, q.endpoint.timeout + 1))
             q.client.close()
+        self.outbox.close()
 
     def status(self) -> dict[str, Any]:
         return {"webhook_queue": {n: q.depth() for n, q in self.queues.items()}}
