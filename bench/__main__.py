@@ -9,6 +9,7 @@
     python -m bench rulesets         # recommendation rule-set build at 1M and 10M interactions
     python -m bench udf              # persona_recommend latency per SQL call, next to a lookup
     python -m bench serving          # the live API under load (reads, decide), freshness, memory
+    python -m bench interventions    # tracker POST -> SSE / webhook receipt; rule evaluation cost
 
 Results print as tables and are written to bench/out/<name>.json; BENCHMARKS.md records them.
 """
@@ -29,6 +30,7 @@ from bench import (
     collector,
     freshness,
     incremental,
+    interventions,
     kafka,
     loader_throughput,
     rulesets,
@@ -206,6 +208,40 @@ def bench_udf(console: Console, args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def bench_interventions(console: Console, args: argparse.Namespace) -> None:
+    with console.status("interventions: rule evaluation cost, then 1,000 rules end to end"):
+        r = interventions.run(OUT)
+    _save("interventions", r)
+    table = Table(title=f"Rule evaluation per event (the stream engine's observe) ({MACHINE})")
+    for column in ("rules", "affected", "observe us/event", "+ interventions us/event"):
+        table.add_column(column, justify="right")
+    for row in r["evaluation"]:
+        table.add_row(f"{row['rules']:,}", f"{row['affected']:,}",
+                      f"{row['observe_us_per_event']:.1f}",
+                      f"{row['interventions_us_per_event']:.1f}")  # fmt: skip
+    console.print(table)
+    e = r["end_to_end"]
+    table = Table(title=f"Tracker POST -> intervention received, {e['rate']:.0f} events/s, "
+                  f"{e['probes']} probes")  # fmt: skip
+    for column in ("", "rules", "received", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="right" if column else "left")
+    for run in (r["end_to_end"], r["end_to_end_probe_rule_only"]):
+        for key, name in (("stream_attribute", "stream attribute read shows it (baseline)"),
+                          ("sse", "SSE subscription (goal p95 <= 300 ms)"),
+                          ("webhook", "webhook (goal p95 <= 500 ms)")):  # fmt: skip
+            x = run[key]
+            table.add_row(
+                name,
+                f"{run['rules']:,}",
+                str(x["received"]),
+                *(
+                    f"{x.get(q, float('nan')):.0f}"
+                    for q in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+                ),
+            )
+    console.print(table)
+
+
 def bench_serving(console: Console, args: argparse.Namespace) -> None:
     r = serving.run(
         OUT, users=args.serve_users, days=args.serve_days, seconds=args.serve_seconds,
@@ -280,6 +316,7 @@ def main() -> int:
             "rulesets",
             "udf",
             "serving",
+            "interventions",
         ],
     )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
@@ -339,6 +376,8 @@ def main() -> int:
         bench_udf(console, args)
     if args.which in ("all", "serving"):
         bench_serving(console, args)
+    if args.which in ("all", "interventions"):
+        bench_interventions(console, args)
     return 0
 
 

@@ -72,7 +72,60 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--batch-seconds", type=float, default=0.25,
                    help="commit a batch to DuckDB after this long (0.25)")  # fmt: skip
+    _intervention_flags(p)
     return p
+
+
+def _intervention_flags(p: argparse.ArgumentParser) -> None:
+    """docs/interventions.md"""
+    from serving.interventions import RULES
+
+    g = p.add_argument_group("interventions (docs/interventions.md)")
+    g.add_argument(
+        "--interventions",
+        default=str(RULES),
+        help="YAML of intervention rules (serving/interventions.yml); '' for none",
+    )
+    g.add_argument(
+        "--webhook", action="append", default=[], metavar="[NAME=]URL",
+        help="POST every fired intervention here, signed with PERSONA_WEBHOOK_SECRET_<NAME> "
+        "or PERSONA_WEBHOOK_SECRET (repeat it)",
+    )  # fmt: skip
+    g.add_argument(
+        "--webhook-allow", action="append", default=[], metavar="HOST[:PORT]",
+        help="the hosts webhooks may go to (repeat it); default: those --webhook names",
+    )  # fmt: skip
+    g.add_argument("--webhook-attempts", type=int, default=8,
+                   help="attempts before a delivery is dead-lettered (8)")  # fmt: skip
+    g.add_argument("--webhook-timeout", type=float, default=5.0,
+                   help="seconds an attempt may take (5)")  # fmt: skip
+    g.add_argument(
+        "--webhook-backoff",
+        type=float,
+        default=1.0,
+        help="first retry's delay in seconds, doubled each time, with jitter (1)",
+    )
+    g.add_argument("--webhook-concurrency", type=int, default=4,
+                   help="deliveries in flight per endpoint (4)")  # fmt: skip
+    g.add_argument(
+        "--sse-replay-seconds",
+        type=float,
+        default=300.0,
+        help="how long Last-Event-ID can resume an SSE subscription (300)",
+    )
+
+
+def _interventions(args: argparse.Namespace) -> object:
+    from serving.interventions import InterventionSettings
+    from serving.interventions.webhooks import parse_endpoints
+
+    endpoints = parse_endpoints(
+        args.webhook, args.webhook_allow, concurrency=args.webhook_concurrency,
+        timeout=args.webhook_timeout, attempts=args.webhook_attempts,
+        backoff=args.webhook_backoff,
+    )  # fmt: skip
+    return InterventionSettings(Path(args.interventions) if args.interventions else None,
+                                tuple(endpoints), args.sse_replay_seconds)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> int:
@@ -105,6 +158,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
             source=args.source, listen=args.listen, token=token, warehouse=warehouse,
             snapshot=snapshot, snapshot_seconds=args.snapshot_seconds,
             browser_origins=tuple(args.browser_origin), simulate=args.simulate,
+            interventions=_interventions(args),
             online_store=args.online_store,
             definitions=Path(args.definitions) if args.definitions else None,
             refresh_seconds=args.refresh_seconds, dbt_seconds=args.dbt_seconds,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +110,7 @@ class SyncResult:
     deleted: int = 0
     seconds: float = 0.0
     tables: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, list[str]] = field(default_factory=dict)  # group → users written
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,9 @@ class BatchSync:
         self.profile_fields: list[tuple[str, str]] | None = None
         self._profile_columns: list[str] = []
         self._lock = threading.Lock()
+        # called after each sync with (the connection, its result): interventions
+        # (serving.interventions) evaluate the rules that read batch attributes there
+        self.listeners: list[Callable[[Any, SyncResult], None]] = []
 
     def _query(self, con: Any, sql: str, params: list[Any] | None = None) -> list[tuple]:
         cur = con.execute(sql, params) if params is not None else con.execute(sql)
@@ -239,6 +243,11 @@ class BatchSync:
             # what every batch key reflects: the last sync that found it unchanged or wrote it
             self.store.put_many({BATCH_META_KEY: orjson.dumps({"as_of": now})})
         result.seconds = time.perf_counter() - started
+        for listener in self.listeners:
+            try:
+                listener(con, result)
+            except Exception:  # a listener's bug must not fail the refresh
+                log.exception("a batch sync listener failed")
         return result
 
     def _profile_types(self, con: Any) -> None:
@@ -286,6 +295,7 @@ class BatchSync:
         result.keys += len(items)
         result.deleted += len(gone)
         result.tables[group] = len(items)
+        result.changed[group] = changed
 
     def _sync_rows(self, con: Any, result: SyncResult, group: str, sql: str, payload,
                    key=None) -> None:  # fmt: skip
@@ -293,11 +303,13 @@ class BatchSync:
         old = self._digests.get(group, {})
         new: dict[str, int] = {}
         items = {}
+        changed = result.changed.setdefault(group, [])
         for row in self._query(con, sql):
             digest = hash(tuple(tuple(v) if isinstance(v, list) else v for v in row[1:]))
             new[row[0]] = digest
             if old.get(row[0]) != digest:
                 items[make_key(row[0])] = orjson.dumps(payload(row), default=str)
+                changed.append(row[0])
         gone = [u for u in old if u not in new]
         self.store.put_many(items)
         self.store.delete(make_key(u) for u in gone)

@@ -13,6 +13,7 @@ server, ``sandbox_token`` the bearer token):
     POST /api/v1/registry/event_logs/ · PUT|GET|DELETE .../{name}   event logs (publish, ...)
     POST /api/v1/engines/publish · /engines/unpublish               start/stop an event log
     GET  /api/v1/event_log?name=&identifier=&format=json|narrative  get_agentic_context
+    .../registry/interventions/..., /api/v1/interventions   (serving/interventions/routes.py)
 
 Persona's own: ``POST /v1/decide``, ``GET /health`` (no token), ``GET /openapi.json``.
 
@@ -142,11 +143,13 @@ def build_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     browser_origins: Iterable[str] = (),
     cookie_name: str = "sp",
+    interventions: Any = None,
 ) -> Starlette:
     """``token``: the bearer token every endpoint but ``/health`` and ``/openapi.json`` needs;
     ``/v1/decide`` also takes a browser's ``cookie_name`` cookie instead, for its own device.
     ``browser_origins``: the pages' origins (``https://shop.example``) CORS lets read
-    ``/v1/decide``; ``*`` for any."""
+    ``/v1/decide``; ``*`` for any. ``interventions``: a ``serving.interventions.Interventions``
+    whose routes (the SDK's interventions calls) to add."""
     expected = f"Bearer {token}".encode()
     origins = frozenset(browser_origins)
 
@@ -337,6 +340,11 @@ def build_app(
         Route("/health", endpoint(health, auth=False), methods=["GET"]),
         Route("/openapi.json", endpoint(openapi, auth=False), methods=["GET"]),
     ]  # fmt: skip
+    if interventions is not None:  # serving/interventions/routes.py
+        from serving.interventions.routes import routes as intervention_routes
+
+        routes += intervention_routes(interventions, endpoint=endpoint, body=body,
+                                      authorize=authorize)  # fmt: skip
     app = Starlette(routes=routes)
     app.state.max_identifiers = MAX_IDENTIFIERS
     return app

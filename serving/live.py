@@ -64,6 +64,7 @@ class Settings:
     snapshot_seconds: float = 30.0
     browser_origins: tuple[str, ...] = ()  # pages that may call /v1/decide from a browser
     simulate: float = 0.0  # synthetic visits a second posted to the collector (make live)
+    interventions: Any = None  # serving.interventions.InterventionSettings (None: defaults)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -323,12 +324,18 @@ class Live:
             registry.add_builtin(builtin_groups(sync.profile_fields)[:1])
         log.info("batch attributes synced: %d keys", synced.keys)
         refresher = Refresher(s, sync, con)
+        # interventions (serving/interventions): rules fired on the stream's and the sync's changes
+        from serving.interventions import attach
+
+        self.interventions = attach(s.interventions, s.state_dir, registry, engine, store, con,
+                                    sync)  # fmt: skip
         snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
 
         api = Api(registry, store, engine)
         api.event_logs, api.pseudonyms = event_logs, Pseudonyms(load_salt(s.state_dir))
         api.refresh_status = lambda: {**refresher.status(),
-                                      **(snapshot.status() if snapshot else {})}  # fmt: skip
+                                      **(snapshot.status() if snapshot else {}),
+                                      **self.interventions.status()}  # fmt: skip
         loading = LoaderSettings(source=s.source, spool=str(s.spool))
         privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)
         source = open_source(s.source, loading, privacy=privacy)
@@ -391,12 +398,14 @@ class Live:
                 simulator.stop()
             if publisher is not None:
                 publisher.stop()
+            self.interventions.hub.close()  # SSE responses end before the server stops
             server.should_exit = True
             stop = getattr(source, "stop", None)
             if stop is not None:
                 stop()
             loader.join(timeout=60)
             http.join(timeout=10)
+            self.interventions.deliverer.stop()
             if hasattr(source, "close"):
                 source.close()
             sink.close()
@@ -426,7 +435,8 @@ class Live:
 
         from serving.http import build_app
 
-        app = build_app(api, self.settings.token, browser_origins=self.settings.browser_origins)
+        app = build_app(api, self.settings.token, browser_origins=self.settings.browser_origins,
+                        interventions=self.interventions)  # fmt: skip
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")  # fmt: skip
         return uvicorn.Server(config)

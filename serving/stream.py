@@ -194,6 +194,9 @@ class StreamEngine:
         self._seen: dict[str, None] = {}
         self._pending: list[Mapping[str, Any]] = []  # observed, not yet committed
         self.events = 0
+        # called after each observe with (its events, the (group, id) keys it changed):
+        # interventions (serving.interventions) evaluate their rules there
+        self.listeners: list[Callable[[list[Mapping[str, Any]], set[tuple[str, str]]], None]] = []
 
     # --- the loader's side
     def observe_item(self, item: Any) -> Any:
@@ -211,11 +214,14 @@ class StreamEngine:
         return item
 
     def observe(self, events: Iterable[Mapping[str, Any]], *, pending: bool = True) -> int:
+        events = events if isinstance(events, list) else list(events)
         with self._lock:
             touched = self._apply(events, list(self.groups.values()), pending=pending)
         self._write(touched)
         if time.monotonic() - self._evicted >= EVICT_EVERY_SECONDS:
             self.evict()
+        for listener in self.listeners:
+            listener(events, touched)
         return len(touched)
 
     def evict(self, now: float | None = None) -> int:
