@@ -27,11 +27,16 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         "loop (dbt's realtime models), the online store and the decision API, Signals-"
         "compatible. Token from PERSONA_API_TOKEN, warehouse from PERSONA_DUCKDB.",
     )
-    p.add_argument("--source", required=True, help=f"where events come from: {SOURCES_HELP}")
+    p.add_argument("--source", help=f"where events come from (not with --replica): {SOURCES_HELP}")
     p.add_argument("--listen", required=True, help="HOST:PORT of the API")
     p.add_argument(
         "--online-store", default="memory",
         help="memory (in this process, the default) or redis://HOST:PORT[/DB] (replicas share it)",
+    )  # fmt: skip
+    p.add_argument(
+        "--replica", action="store_true",
+        help="only the API, over the --online-store redis:// a live process fills: run as many "
+        "as the traffic needs; definitions are the live process's (publish there)",
     )  # fmt: skip
     p.add_argument(
         "--definitions", default=str(Path(__file__).with_name("attributes.yml")),
@@ -137,7 +142,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
     args = parser(prog).parse_args(argv)
     logs.configure("text")
     try:
-        host, _ = parse_listen(args.listen)
+        host, port = parse_listen(args.listen)
         token = os.environ.get("PERSONA_API_TOKEN", "")
         if not token:
             if not _loopback(host):
@@ -147,6 +152,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
                 )
             token = secrets.token_urlsafe(24)
             print(f"PERSONA_API_TOKEN is not set; this run's token: {token}", file=sys.stderr)
+        if args.replica:
+            return _replica(args, token, host, port)
+        if not args.source:
+            raise ConfigError("--source is required (or --replica for an API replica)")
         if args.simulate > 0 and not args.source.startswith(("http://", "https://")):
             raise ConfigError(
                 f"--simulate posts to a collector: --source {args.source!r} is not one "
@@ -169,6 +178,46 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
     except PersonaError as exc:
         print(f"error: {logs.redact(exc)}", file=sys.stderr)
         return 2
+
+
+def _replica(args: argparse.Namespace, token: str, host: str, port: int) -> int:
+    """The API alone, over the live process's Redis (serving/replica.py)."""
+    import signal
+    import threading
+
+    import uvicorn
+
+    from loader.errors import ConfigError
+    from serving.http import build_app
+    from serving.replica import Replica
+    from serving.stores import open_store
+
+    if not args.online_store.startswith("redis://"):
+        raise ConfigError(
+            "--replica serves from the live process's store: give --online-store redis://HOST:PORT"
+        )
+    store = open_store(args.online_store)
+    replica = Replica(store)
+    replica.start()
+    replica.api.refresh_status = replica.status
+    app = build_app(replica.api, token, browser_origins=tuple(args.browser_origin))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           access_log=False, lifespan="off"))  # fmt: skip
+    # uvicorn on a thread, as in the live process: SIGTERM and SIGINT stop it cleanly (exit 0)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    try:
+        while not stop.wait(0.5) and thread.is_alive():
+            pass
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        replica.stopped.set()
+        store.close()
+    return 0
 
 
 def _loopback(host: str) -> bool:

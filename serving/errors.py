@@ -55,3 +55,9 @@ class DefinitionError(ServingError):
     names the definition (and the attribute) and says why."""
 
     status = 422
+
+
+class ReadOnly(ServingError):
+    """A publish sent to an API replica: definitions change through the live process."""
+
+    status = 405

@@ -32,6 +32,7 @@ from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
 from serving.event_logs import EventLogs
 from serving.plan import Plan, PlanFailed, PlanRecorder, fingerprint
+from serving.replica import share_definitions
 from serving.service import Api, new_registry
 from serving.snapshot import Snapshot
 from serving.stores import open_store
@@ -329,6 +330,9 @@ class Live:
 
         self.interventions = attach(s.interventions, s.state_dir, registry, engine, store, con,
                                     sync)  # fmt: skip
+        # the definitions, for API replicas over the same store (serving/replica.py)
+        share_definitions(registry, store)
+        registry.changed.append(lambda: share_definitions(registry, store))
         snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
 
         api = Api(registry, store, engine)

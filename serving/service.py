@@ -39,6 +39,7 @@ from serving.errors import (
     DefinitionError,
     Forbidden,
     NotFound,
+    ReadOnly,
     TooManyIds,
 )
 from serving.event_logs import EventLogs
@@ -112,6 +113,8 @@ class Registry:
         self.builtin: set[str] = set()
         self.published: dict[str, list[dict[str, Any]]] = {"attribute_groups": [], "services": []}
         self.listeners: list[Callable[[Group | None, Group | None], None]] = []
+        self.changed: list[Callable[[], None]] = []  # after any publish (serving/replica.py)
+        self.read_only = False  # an API replica's: the live process publishes
         self._lock = threading.Lock()
 
     def add_builtin(self, groups: Iterable[Group]) -> None:
@@ -157,6 +160,7 @@ class Registry:
 
     def put_group(self, spec: Any, *, create: bool = False, persist: bool = True,
                   where: tuple[str, int] | None = None) -> Group:  # fmt: skip
+        self._writable()
         group = definitions.compile_group(spec)
         ref = (group.name, group.version)
         if where is not None and where != ref:
@@ -182,10 +186,12 @@ class Registry:
                 )
         for listener in self.listeners:
             listener(old, None if unpublish else group)
+        self._changed(persist)
         return group
 
     def put_service(self, spec: Any, *, create: bool = False, persist: bool = True,
                     where: str | None = None) -> Service:  # fmt: skip
+        self._writable()
         service = definitions.compile_service(spec, self.groups)
         if where is not None and where != service.name:
             raise BadRequest(f"the body defines service {service.name!r}, the path {where!r}")
@@ -198,7 +204,20 @@ class Registry:
                 self.services[service.name] = service
             if persist:
                 self._persist("services", spec, lambda s: s["name"] == service.name)
+        self._changed(persist)
         return service
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnly(
+                "this is an API replica (persona serve --replica): publish through the live "
+                "process, whose definitions every replica loads"
+            )
+
+    def _changed(self, published: bool) -> None:
+        if published:  # a file's definitions at start are shared once, by the caller
+            for callback in self.changed:
+                callback()
 
     def _persist(self, kind: str, spec: Any, same: Callable[[dict], bool]) -> None:
         kept = [s for s in self.published[kind] if not same(s)]
