@@ -278,10 +278,17 @@ def bench_serving(console: Console, args: argparse.Namespace) -> None:
     )
     if (profile := r["freshness"]["profile"]) and profile["visible"]:
         console.print(
-            f"Profile freshness (one refresh cycle), {profile['probes']} probes: p50 "
-            f"{profile['visible']['p50_s']:.1f} s, max {profile['visible']['max_s']:.1f} s "
+            f"Profile freshness (tracker POST -> decide shows the new visitor's profile), "
+            f"{profile['probes']} probes: p50 {profile['visible']['p50_s']:.2f} s, p95 "
+            f"{profile['visible']['p95_s']:.2f} s, max {profile['visible']['max_s']:.2f} s "
             f"({profile['misses']} missed)"
         )
+    health = r["health_at_end"]
+    console.print(
+        f"Refreshes: {health.get('refresh_replays')} replays of dbt's SQL, "
+        f"{health.get('refresh_dbt_runs')} dbt runs; the last took "
+        f"{health.get('last_refresh_seconds')} s"
+    )
     rss = r["rss_mb"]
     loads = [p for p in rss if p.startswith(("open:", "closed:"))]
     console.print(
@@ -352,7 +359,7 @@ def main() -> int:
                         help="serving: closed-loop connections")  # fmt: skip
     parser.add_argument("--serve-probes", type=int, default=200,
                         help="serving: stream freshness probes")  # fmt: skip
-    parser.add_argument("--serve-profile-probes", type=int, default=5,
+    parser.add_argument("--serve-profile-probes", type=int, default=20,
                         help="serving: profile freshness probes (0: none)")  # fmt: skip
     parser.add_argument("--soak-seconds", type=float, default=0,
                         help="serving: then 500 events/s + 500 reads/s this long (600: the "

@@ -645,7 +645,7 @@ def _in_client(job: str, **kwargs: Any) -> dict:
 
 def run(out: Path, *, users: int = 2000, days: int = 30, seconds: float = 20,
         rate: float = 1000, closed_seconds: float = 10, concurrency: int = 32,
-        devices: int = 300, probes: int = 200, profile_probes: int = 5,
+        devices: int = 300, probes: int = 200, profile_probes: int = 20,
         soak_seconds: float = 0, progress: Any = print) -> dict:  # fmt: skip
     work = out / "serving"
     started = time.perf_counter()
@@ -689,7 +689,7 @@ def run(out: Path, *, users: int = 2000, days: int = 30, seconds: float = 20,
             live.phase = "freshness:profile"
             progress(f"freshness: {profile_probes} visits, each polled until its profile shows")
             profile = _in_client("profile", api=live.api, collector=live.collector,
-                                 probes=profile_probes, every=1.3)  # fmt: skip
+                                 probes=profile_probes, every=0.7)  # fmt: skip
         soaked = None
         if soak_seconds:
             live.phase = "soak"
