@@ -75,6 +75,8 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         help="post this many synthetic shoppers' visits a second to the collector, stamped now, "
         "some of them returning visitors the warehouse knows (make live: 2)",
     )  # fmt: skip
+    p.add_argument("--memory-limit", default="1GB",
+                   help="DuckDB's memory in this process (1GB); bigger queries spill to disk")
     p.add_argument("--batch-seconds", type=float, default=0.25,
                    help="commit a batch to DuckDB after this long (0.25)")  # fmt: skip
     _intervention_flags(p)
@@ -136,7 +138,7 @@ def _interventions(args: argparse.Namespace) -> object:
 def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> int:
     from loader import logs
     from loader.errors import ConfigError
-    from serving.live import Live, Settings, parse_listen
+    from serving.live import Live, Settings, check_memory_limit, parse_listen
     from serving.snapshot import snapshot_path
 
     args = parser(prog).parse_args(argv)
@@ -167,6 +169,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
             source=args.source, listen=args.listen, token=token, warehouse=warehouse,
             snapshot=snapshot, snapshot_seconds=args.snapshot_seconds,
             browser_origins=tuple(args.browser_origin), simulate=args.simulate,
+            memory_limit=check_memory_limit(args.memory_limit),
             interventions=_interventions(args),
             online_store=args.online_store,
             definitions=Path(args.definitions) if args.definitions else None,

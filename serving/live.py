@@ -13,6 +13,7 @@ wake-up; the API keeps serving the last good snapshot meanwhile (``/health`` say
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import signal
 import threading
@@ -65,7 +66,17 @@ class Settings:
     snapshot_seconds: float = 30.0
     browser_origins: tuple[str, ...] = ()  # pages that may call /v1/decide from a browser
     simulate: float = 0.0  # synthetic visits a second posted to the collector (make live)
+    memory_limit: str = "1GB"  # DuckDB's buffer pool in this process (checked: MEMORY_LIMIT)
     interventions: Any = None  # serving.interventions.InterventionSettings (None: defaults)
+
+
+MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def check_memory_limit(value: str) -> str:
+    if not MEMORY_LIMIT.fullmatch(value.strip()):
+        raise ConfigError(f"--memory-limit {value!r}: give a size such as 512MB or 2GB")
+    return value.strip()
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -292,6 +303,9 @@ class Live:
 
         sink = DuckDBSink(s.warehouse)  # in this process: dbt and the API share its database
         con = duckdb.connect(s.warehouse)
+        # DuckDB's buffer pool takes up to 80% of the machine by default, and a live warehouse
+        # only grows: bounded, the process's memory stays flat (DuckDB spills what is bigger)
+        con.execute(f"SET memory_limit = '{s.memory_limit}'")
 
         def history(group: Group) -> Iterator[Mapping[str, Any]]:
             window = stream.window(group, s.lifetime_window_seconds)

@@ -73,3 +73,13 @@ def test_simulate_needs_a_collector(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "--simulate posts to a collector" in done.stderr
+
+
+def test_the_memory_limit_is_a_size_or_refused_naming_the_flag() -> None:
+    from loader.errors import ConfigError
+    from serving.live import check_memory_limit
+
+    assert check_memory_limit(" 512MB ") == "512MB" and check_memory_limit("1.5GiB") == "1.5GiB"
+    for bad in ("1GB'; drop table atomic.events; --", "lots", ""):
+        with pytest.raises(ConfigError, match="--memory-limit"):
+            check_memory_limit(bad)
