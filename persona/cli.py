@@ -42,6 +42,12 @@ def _serve(argv: list[str]) -> int:
     return main(argv, prog="persona serve")
 
 
+def _dashboard(argv: list[str]) -> int:
+    from dashboard.__main__ import main
+
+    return main(argv, prog="persona dashboard")
+
+
 def _recs(argv: list[str]) -> int:
     from recs.cli import main
 
@@ -75,6 +81,13 @@ COMMANDS: tuple[Command, ...] = (
         "export-log, evaluate the rule sets, backtest a retraining cadence",
         "persona recs recommend --user USER_ID --items sku-0001,sku-0002",
         _recs,
+    ),
+    Command(
+        "dashboard",
+        "a read-only Streamlit app over the warehouse: pipeline, traffic and funnels, "
+        "segments, customer 360, anomalies, rule sets",
+        "persona dashboard --port 8501",
+        _dashboard,
     ),
 )
 
