@@ -2,6 +2,6 @@
 
 ``source`` finds the warehouse and reads it without ever taking DuckDB's write lock; ``ui``
 holds what every page shares (a chart with its one-line explanation and its SQL, empty states,
-an error boundary with no stack traces); ``style`` the colours and number formats; ``pages/``
+an error boundary with no stack traces); ``style`` the colours and number formats; ``views/``
 one script per page, run by ``app.py``'s navigation.
 """

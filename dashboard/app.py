@@ -11,12 +11,12 @@ from dashboard.source import Unavailable
 st.set_page_config(page_title="Persona", page_icon="◉", layout="wide")
 
 PAGES = [
-    st.Page("pages/pipeline.py", title="Pipeline", url_path="pipeline", default=True),
-    st.Page("pages/traffic.py", title="Traffic and funnels", url_path="traffic"),
-    st.Page("pages/segments.py", title="Segments and audiences", url_path="segments"),
-    st.Page("pages/customer.py", title="Customer 360", url_path="customer"),
-    st.Page("pages/anomalies.py", title="Anomalies", url_path="anomalies"),
-    st.Page("pages/rulesets.py", title="Rule sets", url_path="rulesets"),
+    st.Page("views/pipeline.py", title="Pipeline", url_path="pipeline", default=True),
+    st.Page("views/traffic.py", title="Traffic and funnels", url_path="traffic"),
+    st.Page("views/segments.py", title="Segments and audiences", url_path="segments"),
+    st.Page("views/customer.py", title="Customer 360", url_path="customer"),
+    st.Page("views/anomalies.py", title="Anomalies", url_path="anomalies"),
+    st.Page("views/rulesets.py", title="Rule sets", url_path="rulesets"),
 ]
 page = st.navigation(PAGES)
 
