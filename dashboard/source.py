@@ -27,6 +27,8 @@ import pandas as pd
 
 from serving.snapshot import snapshot_path
 
+__all__ = ["snapshot_path"]
+
 DEFAULT_ROLE = "PERSONA_ANALYST"
 
 

@@ -60,6 +60,12 @@ def show_sql(sql: str) -> None:
         st.code(textwrap.dedent(sql).strip(), language="sql")
 
 
+def show_source(text: str) -> None:
+    """Where a chart not drawn from SQL comes from (a report file), one click away."""
+    with st.expander("Source"):
+        st.markdown(text)
+
+
 def chart(title: str, what: str, sql: str, figure: alt.TopLevelMixin | None,
           empty: str | None = None) -> None:  # fmt: skip
     heading(title, what)

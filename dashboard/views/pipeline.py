@@ -99,7 +99,11 @@ with ui.guard("Pipeline"):
 
     label = st.radio("Series", list(WINDOWS), horizontal=True, label_visibility="collapsed")
     grain, span = WINDOWS[label]
-    latest = max(t for t in (totals["latest_minute"], totals["latest_failure"]) if pd.notna(t))
+    # the newest event anchors the window (failures are stamped by the loader's clock, which is
+    # later than the collector's for a backfill)
+    latest = totals["latest_minute"]
+    if pd.isna(latest):
+        latest = totals["latest_failure"]
     since = (pd.Timestamp(latest) - span).to_pydatetime()
     good_sql = GOOD.format(grain=grain)
     failed_sql = FAILED_HOURLY if grain == "hour" else FAILED_MINUTELY

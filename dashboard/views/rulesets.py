@@ -126,7 +126,10 @@ with ui.guard("Rule sets"):
         )
         st.altair_chart(figure, width="stretch")
         st.caption(f"{style.count(report.get('rows'))} interactions, "
-                   f"{style.count(report.get('users'))} test users, k = {k}; from {path}")  # fmt: skip
+                   f"{style.count(report.get('users'))} test users, k = {k}.")  # fmt: skip
+    ui.show_source(f"`{path}`, written by `persona recs evaluate --interactions LOG.csv "
+                   "--json` (`persona recs export-log --out LOG.csv` exports the warehouse's "
+                   "interactions); PERSONA_DASHBOARD_REPORTS names another folder.")  # fmt: skip
 
     path, report = _report(CADENCE)
     ui.heading("Retraining cadence", "Next-period quality against training cost per day, one "
@@ -155,5 +158,6 @@ with ui.guard("Rule sets"):
             + base.mark_text(dx=8, dy=-8, align="left").encode(text="cadence:N")
         ).properties(height=260)  # fmt: skip
         st.altair_chart(figure, width="stretch")
-        st.caption(f"Recommended: {report.get('recommended')} ({report.get('rule')}); from "
-                   f"{path}")  # fmt: skip
+        st.caption(f"Recommended: {report.get('recommended')} ({report.get('rule')}).")
+    ui.show_source(f"`{path}`, written by `persona recs cadence --json` (a backtest of "
+                   "retraining cadences on the warehouse's interactions).")  # fmt: skip
