@@ -55,3 +55,7 @@ def reports(tmp_path: Path) -> Path:
     (tmp_path / "recs-cadence.json").write_text(json.dumps(
         {"results": results, "recommended": "day", "rule": "the rule"}))  # fmt: skip
     return tmp_path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~20 s (still runs by default)")
