@@ -19,16 +19,25 @@ APP = Path(__file__).resolve().parent / "app.py"
 
 def streamlit_flags(port: int, address: str) -> list[str]:
     return [
-        "--server.port", str(port),
-        "--server.address", address,
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-        "--server.runOnSave", "false",
-        "--client.showErrorDetails", "none",
-        "--client.toolbarMode", "minimal",
-        "--theme.base", "light",
-    ]  # fmt: skip
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--client.showErrorDetails",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+        "--theme.base",
+        "light",
+    ]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m dashboard") -> int:
@@ -41,8 +50,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dashboard") -
         "Snowflake instead (docs/dashboard.md). example: %(prog)s --port 8501",
     )
     parser.add_argument("--port", type=int, default=8501, help="port (default 8501)")
-    parser.add_argument("--address", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1)")  # fmt: skip
+    parser.add_argument(
+        "--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     parser.add_argument("--duckdb", help="warehouse file (default $PERSONA_DUCKDB)")
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
@@ -55,8 +65,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dashboard") -
 
     print(f"persona dashboard: http://{args.address}:{args.port}", file=sys.stderr, flush=True)
     try:
-        cli.main(["run", str(APP), *streamlit_flags(args.port, args.address)],
-                 prog_name=prog, standalone_mode=True)  # fmt: skip
+        cli.main(
+            ["run", str(APP), *streamlit_flags(args.port, args.address)],
+            prog_name=prog,
+            standalone_mode=True,
+        )
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
     return 0

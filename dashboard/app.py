@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import ui
-from dashboard.source import Unavailable
+from dashboard.source import Unavailable, close_run
 
 st.set_page_config(page_title="Persona", page_icon="◉", layout="wide")
 
@@ -29,4 +29,7 @@ with st.sidebar:
     if st.button("Reload data", help="Read the warehouse again instead of the cached results"):
         st.cache_data.clear()
 
-page.run()
+try:
+    page.run()
+finally:
+    close_run()  # let a writer (make demo, persona serve) take the file between runs

@@ -1,8 +1,9 @@
 """Where the dashboard reads from, read-only, and how.
 
 DuckDB: the file named by ``PERSONA_DUCKDB`` (default ``warehouse.duckdb``), opened with
-``read_only=True`` for the length of one query and closed again, so a ``make demo`` or a
-``persona serve`` started meanwhile is kept waiting for no longer than a query. While another
+``read_only=True`` for the length of one page's run and closed at its end (``close_run``), so a
+``make demo`` or a ``persona serve`` started meanwhile is kept waiting for no longer than a page
+takes to draw; cached results need no connection at all. While another
 process holds the file for writing (``persona serve``), DuckDB refuses even a reader; the
 dashboard then reads the live mode's published snapshot beside it (serving/snapshot.py), which
 is always a complete database.
@@ -17,6 +18,7 @@ Every query takes bind parameters (``?``); nothing typed into the app is pasted 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,10 +67,29 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in str(exc).lower()
 
 
+# Streamlit runs a page's script in one thread: its queries share one connection.
+_run = threading.local()
+
+
 def _open_duckdb(path: Path) -> Any:
+    """The run's read-only connection to ``path`` (opened on first use)."""
+    held = getattr(_run, "held", None)
+    if held is not None and held[0] == path:
+        return held[1]
+    close_run()
     import duckdb
 
-    return duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(path), read_only=True)
+    _run.held = (path, con)
+    return con
+
+
+def close_run() -> None:
+    """Close the run's connection, if any (the end of every page run)."""
+    held = getattr(_run, "held", None)
+    _run.held = None
+    if held is not None:
+        held[1].close()
 
 
 def resolve(env: Mapping[str, str] = os.environ) -> Source:
@@ -77,8 +98,10 @@ def resolve(env: Mapping[str, str] = os.environ) -> Source:
         account = env.get("SNOWFLAKE_ACCOUNT", "")
         missing = [k for k in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER") if not env.get(k)]
         if missing:
-            raise Unavailable(f"PERSONA_TARGET=snowflake but {', '.join(missing)} is not set "
-                              "(docs/dashboard.md, \"On Snowflake\")")  # fmt: skip
+            raise Unavailable(
+                f"PERSONA_TARGET=snowflake but {', '.join(missing)} is not set "
+                '(docs/dashboard.md, "On Snowflake")'
+            )
         role = env.get("PERSONA_DASHBOARD_ROLE") or DEFAULT_ROLE
         return Source("snowflake", account, f"Snowflake {account} as {role}", role)
     path = warehouse_path(env)
@@ -88,7 +111,7 @@ def resolve(env: Mapping[str, str] = os.environ) -> Source:
             return _snapshot(snapshot, f"{path} is missing")
         raise Unavailable(f"no warehouse at {path}: run `make demo` (or set PERSONA_DUCKDB)")
     try:
-        _open_duckdb(path).close()
+        _open_duckdb(path)  # kept for the run's queries
     except Exception as exc:
         if not _is_lock_error(exc):
             raise Unavailable(f"cannot open {path} read-only: {str(exc).splitlines()[0]}") from exc
@@ -104,8 +127,11 @@ def resolve(env: Mapping[str, str] = os.environ) -> Source:
 
 def _snapshot(snapshot: Path, why: str) -> Source:
     age = time.time() - snapshot.stat().st_mtime
-    return Source("snapshot", str(snapshot),
-                  f"{snapshot}, the live snapshot ({why}), published {age:,.0f} s ago")  # fmt: skip
+    return Source(
+        "snapshot",
+        str(snapshot),
+        f"{snapshot}, the live snapshot ({why}), published {age:,.0f} s ago",
+    )
 
 
 def _connect_snowflake(source: Source, env: Mapping[str, str] = os.environ) -> Any:
@@ -144,13 +170,16 @@ def run_query(source: Source, sql: str, params: Sequence[Any] = ()) -> pd.DataFr
         con = _open_duckdb(path)
     except Exception as exc:
         if source.kind == "duckdb" and _is_lock_error(exc):
-            raise Unavailable(f"{path} was just taken by another process: reload the page "
-                              "(the dashboard reads the live snapshot while one runs)") from exc  # fmt: skip
+            raise Unavailable(
+                f"{path} was just taken by another process: reload the page "
+                "(the dashboard reads the live snapshot while one runs)"
+            ) from exc
         raise
+    cursor = con.cursor()
     try:
-        frame = con.execute(sql, list(params)).df()
+        frame = cursor.execute(sql, list(params)).df()
     finally:
-        con.close()
+        cursor.close()
     frame.columns = [str(c).lower() for c in frame.columns]
     return frame
 

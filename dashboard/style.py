@@ -11,12 +11,42 @@ import altair as alt
 import pandas as pd
 
 # Tableau 10 reordered so neighbours differ; a channel keeps its colour whatever the filter.
-PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
-           "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#17becf")  # fmt: skip
-CHANNELS = ("Direct", "Organic Search", "Paid Search", "Email", "Organic Social", "Paid Social",
-            "Referral", "Display", "Affiliates", "Paid Other", "Unassigned")  # fmt: skip
-SEGMENTS = ("champions", "at_risk_customers", "cart_abandoners", "high_value", "new_visitors",
-            "lapsed")  # fmt: skip
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+    "#1f77b4",
+    "#17becf",
+)
+CHANNELS = (
+    "Direct",
+    "Organic Search",
+    "Paid Search",
+    "Email",
+    "Organic Social",
+    "Paid Social",
+    "Referral",
+    "Display",
+    "Affiliates",
+    "Paid Other",
+    "Unassigned",
+)
+SEGMENTS = (
+    "champions",
+    "at_risk_customers",
+    "cart_abandoners",
+    "high_value",
+    "new_visitors",
+    "lapsed",
+)
+NOTHING = "\u2013"  # an en dash: no value
 GOOD, BAD, NEUTRAL, FLAG = "#4e79a7", "#e15759", "#bab0ac", "#e15759"
 
 
@@ -28,7 +58,9 @@ def _colour(name: str, known: tuple[str, ...]) -> str:
 
 def scale(names: Iterable[str], known: tuple[str, ...]) -> alt.Scale:
     """A colour scale that gives each name the same colour on every chart."""
-    domain = sorted(set(names), key=lambda n: (n not in known, known.index(n) if n in known else 0, n))
+    domain = sorted(
+        set(names), key=lambda n: (n not in known, known.index(n) if n in known else 0, n)
+    )
     return alt.Scale(domain=domain, range=[_colour(n, known) for n in domain])
 
 
@@ -48,29 +80,31 @@ def number(value: Any) -> float:
 def count(value: Any) -> str:
     """12,345 (or an en dash for nothing)."""
     if value is None or pd.isna(value):
-        return "–"
+        return NOTHING
     return f"{round(float(value)):,}"
 
 
 def percent(part: Any, whole: Any, digits: int = 1) -> str:
     if not number(whole) or part is None or pd.isna(part):
-        return "–"
+        return NOTHING
     return f"{100 * float(part) / float(whole):.{digits}f}%"
 
 
 def money(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return NOTHING
     return f"{float(value):,.2f}"
 
 
 def duration(seconds: Any) -> str:
     """A span in the unit a person would say: 45 s, 12 min, 3.5 h, 2.1 days."""
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "–"
+        return NOTHING
     s = float(seconds)
+    if abs(s) < 10:
+        return f"{s:.1f} s"
     if abs(s) < 120:
-        return f"{s:,.1f} s"
+        return f"{s:,.0f} s"
     if abs(s) < 7200:
         return f"{s / 60:,.0f} min"
     if abs(s) < 172800:

@@ -29,7 +29,9 @@ def current_source() -> Source:
 
 
 @st.cache_data(ttl=300, show_spinner=False, max_entries=512)
-def _cached(version: tuple[Any, ...], sql: str, params: tuple[Any, ...], _source: Source) -> pd.DataFrame:
+def _cached(
+    version: tuple[Any, ...], sql: str, params: tuple[Any, ...], _source: Source
+) -> pd.DataFrame:
     return run_query(_source, sql, params)
 
 
@@ -66,8 +68,9 @@ def show_source(text: str) -> None:
         st.markdown(text)
 
 
-def chart(title: str, what: str, sql: str, figure: alt.TopLevelMixin | None,
-          empty: str | None = None) -> None:  # fmt: skip
+def chart(
+    title: str, what: str, sql: str, figure: alt.TopLevelMixin | None, empty: str | None = None
+) -> None:
     heading(title, what)
     if figure is None:
         st.info(empty or "Nothing to show yet.")
@@ -76,8 +79,14 @@ def chart(title: str, what: str, sql: str, figure: alt.TopLevelMixin | None,
     show_sql(sql)
 
 
-def table(title: str, what: str, sql: str, frame: pd.DataFrame, empty: str,
-          column_config: dict[str, Any] | None = None) -> None:  # fmt: skip
+def table(
+    title: str,
+    what: str,
+    sql: str,
+    frame: pd.DataFrame,
+    empty: str,
+    column_config: dict[str, Any] | None = None,
+) -> None:
     heading(title, what)
     if frame.empty:
         st.info(empty)
@@ -106,5 +115,4 @@ def guard(what: str) -> Iterator[None]:
     except Exception as exc:
         log.exception("the %s page failed", what)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        st.error(f"The {what} page could not be drawn: {first}. "
-                 "The server's log has the details.")  # fmt: skip
+        st.error(f"The {what} page could not be drawn: {first}. The server's log has the details.")

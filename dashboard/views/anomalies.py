@@ -9,10 +9,12 @@ import streamlit as st
 from dashboard import style, ui
 
 st.title("Anomalies")
-st.caption("Three detectors (models/anomalies): traffic per app and event type against the "
-           "same hour in previous weeks, failed events against their usual rate, and devices "
-           "that behave like bots. Scores are robust z-scores; a point is flagged at its "
-           "detector's threshold.")  # fmt: skip
+st.caption(
+    "Three detectors (models/anomalies): traffic per app and event type against the "
+    "same hour in previous weeks, failed events against their usual rate, and devices "
+    "that behave like bots. Scores are robust z-scores; a point is flagged at its "
+    "detector's threshold."
+)
 
 WINDOW_DAYS = 7  # var anomalies_window_days: what `anomalies` scores and reports
 AS_OF = """
@@ -75,20 +77,25 @@ order by bucket_start desc, observed desc
 """
 
 
-def _series(title: str, what: str, sql: str, series: pd.DataFrame, flags: pd.DataFrame,
-            unit: str) -> None:  # fmt: skip
+def _series(
+    title: str, what: str, sql: str, series: pd.DataFrame, flags: pd.DataFrame, unit: str
+) -> None:
     if series.empty:
         ui.chart(title, what, sql, None, empty=f"No {unit} in the window.")
         return
     line = (
         alt.Chart(series)
-        .mark_line(color=style.GOOD)
+        .mark_line(color=style.GOOD, point=len(series) < 48)
         .encode(
             x=alt.X("bucket_start:T", title=None),
-            y=alt.Y("events:Q", title=f"{unit} per hour", axis=alt.Axis(format=",d")),
-            tooltip=[alt.Tooltip("bucket_start:T", title="hour", format="%Y-%m-%d %H:00"),
-                     alt.Tooltip("events:Q", format=",d")],
-        )  # fmt: skip
+            y=alt.Y(
+                "events:Q", title=f"{unit} per hour", axis=alt.Axis(format=",d", tickMinStep=1)
+            ),
+            tooltip=[
+                alt.Tooltip("bucket_start:T", title="hour", format="%Y-%m-%d %H:00"),
+                alt.Tooltip("events:Q", format=",d"),
+            ],
+        )
     )
     figure = line
     if not flags.empty:
@@ -98,13 +105,16 @@ def _series(title: str, what: str, sql: str, series: pd.DataFrame, flags: pd.Dat
             .encode(
                 x="bucket_start:T",
                 y="observed:Q",
-                tooltip=[alt.Tooltip("bucket_start:T", title="hour", format="%Y-%m-%d %H:00"),
-                         alt.Tooltip("observed:Q", format=",d"),
-                         alt.Tooltip("expected:Q", format=",.1f"),
-                         alt.Tooltip("score:Q", title="z", format=".1f"),
-                         alt.Tooltip("threshold:Q", title="flags at |z| ≥", format=".1f"),
-                         "severity:N", "reason:N"],
-            )  # fmt: skip
+                tooltip=[
+                    alt.Tooltip("bucket_start:T", title="hour", format="%Y-%m-%d %H:00"),
+                    alt.Tooltip("observed:Q", format=",d"),
+                    alt.Tooltip("expected:Q", format=",.1f"),
+                    alt.Tooltip("score:Q", title="z", format=".1f"),
+                    alt.Tooltip("threshold:Q", title="flags at |z| ≥", format=".1f"),
+                    "severity:N",
+                    "reason:N",
+                ],
+            )
         )
         expected = (
             alt.Chart(flags)
@@ -126,14 +136,21 @@ with ui.guard("Anomalies"):
     summary = ui.query(source, SUMMARY)
     flagged = summary.groupby("detector")["flagged"].sum()
     cols = st.columns(3)
-    for col, (detector, label) in zip(cols, [("traffic", "Traffic"),
-                                            ("data_quality", "Data quality"),
-                                            ("behaviour", "Bot-like devices")], strict=True):  # fmt: skip
+    for col, (detector, label) in zip(
+        cols,
+        [
+            ("traffic", "Traffic"),
+            ("data_quality", "Data quality"),
+            ("behaviour", "Bot-like devices"),
+        ],
+        strict=True,
+    ):
         col.metric(f"{label}: flagged", style.count(flagged.get(detector, 0)))
     st.caption(f"The {WINDOW_DAYS} days up to {pd.Timestamp(as_of):%Y-%m-%d %H:%M} UTC.")
     if summary.empty:
-        st.success(f"No anomalies in the {WINDOW_DAYS} days up to "
-                   f"{pd.Timestamp(as_of):%Y-%m-%d %H:%M}.")  # fmt: skip
+        st.success(
+            f"No anomalies in the {WINDOW_DAYS} days up to {pd.Timestamp(as_of):%Y-%m-%d %H:%M}."
+        )
 
     subjects = ui.query(source, SUBJECTS, [since])
     if subjects.empty:
@@ -141,17 +158,27 @@ with ui.guard("Anomalies"):
     else:
         traffic_flags = summary[summary["detector"] == "traffic"]
         subject = st.selectbox("App and event type", subjects["subject"], key="subject")
-        _series(f"Traffic: {subject}", "Events per hour, bots left out; red points are hours "
-                "flagged, grey ticks what the same hour of previous weeks predicted.",
-                f"{TRAFFIC}\n-- flagged\n{FLAGS}",
-                ui.query(source, TRAFFIC, [subject, since]),
-                ui.query(source, FLAGS, ["traffic", subject]) if not traffic_flags.empty
-                else pd.DataFrame(), "events")  # fmt: skip
+        _series(
+            f"Traffic: {subject}",
+            "Events per hour, bots left out; red points are hours "
+            "flagged, grey ticks what the same hour of previous weeks predicted.",
+            f"{TRAFFIC}\n-- flagged\n{FLAGS}",
+            ui.query(source, TRAFFIC, [subject, since]),
+            ui.query(source, FLAGS, ["traffic", subject])
+            if not traffic_flags.empty
+            else pd.DataFrame(),
+            "events",
+        )
 
-    _series("Data quality: failed events", "Inputs that failed per hour; red points are hours "
-            "with more failures than the usual failure rate explains.",
-            f"{FAILED}\n-- flagged\n{FLAGS}", ui.query(source, FAILED, [since]),
-            ui.query(source, FLAGS, ["data_quality", "failed_events"]), "failed events")  # fmt: skip
+    _series(
+        "Data quality: failed events",
+        "Inputs that failed per hour; red points are hours "
+        "with more failures than the usual failure rate explains.",
+        f"{FAILED}\n-- flagged\n{FLAGS}",
+        ui.query(source, FAILED, [since]),
+        ui.query(source, FLAGS, ["data_quality", "failed_events"]),
+        "failed events",
+    )
 
     daily = ui.query(source, BOTS_DAILY, [since])
     figure = None
@@ -165,19 +192,35 @@ with ui.guard("Anomalies"):
                 x=alt.X("event_date:T", title=None),
                 xOffset="kind:N",
                 y=alt.Y("count:Q", title="devices active", axis=alt.Axis(format=",d")),
-                color=alt.Color("kind:N", title=None,
-                                scale=alt.Scale(domain=["all devices", "known bots"],
-                                                range=[style.GOOD, style.BAD])),
-                tooltip=[alt.Tooltip("event_date:T", title="day"), "kind:N",
-                         alt.Tooltip("count:Q", format=",d")],
-            )  # fmt: skip
+                color=alt.Color(
+                    "kind:N",
+                    title=None,
+                    scale=alt.Scale(
+                        domain=["all devices", "known bots"], range=[style.GOOD, style.BAD]
+                    ),
+                ),
+                tooltip=[
+                    alt.Tooltip("event_date:T", title="day"),
+                    "kind:N",
+                    alt.Tooltip("count:Q", format=",d"),
+                ],
+            )
             .properties(height=220)
         )
-    ui.chart("Bots", "Devices active each day, and those flagged as bots by their useragent "
-             "or the IAB list (events.is_bot).", BOTS_DAILY, figure)  # fmt: skip
-    ui.table("Bot-like devices", "Device-days the behaviour detector flagged: bursts of "
-             "events, page views without pings, metronome-regular clicks.", BOTS,
-             ui.query(source, BOTS),
-             empty=f"No bot-like devices in the {WINDOW_DAYS} days up to "
-             f"{pd.Timestamp(as_of):%Y-%m-%d}.",
-             column_config={"events": ui.count_column("events")})  # fmt: skip
+    ui.chart(
+        "Bots",
+        "Devices active each day, and those flagged as bots by their useragent "
+        "or the IAB list (events.is_bot).",
+        BOTS_DAILY,
+        figure,
+    )
+    ui.table(
+        "Bot-like devices",
+        "Device-days the behaviour detector flagged: bursts of "
+        "events, page views without pings, metronome-regular clicks.",
+        BOTS,
+        ui.query(source, BOTS),
+        empty=f"No bot-like devices in the {WINDOW_DAYS} days up to "
+        f"{pd.Timestamp(as_of):%Y-%m-%d}.",
+        column_config={"events": ui.count_column("events")},
+    )

@@ -11,8 +11,10 @@ from dashboard import style, ui
 from dashboard.source import column_exists
 
 st.title("Customer 360")
-st.caption("Everything the warehouse knows about one customer: a user id, or any device id "
-           "stitched to one (identity_map).")  # fmt: skip
+st.caption(
+    "Everything the warehouse knows about one customer: a user id, or any device id "
+    "stitched to one (identity_map)."
+)
 
 TOP = """
 select user_id, revenue, sessions, devices
@@ -100,9 +102,11 @@ order by rank
 INTERVENTIONS = """
 select * from derived.interventions where user_id = ? order by 1 desc limit 100
 """
-REASONS = {"similar_items": "similar to items they interacted with",
-           "popular_in_segment": "popular in their segment",
-           "popular": "popular with everyone"}  # fmt: skip
+REASONS = {
+    "similar_items": "similar to items they interacted with",
+    "popular_in_segment": "popular in their segment",
+    "popular": "popular with everyone",
+}
 
 
 def _find(source: ui.Source, text: str) -> list[str]:
@@ -112,42 +116,57 @@ def _find(source: ui.Source, text: str) -> list[str]:
 
 def _profile(profile: pd.Series, segments: pd.DataFrame) -> None:
     cols = st.columns(5)
-    cols[0].metric("Revenue", style.money(profile["revenue"]),
-                   help=f"last 90 days: {style.money(profile['revenue_90d'])}")  # fmt: skip
+    cols[0].metric(
+        "Revenue",
+        style.money(profile["revenue"]),
+        help=f"last 90 days: {style.money(profile['revenue_90d'])}",
+    )
     cols[1].metric("Purchases", style.count(profile["purchases"]))
     cols[2].metric("Sessions", style.count(profile["sessions"]))
     cols[3].metric("Devices", style.count(profile["devices"]))
-    cols[4].metric("Last seen", f"{style.count(profile['days_since_last_visit'])} days ago")
-    cols = st.columns(5)
-    cols[0].metric("Lifecycle", str(profile["lifecycle_stage"] or "–"))
-    rfm = "".join(str(profile[k]) if pd.notna(profile[k]) else "–"
-                  for k in ("recency_score", "frequency_score", "monetary_score"))  # fmt: skip
-    cols[1].metric("RFM", str(profile["rfm_segment"] or "–"), help=f"R, F, M scores: {rfm}")
-    cols[2].metric("Engagement", str(profile["engagement_tier"] or "–"))
-    cols[3].metric("Top category", str(profile["top_category"] or "–"))
-    cols[4].metric("Channel", str(profile["acquisition_channel"] or "–"),
-                   help="the channel they first came from")  # fmt: skip
-    names = ", ".join(segments["segment"]) or "none"
-    st.markdown(f"**Segments:** {names}  \n**Top categories:** "
-                f"{profile['top_categories'] or '–'}  \n**Profile as of** {profile['as_of']}")  # fmt: skip
+    cols[4].metric("Days since last visit", style.count(profile["days_since_last_visit"]))
+    scores = " ".join(
+        f"{letter}{profile[k] if pd.notna(profile[k]) else style.NOTHING}"
+        for letter, k in (("R", "recency_score"), ("F", "frequency_score"), ("M", "monetary_score"))
+    )
+    facts = {
+        "Lifecycle": profile["lifecycle_stage"],
+        "RFM": f"{profile['rfm_segment'] or style.NOTHING} ({scores})",
+        "Engagement": profile["engagement_tier"],
+        "Came from": profile["acquisition_channel"],
+        "Top categories": (profile["top_categories"] or "").replace(",", ", "),
+        "Segments": ", ".join(segments["segment"]) or "none",
+        "Profile as of": f"{pd.Timestamp(profile['as_of']):%Y-%m-%d %H:%M} UTC",
+    }
+    st.markdown(
+        "  \n".join(
+            f"**{k}:** {v if v is not None and v == v else style.NOTHING}" for k, v in facts.items()
+        )
+    )
 
 
 with ui.guard("Customer 360"):
     source = ui.current_source()
     left, right = st.columns([2, 1])
-    text = left.text_input("User id or device id", key="customer_search",
-                           placeholder="a user_id, or a domain_userid / network_userid").strip()  # fmt: skip
+    text = left.text_input(
+        "User id or device id",
+        key="customer_search",
+        placeholder="a user_id, or a domain_userid / network_userid",
+    ).strip()
     top = ui.query(source, TOP)
     if top.empty:
         st.info("No profiles yet: run `make demo` (or `dbt build --selector realtime`).")
         st.stop()
-    picked = right.selectbox("or one of the top customers by revenue", top["user_id"],
-                             index=None, key="customer_top")  # fmt: skip
+    picked = right.selectbox(
+        "or one of the top customers by revenue", top["user_id"], index=None, key="customer_top"
+    )
     if text:
         matches = _find(source, text)
         if not matches:
-            st.info(f"No user or device matches “{text}”: paste a whole user_id or device "
-                    "id, or the start of a user_id.")  # fmt: skip
+            st.info(
+                f"No user or device matches “{text}”: paste a whole user_id or device "
+                "id, or the start of a user_id."
+            )
             st.stop()
         user = matches[0] if len(matches) == 1 else st.selectbox("Matching users", matches)
     elif picked:
@@ -159,8 +178,9 @@ with ui.guard("Customer 360"):
 
     profile = ui.query(source, PROFILE, [user])
     if profile.empty:
-        st.info(f"{user} is stitched to devices but has no profile yet: the next refresh "
-                "builds it.")  # fmt: skip
+        st.info(
+            f"{user} is stitched to devices but has no profile yet: the next refresh builds it."
+        )
         st.stop()
     st.header(user)
     _profile(profile.iloc[0], ui.query(source, SEGMENTS, [user]))
@@ -169,39 +189,65 @@ with ui.guard("Customer 360"):
     sessions = ui.query(source, SESSIONS, [user])
     figure = None
     if not sessions.empty:
-        figure = (
-            alt.Chart(sessions)
-            .mark_bar(height=14, cornerRadius=2)
-            .encode(
-                x=alt.X("start_tstamp:T", title=None),
-                x2="end_tstamp:T",
-                y=alt.Y("device:N", title="device"),
-                color=alt.Color("channel:N", scale=style.channel_scale(sessions["channel"])),
-                tooltip=[alt.Tooltip("start_tstamp:T", title="start", format="%Y-%m-%d %H:%M"),
-                         "channel:N", alt.Tooltip("page_views:Q", format=",d"),
-                         alt.Tooltip("engaged_time_in_s:Q", title="engaged s", format=",d"),
-                         alt.Tooltip("purchases:Q", format=",d"),
-                         alt.Tooltip("revenue:Q", format=",.2f")],
-            )  # fmt: skip
-            .properties(height=max(90, 45 * sessions["device"].nunique()))
+        base = alt.Chart(sessions).encode(
+            y=alt.Y("device:N", title="device"),
+            color=alt.Color("channel:N", scale=style.channel_scale(sessions["channel"])),
+            tooltip=[
+                alt.Tooltip("start_tstamp:T", title="start", format="%Y-%m-%d %H:%M"),
+                "channel:N",
+                alt.Tooltip("page_views:Q", format=",d"),
+                alt.Tooltip("engaged_time_in_s:Q", title="engaged s", format=",d"),
+                alt.Tooltip("purchases:Q", format=",d"),
+                alt.Tooltip("revenue:Q", format=",.2f"),
+            ],
         )
-    ui.chart("Sessions on every device", "Each bar a session, one row per device stitched to "
-             "this customer, coloured by channel.", SESSIONS, figure,
-             empty="No sessions (bots are left out).")  # fmt: skip
-    ui.table("Devices", "Device ids stitched to this customer (identity_map).", DEVICES,
-             ui.query(source, DEVICES, [user]), empty="No devices recorded.")  # fmt: skip
+        figure = (
+            base.mark_rule(strokeWidth=6).encode(
+                x=alt.X("start_tstamp:T", title=None), x2="end_tstamp:T"
+            )
+            + base.mark_circle(opacity=0.85).encode(
+                x="start_tstamp:T",
+                size=alt.Size("page_views:Q", title="page views", scale=alt.Scale(range=[40, 400])),
+            )
+        ).properties(height=max(110, 50 * sessions["device"].nunique()))
+    ui.chart(
+        "Sessions on every device",
+        "Each bar a session, one row per device stitched to this customer, coloured by channel.",
+        SESSIONS,
+        figure,
+        empty="No sessions (bots are left out).",
+    )
+    ui.table(
+        "Devices",
+        "Device ids stitched to this customer (identity_map).",
+        DEVICES,
+        ui.query(source, DEVICES, [user]),
+        empty="No devices recorded.",
+    )
 
     recs = ui.query(source, RECOMMENDATIONS, [user])
     recs["why"] = recs["recommended_by"].map(lambda r: REASONS.get(r, r))
-    ui.table("Recommendations now", "The served rule set's top items for them, with why each "
-             "was recommended.", RECOMMENDATIONS, recs.drop(columns=["recommended_by"]),
-             empty="No recommendations: run `dbt build --selector retrain` to train a rule "
-             "set.")  # fmt: skip
+    ui.table(
+        "Recommendations now",
+        "The served rule set's top items for them, with why each was recommended.",
+        RECOMMENDATIONS,
+        recs.drop(columns=["recommended_by"]),
+        empty="No recommendations: run `dbt build --selector retrain` to train a rule set.",
+    )
 
-    ui.table("Events", "Their newest 200 events, on every device.", EVENTS,
-             ui.query(source, EVENTS, [user]), empty="No events.")  # fmt: skip
+    ui.table(
+        "Events",
+        "Their newest 200 events, on every device.",
+        EVENTS,
+        ui.query(source, EVENTS, [user]),
+        empty="No events.",
+    )
 
     if column_exists(source, "derived", "interventions", "user_id"):
-        ui.table("Interventions fired", "Interventions the live process fired for them.",
-                 INTERVENTIONS, ui.query(source, INTERVENTIONS, [user]),
-                 empty="None fired for this customer.")  # fmt: skip
+        ui.table(
+            "Interventions fired",
+            "Interventions the live process fired for them.",
+            INTERVENTIONS,
+            ui.query(source, INTERVENTIONS, [user]),
+            empty="None fired for this customer.",
+        )

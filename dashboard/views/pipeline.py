@@ -11,11 +11,15 @@ import streamlit as st
 from dashboard import style, ui
 
 st.title("Pipeline")
-st.caption("Events that loaded and events that failed, how long loading takes, and how far "
-           "behind the loader each layer of models is.")  # fmt: skip
+st.caption(
+    "Events that loaded and events that failed, how long loading takes, and how far "
+    "behind the loader each layer of models is."
+)
 
-WINDOWS = {"per hour, last 7 days": ("hour", timedelta(days=7)),
-           "per minute, last 3 hours": ("minute", timedelta(hours=3))}  # fmt: skip
+WINDOWS = {
+    "per hour, last 7 days": ("hour", timedelta(days=7)),
+    "per minute, last 3 hours": ("minute", timedelta(hours=3)),
+}
 
 TOTALS = """
 select
@@ -84,18 +88,26 @@ with ui.guard("Pipeline"):
     source = ui.current_source()
     totals = ui.query(source, TOTALS).iloc[0]
     if pd.isna(totals["latest_minute"]) and pd.isna(totals["latest_failure"]):
-        st.info("No events yet: load some with `persona load` (or run `make demo`), then "
-                "`dbt build --selector realtime`.")  # fmt: skip
+        st.info(
+            "No events yet: load some with `persona load` (or run `make demo`), then "
+            "`dbt build --selector realtime`."
+        )
         st.stop()
     good, failed = style.number(totals["good_events"]), style.number(totals["failed_events"])
     cols = st.columns(5)
     cols[0].metric("Events in the warehouse", style.count(good))
     cols[1].metric("Failed events", style.count(failed))
     cols[2].metric("Failure rate", style.percent(failed, good + failed, 2))
-    cols[3].metric("Newest event loaded", style.ago(totals["events_loaded_to"]),
-                   help="now − the newest load_tstamp in `events`")  # fmt: skip
-    cols[4].metric("Profiles built up to", style.ago(totals["profiles_built_to"]),
-                   help="now − the newest load_tstamp the profiles' inputs include")  # fmt: skip
+    cols[3].metric(
+        "Newest event loaded",
+        style.ago(totals["events_loaded_to"]),
+        help="now - the newest load_tstamp in `events`",
+    )
+    cols[4].metric(
+        "Profiles built up to",
+        style.ago(totals["profiles_built_to"]),
+        help="now - the newest load_tstamp the profiles' inputs include",
+    )
 
     label = st.radio("Series", list(WINDOWS), horizontal=True, label_visibility="collapsed")
     grain, span = WINDOWS[label]
@@ -107,8 +119,12 @@ with ui.guard("Pipeline"):
     since = (pd.Timestamp(latest) - span).to_pydatetime()
     good_sql = GOOD.format(grain=grain)
     failed_sql = FAILED_HOURLY if grain == "hour" else FAILED_MINUTELY
-    series = pd.concat([_series(ui.query(source, good_sql, [since]), "good"),
-                        _series(ui.query(source, failed_sql, [since]), "failed")])  # fmt: skip
+    series = pd.concat(
+        [
+            _series(ui.query(source, good_sql, [since]), "good"),
+            _series(ui.query(source, failed_sql, [since]), "failed"),
+        ]
+    )
     figure = None
     if not series.empty:
         figure = (
@@ -117,19 +133,27 @@ with ui.guard("Pipeline"):
             .encode(
                 x=alt.X("bucket_start:T", title=None),
                 y=alt.Y("events:Q", title=f"events per {grain}", axis=alt.Axis(format=",d")),
-                color=alt.Color("kind:N", title=None,
-                                scale=alt.Scale(domain=["good", "failed"],
-                                                range=[style.GOOD, style.BAD])),
-                tooltip=[alt.Tooltip("bucket_start:T", title=grain), "kind:N",
-                         alt.Tooltip("events:Q", format=",d")],
-            )  # fmt: skip
+                color=alt.Color(
+                    "kind:N",
+                    title=None,
+                    scale=alt.Scale(domain=["good", "failed"], range=[style.GOOD, style.BAD]),
+                ),
+                tooltip=[
+                    alt.Tooltip("bucket_start:T", title=grain),
+                    "kind:N",
+                    alt.Tooltip("events:Q", format=",d"),
+                ],
+            )
             .properties(height=260)
         )
-    ui.chart(f"Good and failed events per {grain}",
-             f"Events loaded into `events` by collector time, and inputs that failed by the "
-             f"loader's clock, in the {label.split(', ')[1]} up to the newest event.",
-             f"{good_sql}\n-- failed\n{failed_sql}", figure,
-             empty="No events in this window.")  # fmt: skip
+    ui.chart(
+        f"Good and failed events per {grain}",
+        f"Events loaded into `events` by collector time, and inputs that failed by the "
+        f"loader's clock, in the {label.split(', ')[1]} up to the newest event.",
+        f"{good_sql}\n-- failed\n{failed_sql}",
+        figure,
+        empty="No events in this window.",
+    )
 
     latency_sql = LATENCY.format(grain=grain)
     latency = ui.query(source, latency_sql, [since])
@@ -142,33 +166,53 @@ with ui.guard("Pipeline"):
             .mark_line(point=grain == "hour")
             .encode(
                 x=alt.X("bucket_start:T", title=None),
-                y=alt.Y("seconds:Q", title="collector → warehouse, s",
-                        axis=alt.Axis(format=",.0f")),
-                color=alt.Color("measure:N", title=None,
-                                scale=alt.Scale(domain=["mean", "max"],
-                                                range=[style.GOOD, style.NEUTRAL])),
-                tooltip=[alt.Tooltip("bucket_start:T", title=grain), "measure:N",
-                         alt.Tooltip("seconds:Q", format=",.1f")],
-            )  # fmt: skip
+                y=alt.Y(
+                    "seconds:Q", title="collector → warehouse, s", axis=alt.Axis(format=",.0f")
+                ),
+                color=alt.Color(
+                    "measure:N",
+                    title=None,
+                    scale=alt.Scale(domain=["mean", "max"], range=[style.GOOD, style.NEUTRAL]),
+                ),
+                tooltip=[
+                    alt.Tooltip("bucket_start:T", title=grain),
+                    "measure:N",
+                    alt.Tooltip("seconds:Q", format=",.1f"),
+                ],
+            )
             .properties(height=220)
         )
-    ui.chart("Load latency", "Seconds from the collector receiving an event to the warehouse "
-             "storing it (load_tstamp − collector_tstamp): mean and worst per "
-             f"{grain}. Backfilled history shows as days.", latency_sql, figure)  # fmt: skip
+    ui.chart(
+        "Load latency",
+        "Seconds from the collector receiving an event to the warehouse "
+        "storing it (load_tstamp - collector_tstamp): mean and worst per "
+        f"{grain}. Backfilled history shows as days.",
+        latency_sql,
+        figure,
+    )
 
     freshness = pd.DataFrame(
-        [("events (loaded)", totals["events_loaded_to"]),
-         ("sessions", totals["sessions_built_to"]),
-         ("profiles, segments", totals["profiles_built_to"])],
+        [
+            ("events (loaded)", totals["events_loaded_to"]),
+            ("sessions", totals["sessions_built_to"]),
+            ("profiles, segments", totals["profiles_built_to"]),
+        ],
         columns=["layer", "includes loads up to"],
-    )  # fmt: skip
+    )
     freshness["behind the loader"] = [
-        style.duration((totals["events_loaded_to"] - t).total_seconds()) if pd.notna(t) else "–"
+        style.duration((totals["events_loaded_to"] - t).total_seconds())
+        if pd.notna(t)
+        else style.NOTHING
         for t in freshness["includes loads up to"]
     ]
-    ui.table("Freshness, layer by layer", "How far each layer of models is behind the newest "
-             "event loaded: a growing gap means the refresh is not keeping up.", TOTALS,
-             freshness, empty="")  # fmt: skip
+    ui.table(
+        "Freshness, layer by layer",
+        "How far each layer of models is behind the newest "
+        "event loaded: a growing gap means the refresh is not keeping up.",
+        TOTALS,
+        freshness,
+        empty="",
+    )
 
     by_type = ui.query(source, BY_TYPE)
     figure = None
@@ -179,14 +223,27 @@ with ui.guard("Pipeline"):
             .encode(
                 x=alt.X("failed_events:Q", title="failed events", axis=alt.Axis(format=",d")),
                 y=alt.Y("error_type:N", title=None, sort="-x"),
-                tooltip=["error_type:N", alt.Tooltip("failed_events:Q", format=",d"),
-                         alt.Tooltip("last_seen:T", title="last seen")],
-            )  # fmt: skip
+                tooltip=[
+                    "error_type:N",
+                    alt.Tooltip("failed_events:Q", format=",d"),
+                    alt.Tooltip("last_seen:T", title="last seen"),
+                ],
+            )
             .properties(height=max(80, 28 * len(by_type)))
         )
-    ui.chart("Failed events by error type", "Inputs the loader could not load, kept in "
-             "atomic.failed_events with the raw input and a reason (docs/failed-events.md).",
-             BY_TYPE, figure, empty="No failed events: every input so far loaded.")  # fmt: skip
+    ui.chart(
+        "Failed events by error type",
+        "Inputs the loader could not load, kept in "
+        "atomic.failed_events with the raw input and a reason (docs/failed-events.md).",
+        BY_TYPE,
+        figure,
+        empty="No failed events: every input so far loaded.",
+    )
     if not by_type.empty:
-        ui.table("Examples", "The newest three failures of each type, raw input cut to 300 "
-                 "characters.", EXAMPLES, ui.query(source, EXAMPLES), empty="")  # fmt: skip
+        ui.table(
+            "Examples",
+            "The newest three failures of each type, raw input cut to 300 characters.",
+            EXAMPLES,
+            ui.query(source, EXAMPLES),
+            empty="",
+        )

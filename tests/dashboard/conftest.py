@@ -44,16 +44,30 @@ def reports(tmp_path: Path) -> Path:
     """An evaluation and a cadence report as `persona recs evaluate --json` and `persona recs
     cadence --json` write them."""
     k = 10
-    metrics = {"map": 0.21, f"map@{k}": 0.19, f"ndcg@{k}": 0.25, f"precision@{k}": 0.08,
-               f"recall@{k}": 0.31}  # fmt: skip
+    metrics = {
+        "map": 0.21,
+        f"map@{k}": 0.19,
+        f"ndcg@{k}": 0.25,
+        f"precision@{k}": 0.08,
+        f"recall@{k}": 0.31,
+    }
     baseline = {name: value / 2 for name, value in metrics.items()}
-    (tmp_path / "recs-evaluation.json").write_text(json.dumps(
-        {**metrics, "baseline": baseline, "rows": 12345, "users": 678, "k": k}))  # fmt: skip
-    results = [{"cadence": c, f"ndcg@{k}": n, f"precision@{k}": 0.1, "retrain_seconds": 2.0,
-                "cost_seconds_per_day": cost}
-               for c, n, cost in (("hour", 0.30, 48.0), ("day", 0.29, 2.0), ("week", 0.2, 0.3))]  # fmt: skip
-    (tmp_path / "recs-cadence.json").write_text(json.dumps(
-        {"results": results, "recommended": "day", "rule": "the rule"}))  # fmt: skip
+    (tmp_path / "recs-evaluation.json").write_text(
+        json.dumps({**metrics, "baseline": baseline, "rows": 12345, "users": 678, "k": k})
+    )
+    results = [
+        {
+            "cadence": c,
+            f"ndcg@{k}": n,
+            f"precision@{k}": 0.1,
+            "retrain_seconds": 2.0,
+            "cost_seconds_per_day": cost,
+        }
+        for c, n, cost in (("hour", 0.30, 48.0), ("day", 0.29, 2.0), ("week", 0.2, 0.3))
+    ]
+    (tmp_path / "recs-cadence.json").write_text(
+        json.dumps({"results": results, "recommended": "day", "rule": "the rule"})
+    )
     return tmp_path
 
 

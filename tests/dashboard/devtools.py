@@ -41,12 +41,24 @@ class Browser:
         port_file.unlink(missing_ok=True)  # a previous run's
         self.log = (profile.parent / "chromium.log").open("w")
         self.proc = subprocess.Popen(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--remote-debugging-port=0", f"--user-data-dir={profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while not (port_file.is_file() and port_file.read_text().strip()):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -89,10 +101,16 @@ class Browser:
             time.sleep(0.2)
 
     def screenshot(self, path: Path) -> Path:
-        height = self.evaluate("Math.min(document.querySelector('[data-testid=stMain]')"
-                               "?.scrollHeight || 900, 4000)")  # fmt: skip
-        self.send("Emulation.setDeviceMetricsOverride", width=1280, height=int(height),
-                  deviceScaleFactor=1, mobile=False)  # fmt: skip
+        height = self.evaluate(
+            "Math.min(document.querySelector('[data-testid=stMain]')?.scrollHeight || 900, 4000)"
+        )
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=int(height),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         data = self.send("Page.captureScreenshot", format="png")["data"]
         self.send("Emulation.clearDeviceMetricsOverride")
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.source import snapshot_path
+from dashboard.style import NOTHING
 from tests.conftest import ROOT
 
 APP = str(ROOT / "dashboard" / "app.py")
@@ -75,13 +76,13 @@ def test_pipeline_counts_good_and_failed_events(open_page, sql) -> None:
 
 def test_traffic_matches_sessions_and_the_channel_filter_filters(open_page, sql) -> None:
     at = open_page("traffic")
-    (sessions, converted, viewed, carted, bought), = sql(
+    ((sessions, converted, viewed, carted, bought),) = sql(
         "select count(*), count(*) filter (where conversions > 0),"
         " count(*) filter (where product_views > 0),"
         " count(*) filter (where product_views > 0 and add_to_carts > 0),"
         " count(*) filter (where product_views > 0 and add_to_carts > 0 and purchases > 0)"
         " from derived.sessions"
-    )  # fmt: skip
+    )
     shown = metrics(at)
     assert shown["Sessions"] == f"{sessions:,}"
     assert shown["Converted"] == f"{100 * converted / sessions:.1f}%"
@@ -89,8 +90,10 @@ def test_traffic_matches_sessions_and_the_channel_filter_filters(open_page, sql)
     assert shown["Drop-off before “bought”"] == f"{100 * (1 - bought / carted):.1f}%"
     assert len(charts(at)) == 5
 
-    (channel, n), = sql("select default_channel_group, count(*) from derived.sessions"
-                        " group by 1 order by 2 desc limit 1")  # fmt: skip
+    ((channel, n),) = sql(
+        "select default_channel_group, count(*) from derived.sessions"
+        " group by 1 order by 2 desc limit 1"
+    )
     at.multiselect[0].set_value([channel]).run()
     assert_clean(at)
     assert metrics(at)["Sessions"] == f"{n:,}" and n < sessions
@@ -113,22 +116,24 @@ def test_segments_sizes_and_members_download(open_page, sql) -> None:
 
 def test_customer_360_finds_a_customer_by_user_or_device(open_page, sql) -> None:
     at = open_page("customer")
-    (user, revenue, sessions), = sql(
+    ((user, revenue, sessions),) = sql(
         "select user_id, revenue, sessions from derived.profiles"
         " order by revenue desc, sessions desc, user_id limit 1"
-    )  # fmt: skip
+    )
     at.selectbox(key="customer_top").select_index(0).run()
     assert_clean(at)
     assert_explained(at)
     assert at.header[0].value == user
     shown = metrics(at)
     assert shown["Revenue"] == f"{revenue:,.2f}" and shown["Sessions"] == f"{sessions:,}"
-    (n_sessions,), = sql("select count(*) from derived.sessions where stitched_user_id = ?",
-                         [user])  # fmt: skip
+    ((n_sessions,),) = sql(
+        "select count(*) from derived.sessions where stitched_user_id = ?", [user]
+    )
     assert len(charts(at)) == 1 and n_sessions == sessions
 
-    (device,), = sql("select device_id from derived.identity_map where user_id = ? limit 1",
-                     [user])  # fmt: skip
+    ((device,),) = sql(
+        "select device_id from derived.identity_map where user_id = ? limit 1", [user]
+    )
     at.selectbox(key="customer_top").set_value(None)
     at.text_input(key="customer_search").input(device).run()
     assert_clean(at)
@@ -151,7 +156,7 @@ def test_anomalies_show_each_detector(open_page, sql) -> None:
 def test_rule_sets_show_versions_the_served_one_and_the_reports(open_page, sql) -> None:
     at = open_page("rulesets")
     versions = sql("select rule_set_version from derived.rule_set_versions")
-    (served,), = sql("select distinct rule_set_version from derived.current_user_recommendations")
+    ((served,),) = sql("select distinct rule_set_version from derived.current_user_recommendations")
     shown = metrics(at)
     assert shown["Versions kept"] == f"{len(versions):,}" and shown["Served"] == served
     assert len(charts(at)) == 3  # versions, evaluation, cadence
@@ -162,8 +167,10 @@ def test_a_missing_warehouse_says_what_to_run(tmp_path: Path, monkeypatch) -> No
     monkeypatch.setenv("PERSONA_DUCKDB", str(tmp_path / "nowhere.duckdb"))
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert_clean(at)
-    assert any(f"no warehouse at {tmp_path / 'nowhere.duckdb'}: run `make demo`" in w.value
-               for w in at.warning)  # fmt: skip
+    assert any(
+        f"no warehouse at {tmp_path / 'nowhere.duckdb'}: run `make demo`" in w.value
+        for w in at.warning
+    )
 
 
 def test_reads_without_writing_and_reads_the_snapshot_while_a_writer_holds_the_file(
@@ -174,7 +181,7 @@ def test_reads_without_writing_and_reads_the_snapshot_while_a_writer_holds_the_f
     before = hashlib.sha256(held.read_bytes()).hexdigest()
     monkeypatch.setenv("PERSONA_DUCKDB", str(held))
     at = AppTest.from_file(APP, default_timeout=60).run()
-    assert metrics(at)["Events in the warehouse"] != "–"
+    assert metrics(at)["Events in the warehouse"] != NOTHING
     assert hashlib.sha256(held.read_bytes()).hexdigest() == before  # read-only
     assert not held.with_name("live.duckdb.wal").exists()
 
@@ -187,4 +194,4 @@ def test_reads_without_writing_and_reads_the_snapshot_while_a_writer_holds_the_f
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert_clean(at)
     assert "live snapshot" in at.sidebar.caption[0].value
-    assert metrics(at)["Events in the warehouse"] != "–"
+    assert metrics(at)["Events in the warehouse"] != NOTHING

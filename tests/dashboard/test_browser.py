@@ -29,7 +29,8 @@ SETTLED = """(() => {
     && document.querySelector('[data-testid=stMain]').innerText.includes(%s);
 })()"""
 ERRORS = """Array.from(document.querySelectorAll(
-  '[data-testid=stException], [data-testid=stAlertContentError], [data-testid=stAlertContentWarning]'
+  '[data-testid=stException], [data-testid=stAlertContentError], '
+  + '[data-testid=stAlertContentWarning]'
 )).map(e => e.innerText)"""
 
 
@@ -39,12 +40,22 @@ def dashboard(warehouse: Path, reports: Path, tmp_path: Path):
     a user's ~/.streamlit cannot change what is tested, and we can see nothing is written)."""
     port, home = free_port(), tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "PERSONA_DUCKDB": str(warehouse), "HOME": str(home),
-           "PERSONA_DASHBOARD_REPORTS": str(reports), "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PERSONA_DUCKDB": str(warehouse),
+        "HOME": str(home),
+        "PERSONA_DASHBOARD_REPORTS": str(reports),
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("PERSONA_TARGET", None)
     log = (tmp_path / "dashboard.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "persona", "dashboard", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "persona", "dashboard", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -72,10 +83,14 @@ def test_every_page_in_headless_chromium(dashboard, sql, tmp_path: Path) -> None
     url, home, log = dashboard
     [(events,)] = sql("select count(*) from derived.events")
     [(sessions,)] = sql("select count(*) from derived.sessions")
-    [(segment, members)] = sql("select segment, count(*) from derived.segment_membership "
-                               "group by 1 order by 2 desc, 1 limit 1")  # fmt: skip
-    [(user, revenue)] = sql("select user_id, revenue from derived.profiles "
-                            "order by revenue desc, sessions desc, user_id limit 1")  # fmt: skip
+    [(_, members)] = sql(
+        "select segment, count(*) from derived.segment_membership "
+        "group by 1 order by 2 desc, 1 limit 1"
+    )
+    [(user, revenue)] = sql(
+        "select user_id, revenue from derived.profiles "
+        "order by revenue desc, sessions desc, user_id limit 1"
+    )
     [(bots,)] = sql("select count(*) from derived.anomalies where detector = 'behaviour'")
     [(version,)] = sql("select distinct rule_set_version from derived.current_user_recommendations")
     pages = [  # (url path, title, charts at least, a key number on the page)
@@ -91,17 +106,26 @@ def test_every_page_in_headless_chromium(dashboard, sql, tmp_path: Path) -> None
         browser.open(f"{url}/")
         for path, title, charts, number in pages:
             if path:  # through the app's own navigation, as a person clicks it
-                browser.evaluate(f"document.querySelector('[data-testid=stSidebarNav] "
-                                 f"a[href$=\"/{path}\"]').click()")  # fmt: skip
+                browser.evaluate(
+                    f"document.querySelector('[data-testid=stSidebarNav] "
+                    f'a[href$="/{path}"]\').click()'
+                )
             if path == "customer":  # search for the top customer, as a person types it
-                browser.wait_for("!!document.querySelector('input[aria-label=\"User id or "
-                                 "device id\"]')")  # fmt: skip
-                browser.evaluate("document.querySelector('input[aria-label=\"User id or "
-                                 "device id\"]').focus()")  # fmt: skip
+                browser.wait_for(
+                    "!!document.querySelector('input[aria-label=\"User id or device id\"]')"
+                )
+                browser.evaluate(
+                    "document.querySelector('input[aria-label=\"User id or device id\"]').focus()"
+                )
                 browser.send("Input.insertText", text=user)
                 for kind in ("keyDown", "keyUp"):
-                    browser.send("Input.dispatchKeyEvent", type=kind, key="Enter",
-                                 code="Enter", windowsVirtualKeyCode=13)  # fmt: skip
+                    browser.send(
+                        "Input.dispatchKeyEvent",
+                        type=kind,
+                        key="Enter",
+                        code="Enter",
+                        windowsVirtualKeyCode=13,
+                    )
             try:
                 browser.wait_for(SETTLED % (json.dumps(title), charts, json.dumps(number)), 60)
             finally:
