@@ -49,6 +49,12 @@ demo: $(VENV)/.installed profiles.yml
 	@echo "== 4/4 What was built"
 	$(BIN)/python scripts/demo_summary.py $(PERSONA_DUCKDB)
 
+# The dashboard over $(PERSONA_DUCKDB), read-only (docs/dashboard.md): http://127.0.0.1:8501
+DASHBOARD_PORT ?= 8501
+.PHONY: dashboard
+dashboard: $(VENV)/.installed
+	$(BIN)/persona dashboard --port $(DASHBOARD_PORT)
+
 test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed
 	$(BIN)/python -m pytest -q
 

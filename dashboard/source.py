@@ -71,17 +71,22 @@ def _is_lock_error(exc: BaseException) -> bool:
 _run = threading.local()
 
 
-def _open_duckdb(path: Path) -> Any:
-    """The run's read-only connection to ``path`` (opened on first use)."""
+def _held(key: tuple[str, str], connect: Any) -> Any:
+    """The run's connection for ``key``, made by ``connect()`` on first use."""
     held = getattr(_run, "held", None)
-    if held is not None and held[0] == path:
+    if held is not None and held[0] == key:
         return held[1]
     close_run()
+    con = connect()
+    _run.held = (key, con)
+    return con
+
+
+def _open_duckdb(path: Path) -> Any:
+    """The run's read-only connection to ``path``."""
     import duckdb
 
-    con = duckdb.connect(str(path), read_only=True)
-    _run.held = (path, con)
-    return con
+    return _held(("duckdb", str(path)), lambda: duckdb.connect(str(path), read_only=True))
 
 
 def close_run() -> None:
@@ -137,8 +142,8 @@ def _snapshot(snapshot: Path, why: str) -> Source:
 def _connect_snowflake(source: Source, env: Mapping[str, str] = os.environ) -> Any:
     import snowflake.connector
 
-    snowflake.connector.paramstyle = "qmark"  # the same `?` placeholders as on DuckDB
     options: dict[str, Any] = {
+        "paramstyle": "qmark",  # the same `?` placeholders as on DuckDB
         "account": env.get("SNOWFLAKE_ACCOUNT"),
         "user": env.get("SNOWFLAKE_USER"),
         "role": source.role,
@@ -157,14 +162,14 @@ def _connect_snowflake(source: Source, env: Mapping[str, str] = os.environ) -> A
 def run_query(source: Source, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
     """Run one read-only query; columns come back lower-case on both engines."""
     if source.kind == "snowflake":
-        con = _connect_snowflake(source)
+        con = _held(("snowflake", source.location), lambda: _connect_snowflake(source))
+        cur = con.cursor()
         try:
-            cur = con.cursor()
             cur.execute(sql, list(params))
             columns = [d[0].lower() for d in cur.description]
             return pd.DataFrame(cur.fetchall(), columns=columns)
         finally:
-            con.close()
+            cur.close()
     path = Path(source.location)
     try:
         con = _open_duckdb(path)
