@@ -103,9 +103,9 @@ INTERVENTIONS = """
 select * from derived.interventions where user_id = ? order by 1 desc limit 100
 """
 REASONS = {
-    "similar_items": "similar to items they interacted with",
-    "popular_in_segment": "popular in their segment",
-    "popular": "popular with everyone",
+    "similarity": "similar to items they viewed, carted or bought",
+    "popular_segment": "popular in their segment (too little history of their own)",
+    "popular_global": "popular with everyone (too little history of their own)",
 }
 
 
