@@ -56,8 +56,14 @@ live: $(VENV)/.installed profiles.yml
 	@test -f $(PERSONA_DUCKDB) || $(MAKE) --no-print-directory demo
 	@export PERSONA_API_TOKEN=$${PERSONA_API_TOKEN:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))')}; \
 	echo "== the live loop: collector http://127.0.0.1:9090, API http://127.0.0.1:8080, token $$PERSONA_API_TOKEN"; \
-	echo "   watch a visitor: curl -s -H \"Authorization: Bearer $$PERSONA_API_TOKEN\" -d '{\"user_id\": \"u_000001\", \"fields\": [\"lifecycle_stage\"]}' http://127.0.0.1:8080/v1/decide"; \
+	echo "   then, in another terminal: README.md, 'The live loop' (a decision, the SDK)"; \
 	exec $(BIN)/persona serve --source http://127.0.0.1:9090 --listen 127.0.0.1:8080 --simulate 2
+
+# The dashboard over $(PERSONA_DUCKDB), read-only (docs/dashboard.md): http://127.0.0.1:8501
+DASHBOARD_PORT ?= 8501
+.PHONY: dashboard
+dashboard: $(VENV)/.installed
+	$(BIN)/persona dashboard --port $(DASHBOARD_PORT)
 
 test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed
 	$(BIN)/python -m pytest -q

@@ -10,6 +10,7 @@
     python -m bench udf              # persona_recommend latency per SQL call, next to a lookup
     python -m bench serving          # the live API under load (reads, decide), freshness, memory
     python -m bench interventions    # tracker POST -> SSE / webhook receipt; rule evaluation cost
+    python -m bench dashboard        # each dashboard page's render time at 200k and 5M events
 
 Results print as tables and are written to bench/out/<name>.json; BENCHMARKS.md records them.
 """
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from bench import (
     collector,
+    dashboard,
     freshness,
     incremental,
     interventions,
@@ -307,6 +309,30 @@ def bench_serving(console: Console, args: argparse.Namespace) -> None:
         )
 
 
+def bench_dashboard(console: Console, args: argparse.Namespace) -> None:
+    with console.status("dashboard pages (building the warehouses first if needed)"):
+        r = dashboard.run(OUT, tuple(args.dashboard_sizes), args.dashboard_rounds,
+                          [Path(w) for w in args.dashboard_warehouses or []])  # fmt: skip
+    _save("dashboard", r)
+    table = Table(title=f"persona dashboard: server-side render per page, query cache empty, "
+                  f"median of {r['rounds']} ({MACHINE})")  # fmt: skip
+    table.add_column("page")
+    for p in r["points"]:
+        table.add_column(f"{p['events']:,} events, s", justify="right")
+    for page in dashboard.PAGES:
+        table.add_row(page, *(f"{p['pages_s'][page]:.2f}" for p in r["points"]))
+    console.print(table)
+    base = Table(title="The same answer from the aggregate and from the base model, s")
+    for column in ("events", "page", "aggregate", "base model", "base / aggregate"):
+        base.add_column(column, justify="right")
+    for p in r["points"]:
+        for b in p["baselines"]:
+            ratio = b["base_s"] / b["aggregate_s"]
+            base.add_row(f"{p['events']:,}", b["page"], f"{b['aggregate_s']:.3f}",
+                         f"{b['base_s']:.3f}", f"{ratio:.1f}x")  # fmt: skip
+    console.print(base)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -324,6 +350,7 @@ def main() -> int:
             "udf",
             "serving",
             "interventions",
+            "dashboard",
         ],
     )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
@@ -364,6 +391,11 @@ def main() -> int:
     parser.add_argument("--soak-seconds", type=float, default=0,
                         help="serving: then 500 events/s + 500 reads/s this long (600: the "
                         "issue's 10 minutes)")  # fmt: skip
+    parser.add_argument("--dashboard-sizes", type=int, nargs="+", default=[200_000, 5_000_000],
+                        help="dashboard: warehouse sizes, in events")  # fmt: skip
+    parser.add_argument("--dashboard-rounds", type=int, default=3, help="dashboard: rounds")
+    parser.add_argument("--dashboard-warehouses", nargs="+",
+                        help="dashboard: time these built warehouses instead")  # fmt: skip
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     console = Console()
@@ -385,6 +417,8 @@ def main() -> int:
         bench_serving(console, args)
     if args.which in ("all", "interventions"):
         bench_interventions(console, args)
+    if args.which in ("all", "dashboard"):
+        bench_dashboard(console, args)
     return 0
 
 

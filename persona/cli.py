@@ -42,6 +42,12 @@ def _serve(argv: list[str]) -> int:
     return main(argv, prog="persona serve")
 
 
+def _dashboard(argv: list[str]) -> int:
+    from dashboard.__main__ import main
+
+    return main(argv, prog="persona dashboard")
+
+
 def _recs(argv: list[str]) -> int:
     from recs.cli import main
 
@@ -88,6 +94,13 @@ COMMANDS: tuple[Command, ...] = (
         "anomalies; read-only over the warehouse; stdio, or HTTP with PERSONA_API_TOKEN",
         "persona mcp --transport http --listen 127.0.0.1:8765",
         _mcp,
+    ),
+    Command(
+        "dashboard",
+        "a read-only Streamlit app over the warehouse: pipeline, traffic and funnels, "
+        "segments, customer 360, anomalies, rule sets",
+        "persona dashboard --port 8501",
+        _dashboard,
     ),
 )
 

@@ -75,8 +75,11 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         help="post this many synthetic shoppers' visits a second to the collector, stamped now, "
         "some of them returning visitors the warehouse knows (make live: 2)",
     )  # fmt: skip
-    p.add_argument("--memory-limit", default="1GB",
-                   help="DuckDB's memory in this process (1GB); bigger queries spill to disk")
+    p.add_argument(
+        "--memory-limit",
+        default="1GB",
+        help="DuckDB's memory in this process (1GB); bigger queries spill to disk",
+    )
     p.add_argument("--batch-seconds", type=float, default=0.25,
                    help="commit a batch to DuckDB after this long (0.25)")  # fmt: skip
     _intervention_flags(p)
