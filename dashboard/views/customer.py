@@ -99,8 +99,24 @@ from recommended
 left join names on recommended.product_id = names.product_id
 order by rank
 """
+# the live process's record (serving/interventions/outbox.py): fired for the user, one of
+# their devices or one of their sessions
 INTERVENTIONS = """
-select * from derived.interventions where user_id = ? order by 1 desc limit 100
+with targets as (
+    select 'user_id' as target_key, ? as target_id
+    union all
+    select 'domain_userid', device_id from derived.identity_map
+    where user_id = ? and device_id_type = 'domain_userid'
+    union all
+    select 'domain_sessionid', sessions.domain_sessionid from derived.sessions as sessions
+    where sessions.stitched_user_id = ?
+)
+select fired.fired_at, fired.name, fired.version, fired.source, fired.target_key,
+    fired.sse_subscribers
+from interventions.fired as fired
+inner join targets using (target_key, target_id)
+order by fired.fired_at desc
+limit 100
 """
 REASONS = {
     "similarity": "similar to items they viewed, carted or bought",
@@ -243,11 +259,11 @@ with ui.guard("Customer 360"):
         empty="No events.",
     )
 
-    if column_exists(source, "derived", "interventions", "user_id"):
+    if column_exists(source, "interventions", "fired", "target_id"):
         ui.table(
             "Interventions fired",
-            "Interventions the live process fired for them.",
+            "Interventions the live process fired for them, their devices or sessions.",
             INTERVENTIONS,
-            ui.query(source, INTERVENTIONS, [user]),
+            ui.query(source, INTERVENTIONS, [user, user, user]),
             empty="None fired for this customer.",
         )

@@ -195,3 +195,36 @@ def test_reads_without_writing_and_reads_the_snapshot_while_a_writer_holds_the_f
     assert_clean(at)
     assert "live snapshot" in at.sidebar.caption[0].value
     assert metrics(at)["Events in the warehouse"] != NOTHING
+
+
+def test_customer_360_shows_the_interventions_fired_for_their_devices(
+    warehouse: Path, reports: Path, sql, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live process's record (serving/interventions/outbox.py), written by its own code on
+    a copy of the warehouse: a fire for one of the customer's devices shows on their page."""
+    import shutil
+
+    import duckdb
+
+    from serving.interventions.outbox import Fire, Outbox, utcnow
+
+    ((user, device),) = sql(
+        "select user_id, device_id from derived.identity_map where user_id is not null "
+        "and device_id_type = 'domain_userid' order by user_id limit 1"
+    )
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(str(copy)) as con:
+        outbox = Outbox(con)
+        outbox.record([Fire(outbox.next_seq(), "i-1", "third_view_in_a_category", 1, "rule",
+                            "domain_userid", device, {}, utcnow())], [])  # fmt: skip
+        outbox.close()
+    monkeypatch.setenv("PERSONA_DUCKDB", str(copy))
+    monkeypatch.setenv("PERSONA_DASHBOARD_REPORTS", str(reports))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("views/customer.py").run()
+    at.text_input(key="customer_search").input(user).run()
+    assert_clean(at)
+    fired = [t for t in at.dataframe if "third_view_in_a_category" in t.value.to_string()]
+    assert fired, [s.value for s in at.subheader]
