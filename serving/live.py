@@ -163,6 +163,7 @@ class Refresher:
                 select = ["--selector", "realtime"]
             self.recorder.take()
             fingerprint_before = fingerprint(self.con.cursor())
+            relations_before = self._relations()
             result = self.runner.invoke(["build", *select, *tests, *self._common()])
             steps = self.recorder.take()
         self.dbt_runs += 1
@@ -172,14 +173,20 @@ class Refresher:
             raise RuntimeError(f"dbt build failed: {failures(result)}")
         self.views_built = True
         # the plan leaves out what later runs leave alone (views; seeds are not recorded), and
-        # is good only if the events' columns did not move while dbt ran. Recorded from a first
-        # build (tables created, not refreshed), its replay fails once and dbt plans again.
+        # is good only if the events' columns did not move while dbt ran, and dbt created no
+        # relation (a first build's SQL creates tables the next run would refresh instead)
         nodes = self.runner.manifest.nodes
         views = {uid for uid, node in nodes.items() if node.config.materialized == "view"}
-        if fingerprint(self.con.cursor()) == fingerprint_before:
+        steady = self._relations() == relations_before
+        if steady and fingerprint(self.con.cursor()) == fingerprint_before:
             self.plan = Plan([s for s in steps if s.node not in views], fingerprint_before)
         else:
             self.plan = None
+
+    def _relations(self) -> set[tuple[str, str]]:
+        sql = "select table_schema, table_name from information_schema.tables"
+        rows = self.con.cursor().execute(sql).fetchall()
+        return {(schema, name) for schema, name in rows}
 
     def _replayable(self) -> bool:
         if self.plan is None:
