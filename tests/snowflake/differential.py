@@ -30,9 +30,9 @@ from loader import pipeline
 from loader.contract import ENTITY_COLUMN_RE
 from loader.enriched import Event
 from loader.failed import FailedEvent
+from loader.sinks import snowflake_tables as tables
 from loader.sinks.duckdb import DuckDBSink
 from loader.sinks.snowflake import SnowflakeSink
-from persona.snowflake import tables
 from tests.conftest import ROOT
 from tests.snowflake.streaming_fake import FakeClient, FakeServer
 

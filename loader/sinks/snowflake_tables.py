@@ -1,7 +1,7 @@
-"""The atomic tables as the Snowflake Streaming Loader lays them out: Snowplow's atomic columns
-in Snowflake types, ``load_tstamp``, and one column per entity schema (``contexts_*`` an ARRAY,
-``unstruct_event_*`` an OBJECT). The loader's sink, ``persona snowflake setup`` and the fakesnow
-tests all build them from here, so the three cannot drift apart."""
+"""The atomic tables on Snowflake as the Snowflake Streaming Loader lays them out: Snowplow's
+atomic columns in Snowflake types, ``load_tstamp``, and one column per entity schema
+(``contexts_*`` an ARRAY, ``unstruct_event_*`` an OBJECT). The sink, ``persona snowflake
+setup`` and the fakesnow tests all build them from here, so the three cannot drift apart."""
 
 from __future__ import annotations
 
