@@ -48,6 +48,12 @@ def _recs(argv: list[str]) -> int:
     return main(argv, prog="persona recs")
 
 
+def _snowflake(argv: list[str]) -> int:
+    from persona.snowflake.cli import main
+
+    return main(argv, prog="persona snowflake")
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "load",
@@ -75,6 +81,13 @@ COMMANDS: tuple[Command, ...] = (
         "export-log, evaluate the rule sets, backtest a retraining cadence",
         "persona recs recommend --user USER_ID --items sku-0001,sku-0002",
         _recs,
+    ),
+    Command(
+        "snowflake",
+        "Snowflake: print (or --execute) the account's idempotent DDL, roles, grants and PII "
+        "masking; check a real account read-only against what offline tests cannot prove",
+        "persona snowflake setup > setup.sql",
+        _snowflake,
     ),
 )
 
