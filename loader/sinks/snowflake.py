@@ -250,14 +250,10 @@ class SnowflakeSink:
             channel.close()
 
 
-def connect(
-    uri_rest: str, channel_name: str
-) -> SnowflakeSink:  # pragma: no cover - needs an account
-    """``snowflake:DATABASE.SCHEMA``: credentials from SNOWFLAKE_* variables (key-pair auth)."""
+def connect(uri_rest: str, channel_name: str) -> SnowflakeSink:
+    """``snowflake:DATABASE.SCHEMA``: credentials from SNOWFLAKE_* variables (key-pair auth).
+    Configuration is checked before anything is imported or connected."""
     import os
-
-    import snowflake.connector
-    from snowflake.ingest.streaming import StreamingIngestClient
 
     database, _, schema = uri_rest.upper().partition(".")
     if not re.fullmatch(r"[A-Z_][A-Z0-9_$]*", database) or not re.fullmatch(
@@ -268,6 +264,21 @@ def connect(
                if not os.environ.get(v)]  # fmt: skip
     if missing:
         raise ConfigError(f"--sink snowflake: set {', '.join(missing)} (key-pair auth)")
+    try:
+        import snowflake.connector
+        from snowflake.ingest.streaming import StreamingIngestClient
+    except ImportError as exc:
+        raise ConfigError(
+            f"--sink snowflake needs the snowflake extra (pip install -e '.[snowflake]'): {exc}"
+        ) from exc
+    return _connect(database, schema, channel_name, snowflake.connector, StreamingIngestClient)
+
+
+def _connect(
+    database: str, schema: str, channel_name: str, connector: Any, client_class: Any
+) -> SnowflakeSink:  # pragma: no cover - needs an account
+    import os
+
     from cryptography.hazmat.primitives import serialization
 
     passphrase = os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE") or None
@@ -289,7 +300,7 @@ def connect(
         "private_key": key,
         "role": os.environ.get("SNOWFLAKE_ROLE", "PERSONA_LOADER"),
     }
-    con = snowflake.connector.connect(
+    con = connector.connect(
         account=props["account"], user=props["user"], role=props["role"],
         private_key_file=os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"],
         private_key_file_pwd=passphrase,
@@ -314,7 +325,7 @@ def connect(
         return found
 
     def client(table: str) -> Any:
-        return StreamingIngestClient.from_table(f"persona-{channel_name}-{table}", database, schema,
+        return client_class.from_table(f"persona-{channel_name}-{table}", database, schema,
                                                 table, properties=props)  # fmt: skip
 
     return SnowflakeSink(

@@ -258,3 +258,24 @@ def test_a_channel_never_resumes_one_kind_of_source_from_anothers_position() -> 
     assert not offsets.reached(offsets.token("items", 9), offsets.token("spool", 1, 0))
     with pytest.raises(ConfigError, match=r"expected items.*--channel"):
         Counted([]).seek(offsets.token("spool", 1, 0))
+
+
+def test_connect_checks_its_configuration_before_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loader.errors import ConfigError
+    from loader.sinks.snowflake import connect
+
+    with pytest.raises(ConfigError, match=r"expected snowflake:DATABASE\.SCHEMA"):
+        connect("persona; drop", "c")
+    for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PRIVATE_KEY_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="set SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER"):
+        connect("persona.atomic", "c")
+    for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PRIVATE_KEY_PATH"):
+        monkeypatch.setenv(name, "x")
+    try:
+        import snowflake.ingest.streaming  # noqa: F401
+    except ImportError:  # the SDK is not installed here: a clear message, not a traceback
+        with pytest.raises(ConfigError, match=r"needs the snowflake extra"):
+            connect("persona.atomic", "c")
