@@ -41,3 +41,15 @@ def test_every_pii_column_is_marked_and_tagged(snowflake_target: Path) -> None:
                 assert meta.get("pii") is True, f"{name}.{column} holds PII: meta {{pii: true}}"
                 tagged += 1
     assert tagged >= 25
+
+
+def test_the_pii_post_hook_tags_the_marked_columns(snowflake_target: Path) -> None:
+    """What snowflake__pii_tags() renders for a node whose yml marks user_id and domain_userid
+    (meta, and config.meta) and not page_url: one ALTER naming exactly those two."""
+    (probe,) = (snowflake_target / "compiled").rglob("pii_probe.sql")
+    sql = " ".join(probe.read_text().split())
+    assert sql == (
+        "alter dynamic table PERSONA.derived.pii_probe modify column user_id set tag "
+        "PERSONA.GOVERNANCE.PII = 'true', column domain_userid set tag "
+        "PERSONA.GOVERNANCE.PII = 'true'"
+    )
