@@ -60,6 +60,12 @@ def _mcp(argv: list[str]) -> int:
     return main(argv, prog="persona mcp")
 
 
+def _snowflake(argv: list[str]) -> int:
+    from persona.snowflake.cli import main
+
+    return main(argv, prog="persona snowflake")
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "load",
@@ -101,6 +107,13 @@ COMMANDS: tuple[Command, ...] = (
         "segments, customer 360, anomalies, rule sets",
         "persona dashboard --port 8501",
         _dashboard,
+    ),
+    Command(
+        "snowflake",
+        "Snowflake: print (or --execute) the account's idempotent DDL, roles, grants and PII "
+        "masking; check a real account read-only against what offline tests cannot prove",
+        "persona snowflake setup > setup.sql",
+        _snowflake,
     ),
 )
 

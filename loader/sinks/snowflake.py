@@ -4,9 +4,19 @@ process and source.
 Each batch is appended with an offset token, the source position after its last event, and
 ``write`` returns only once Snowflake reports that token committed; a restarted loader asks the
 channel for its latest committed token and the source resumes right after it. An event with an
-entity schema the table has not seen gets its column first (``ALTER TABLE ... ADD COLUMN ...
-VARIANT``, through the connector), then the channel is reopened so the pipe sees it. Failed
-events go to their own channel on ``FAILED_EVENTS``.
+entity schema the table has not seen gets its column first (``ALTER TABLE ... ADD COLUMN``,
+through the connector), then the channel is reopened so the pipe sees it. Failed events go to
+their own channel on ``FAILED_EVENTS``.
+
+The SDK is fire-and-forget: ``append_rows`` returns before the server has looked at the rows,
+and a row it cannot take (an unknown column, a value of the wrong type) is skipped while the
+offset token still advances; the only trace is the channel status (``rows_error_count``,
+``last_error_message``). So after each commit wait the sink reads the status: rows skipped by
+the events table become failed events (``warehouse_rejected``, the row as JSON in ``raw``),
+through a channel of their own on FAILED_EVENTS; rows the failed-events table skips stop the
+loader with what to fix. A commit wait that times out leaves the append in flight: the retry
+reopens the channel (which fences what the old instance left uncommitted) and appends again
+only if the committed token has not reached the batch's, so a retry neither doubles nor skips.
 
 The SDK and the connector are imported only by ``connect()``, so the rest of the loader works
 without the ``snowflake`` extra. Objects and grants the sink needs: docs/snowflake.md.
@@ -14,15 +24,19 @@ without the ``snowflake`` extra. Objects and grants the sink needs: docs/snowfla
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from loader import offsets
 from loader.batch import Batch
 from loader.contract import ENTITY_COLUMN_RE, LOAD_TSTAMP, utcnow
 from loader.errors import ConfigError, TerminalSinkError, TransientSinkError
+from loader.failed import ErrorType, FailedEvent
+from loader.sinks.snowflake_tables import add_entity_column
 
 # SDK error codes that a person must fix; everything else is worth a retry.
 _TERMINAL = {
@@ -36,6 +50,16 @@ _TERMINAL = {
 }
 
 
+class Status(Protocol):
+    """The part of ``snowflake.ingest.streaming.ChannelStatus`` the sink reads."""
+
+    @property
+    def rows_error_count(self) -> int: ...
+
+    @property
+    def last_error_message(self) -> str | None: ...
+
+
 class Channel(Protocol):
     """The part of ``snowflake.ingest.streaming.StreamingIngestChannel`` the sink uses."""
 
@@ -45,6 +69,8 @@ class Channel(Protocol):
     ) -> None: ...  # fmt: skip
 
     def get_latest_committed_offset_token(self) -> str | None: ...
+
+    def get_channel_status(self) -> Status: ...
 
     def wait_for_commit(
         self, token_checker: Callable[[str | None], bool], timeout_seconds: int | None = None
@@ -63,6 +89,11 @@ def _row(values: dict[str, Any]) -> dict[str, Any]:
     return {name.upper(): value for name, value in values.items() if value is not None}
 
 
+def _failed_row(f: FailedEvent) -> dict[str, Any]:
+    return _row({"failed_at": f.failed_at, "source": f.source, "error_type": f.error_type,
+                 "message": f.message, "raw": f.raw})  # fmt: skip
+
+
 def _translate(exc: Exception, what: str) -> Exception:
     code = getattr(getattr(exc, "error_code", None), "name", str(getattr(exc, "error_code", "")))
     if code in _TERMINAL:
@@ -70,9 +101,20 @@ def _translate(exc: Exception, what: str) -> Exception:
     return TransientSinkError(f"{what}: {exc}")
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """Rows of one append that the server skipped, as the channel status reports them."""
+
+    count: int
+    message: str
+
+
 class SnowflakeSink:
     """``events`` and ``failed`` are clients bound (table mode) to EVENTS and FAILED_EVENTS;
-    ``add_column(name)`` runs the ALTER TABLE; ``columns`` are the table's current columns."""
+    ``add_column(name)`` runs the ALTER TABLE; ``columns`` are the table's current columns;
+    ``present(event_ids)`` (optional) says which of these event ids the events table holds, so
+    that only the rows the server skipped become failed events (without it, a batch with
+    skipped rows is kept whole as failed events: replaying it is safe, events deduplicate)."""
 
     def __init__(
         self,
@@ -82,14 +124,23 @@ class SnowflakeSink:
         columns: Iterable[str],
         add_column: Callable[[str], None],
         commit_timeout_seconds: int = 120,
+        present: Callable[[list[str]], set[str]] | None = None,
     ) -> None:
-        self._events, self._failed = events, failed
         self.channel_name = channel_name
         self.columns = {c.lower() for c in columns}
         self._add_column = add_column
+        self._present = present
         self.timeout = commit_timeout_seconds
-        self._channel = self._open(events, channel_name)
-        self._failed_channel = self._open(failed, channel_name)
+        # rows the events table skips go to FAILED_EVENTS through a channel of their own, so
+        # that its offset tokens say whether they were kept (retries stay idempotent)
+        self._roles = {"EVENTS": (events, channel_name), "FAILED_EVENTS": (failed, channel_name),
+                       "REJECTED": (failed, f"{channel_name}-rejected")}  # fmt: skip
+        self._channels: dict[str, Channel] = {}
+        self._channel = self._channel_for("EVENTS")
+        self._channel_for("FAILED_EVENTS")
+        self._suspect: set[str] = set()  # channels whose last append's fate is unknown
+        self._rejected: list[FailedEvent] = []  # skipped rows not yet kept as failed events
+        self.rejected_rows = 0
 
     @staticmethod
     def _open(client: Client, name: str) -> Channel:
@@ -110,10 +161,12 @@ class SnowflakeSink:
 
     def write(self, batch: Batch) -> None:
         token = batch.offset_token or offsets.token("time", time.time_ns())  # rises across restarts
+        if self._rejected:  # an earlier attempt's skipped rows come first
+            self._keep_rejected(token)
         if batch.failed:  # first: resuming follows the events channel, which must not run ahead
-            rows = [_row({"failed_at": f.failed_at, "source": f.source, "error_type": f.error_type,
-                          "message": f.message, "raw": f.raw}) for f in batch.failed]  # fmt: skip
-            self._append(self._failed_channel, rows, token, "FAILED_EVENTS")
+            rejected = self._deliver("FAILED_EVENTS", [_failed_row(f) for f in batch.failed], token)
+            if rejected:
+                raise self._failed_table_rejects(rejected)
         if batch.good:
             new = [c for c in batch.entity_columns() if c not in self.columns]
             for column in new:
@@ -123,35 +176,84 @@ class SnowflakeSink:
                 self.columns.add(column)
             if new:  # the pipe reads the table's columns when a channel opens
                 self._channel.close()
-                self._channel = self._open(self._events, self.channel_name)
+                self._channel = self._channel_for("EVENTS", reopen=True)
             loaded_at = utcnow()
             rows = [_row(e) | {LOAD_TSTAMP.upper(): loaded_at} for e in batch.event_dicts()]
-            self._append(self._channel, rows, token, "EVENTS")
+            rejected = self._deliver("EVENTS", rows, token)
+            if rejected:
+                self._rejected = self._rejected_rows(rows, rejected, token)
+                self._keep_rejected(token)
 
-    def _append(self, channel: Channel, rows: list[dict[str, Any]], token: str, table: str) -> None:
+    def _channel_for(self, role: str, reopen: bool = False) -> Channel:
+        if reopen or role not in self._channels:
+            client, name = self._roles[role]
+            self._channels[role] = self._open(client, name)
+        return self._channels[role]
+
+    def _deliver(self, role: str, rows: list[dict[str, Any]], token: str) -> Rejected | None:
+        """Append and wait for the commit, at most once per token; what the server skipped."""
+        table = "EVENTS" if role == "EVENTS" else "FAILED_EVENTS"
+        reopen = role in self._suspect  # reopening fences what the old instance left in flight
+        channel = self._channel_for(role, reopen)
+        self._suspect.discard(role)
+        if role == "EVENTS":
+            self._channel = channel
         try:
+            if offsets.reached(channel.get_latest_committed_offset_token(), token):
+                return None  # an earlier attempt committed it after its wait gave up
+            errors_before = channel.get_channel_status().rows_error_count
             channel.append_rows(rows, end_offset_token=token)
             channel.wait_for_commit(lambda t: offsets.reached(t, token), self.timeout)
+            status = channel.get_channel_status()
         except TimeoutError as exc:
+            self._suspect.add(role)
             raise TransientSinkError(
                 f"{table}: no commit of {token} within {self.timeout} s"
             ) from exc
         except Exception as exc:
+            self._suspect.add(role)
             raise _translate(exc, f"appending {len(rows)} rows to {table}") from exc
+        count = status.rows_error_count - errors_before
+        return Rejected(count, status.last_error_message or "no message") if count else None
+
+    def _rejected_rows(
+        self, rows: list[dict[str, Any]], rejected: Rejected, token: str
+    ) -> list[FailedEvent]:
+        kept = self._present([r["EVENT_ID"] for r in rows]) if self._present else set()
+        lost = [r for r in rows if r["EVENT_ID"] not in kept]
+        message = (f"Snowflake skipped {rejected.count} of {len(rows)} rows of the batch up to "
+                   f"{token}: {rejected.message}")  # fmt: skip
+        if not self._present:
+            message += " (the whole batch is kept here; replaying it is safe)"
+        self.rejected_rows += rejected.count
+        return [FailedEvent(json.dumps(r, default=str), ErrorType.WAREHOUSE_REJECTED, message,
+                            "snowflake") for r in lost]  # fmt: skip
+
+    def _keep_rejected(self, token: str) -> None:
+        """The skipped rows as failed events, before anything else: the events channel's token
+        has already moved past them, so a restart would not load them again."""
+        rejected = self._deliver("REJECTED", [_failed_row(f) for f in self._rejected], token)
+        self._rejected = []
+        if rejected:
+            raise self._failed_table_rejects(rejected)
+
+    @staticmethod
+    def _failed_table_rejects(rejected: Rejected) -> TerminalSinkError:
+        return TerminalSinkError(
+            f"FAILED_EVENTS rejected {rejected.count} rows ({rejected.message}): its columns "
+            "must be failed_at timestamp_ntz, source, error_type, message, raw varchar "
+            "(docs/snowflake.md, `persona snowflake setup`); stopping so nothing is lost"
+        )
 
     def close(self) -> None:
-        for channel in (self._channel, self._failed_channel):
+        for channel in self._channels.values():
             channel.close()
 
 
-def connect(
-    uri_rest: str, channel_name: str
-) -> SnowflakeSink:  # pragma: no cover - needs an account
-    """``snowflake:DATABASE.SCHEMA``: credentials from SNOWFLAKE_* variables (key-pair auth)."""
+def connect(uri_rest: str, channel_name: str) -> SnowflakeSink:
+    """``snowflake:DATABASE.SCHEMA``: credentials from SNOWFLAKE_* variables (key-pair auth).
+    Configuration is checked before anything is imported or connected."""
     import os
-
-    import snowflake.connector
-    from snowflake.ingest.streaming import StreamingIngestClient
 
     database, _, schema = uri_rest.upper().partition(".")
     if not re.fullmatch(r"[A-Z_][A-Z0-9_$]*", database) or not re.fullmatch(
@@ -162,6 +264,21 @@ def connect(
                if not os.environ.get(v)]  # fmt: skip
     if missing:
         raise ConfigError(f"--sink snowflake: set {', '.join(missing)} (key-pair auth)")
+    try:
+        import snowflake.connector
+        from snowflake.ingest.streaming import StreamingIngestClient
+    except ImportError as exc:
+        raise ConfigError(
+            f"--sink snowflake needs the snowflake extra (pip install -e '.[snowflake]'): {exc}"
+        ) from exc
+    return _connect(database, schema, channel_name, snowflake.connector, StreamingIngestClient)
+
+
+def _connect(
+    database: str, schema: str, channel_name: str, connector: Any, client_class: Any
+) -> SnowflakeSink:  # pragma: no cover - needs an account
+    import os
+
     from cryptography.hazmat.primitives import serialization
 
     passphrase = os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE") or None
@@ -173,13 +290,17 @@ def connect(
     key = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
+    # the SDK builds no URL from the account: without `url` it stops with CONFIG_ERROR
+    # "Missing host for account URL construction" (seen with the 1.9.1 wheel, offline)
+    account = os.environ["SNOWFLAKE_ACCOUNT"]
     props = {
-        "account": os.environ["SNOWFLAKE_ACCOUNT"],
+        "account": account,
+        "url": os.environ.get("SNOWFLAKE_URL") or f"https://{account}.snowflakecomputing.com",
         "user": os.environ["SNOWFLAKE_USER"],
         "private_key": key,
         "role": os.environ.get("SNOWFLAKE_ROLE", "PERSONA_LOADER"),
     }
-    con = snowflake.connector.connect(
+    con = connector.connect(
         account=props["account"], user=props["user"], role=props["role"],
         private_key_file=os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"],
         private_key_file_pwd=passphrase,
@@ -189,15 +310,25 @@ def connect(
     described = cur.execute(f'describe table "{database}"."{schema}"."EVENTS"')
     columns = [r[0] for r in described or ()]
 
+    events = f'"{database}"."{schema}"."EVENTS"'
+
     def add_column(name: str) -> None:  # name is checked against ENTITY_COLUMN_RE by the sink
-        cur.execute(
-            f'alter table "{database}"."{schema}"."EVENTS" add column if not exists {name} variant'
-        )
+        cur.execute(add_entity_column(events, name))
+
+    def present(event_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 1000):
+            chunk = event_ids[start : start + 1000]
+            marks = ", ".join(["%s"] * len(chunk))
+            cur.execute(f"select event_id from {events} where event_id in ({marks})", chunk)
+            found.update(row[0] for row in cur.fetchall())
+        return found
 
     def client(table: str) -> Any:
-        return StreamingIngestClient.from_table(f"persona-{channel_name}-{table}", database, schema,
+        return client_class.from_table(f"persona-{channel_name}-{table}", database, schema,
                                                 table, properties=props)  # fmt: skip
 
     return SnowflakeSink(
-        client("EVENTS"), client("FAILED_EVENTS"), channel_name, columns, add_column
-    )
+        client("EVENTS"), client("FAILED_EVENTS"), channel_name, columns, add_column,
+        present=present,
+    )  # fmt: skip

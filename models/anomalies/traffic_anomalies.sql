@@ -142,7 +142,7 @@ final as (
             else 'drop: '
         end
         || cast(events as {{ dbt.type_string() }}) || ' events, '
-        || cast(round(expected, 1) as {{ dbt.type_string() }})
+        || cast(cast(round(expected, 1) as decimal(18, 1)) as {{ dbt.type_string() }})
         || ' expected (median of the same hour in the previous {{ weeks }} weeks)'
         || case
             when events = 0

@@ -274,10 +274,12 @@ shortlist as (
         distinct items: one window cuts the candidates (users x items x neighbours) to 3K rows
         per user before duplicates go and the exact ranking runs. Its order is one number
         (source first, then score), which DuckDB runs as a per-user top-N instead of a sort
-        (about 2x faster for the whole model at 1M interactions). Only at the 3K cut can
-        scores closer than ~1e-3 tie. -#}
+        (about 2x faster for the whole model at 1M interactions). rank(), not row_number():
+        candidates tied at the cut (popular items with equal user counts) are all kept, so
+        which of them survive is not left to the engine (DuckDB and Snowflake picked
+        different ones, tests/snowflake/test_differential.py); the exact ranking decides. -#}
     select * from allowed
-    qualify row_number() over (
+    qualify rank() over (
         partition by user_id
         order by (4 - source_priority) * 1e12 + score desc
     ) <= 3 * {{ var('recs_top_k') }}

@@ -14,15 +14,13 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from tests.models.conftest import compile_for_snowflake
-
 DUCKDB_ONLY = ("json_extract_string", "regexp_matches", "date_diff(", "epoch(", "strftime(")
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # every model, whatever a default selector would select
-    return compile_for_snowflake(tmp_path_factory.mktemp("snowflake"), "--select", "fqn:*")
+def compiled(snowflake_target: Path) -> Path:
+    """Every model, whatever a default selector would select (the session's one compile)."""
+    return snowflake_target
 
 
 def test_every_compiled_statement_parses_as_snowflake(compiled: Path) -> None:
