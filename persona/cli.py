@@ -48,6 +48,18 @@ def _recs(argv: list[str]) -> int:
     return main(argv, prog="persona recs")
 
 
+def _forget(argv: list[str]) -> int:
+    from privacy.cli import forget_main
+
+    return forget_main(argv, prog="persona forget")
+
+
+def _retention(argv: list[str]) -> int:
+    from privacy.cli import retention_main
+
+    return retention_main(argv, prog="persona retention")
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "load",
@@ -75,6 +87,20 @@ COMMANDS: tuple[Command, ...] = (
         "export-log, evaluate the rule sets, backtest a retraining cadence",
         "persona recs recommend --user USER_ID --items sku-0001,sku-0002",
         _recs,
+    ),
+    Command(
+        "forget",
+        "erase a person: every device stitched to the id, from every table (raw, failed, "
+        "derived); audited by salted hash; their new events dropped (suppression)",
+        "persona forget --user-id USER_ID",
+        _forget,
+    ),
+    Command(
+        "retention",
+        "delete rows older than each table's retention (retention.yml), then rebuild the "
+        "realtime models from what remains",
+        "persona retention apply",
+        _retention,
     ),
 )
 

@@ -50,6 +50,9 @@ def forget_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--warehouse", default=None, help="a DuckDB file ($PERSONA_DUCKDB)")
     p.add_argument("--api", metavar="URL", help="send the request to the live process at URL "
                    "(persona serve holds the warehouse); token from $PERSONA_API_TOKEN")  # fmt: skip
+    p.add_argument("--compact", action="store_true", help="then rewrite the file from its live "
+                   "rows: a checkpoint frees deleted rows' blocks, this also overwrites their "
+                   "bytes (takes as long as copying the warehouse)")
     p.add_argument("--no-checkpoint", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -155,6 +158,9 @@ def forget_main(argv: Sequence[str], prog: str = "persona forget") -> int:
                 print(outcome.line())
         finally:
             con.close()
+        if args.compact:
+            fg.compact(warehouse)
+            print(f"{warehouse} rewritten from its live rows")
     except Busy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BUSY

@@ -139,11 +139,13 @@ def build_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     browser_origins: Iterable[str] = (),
     cookie_name: str = "sp",
+    forget: Any = None,
 ) -> Starlette:
     """``token``: the bearer token every endpoint but ``/health`` and ``/openapi.json`` needs;
     ``/v1/decide`` also takes a browser's ``cookie_name`` cookie instead, for its own device.
     ``browser_origins``: the pages' origins (``https://shop.example``) CORS lets read
-    ``/v1/decide``; ``*`` for any."""
+    ``/v1/decide``; ``*`` for any. ``forget`` (``privacy.live.LiveForget``): ``POST /v1/forget``
+    runs a forget request in this process, which holds the warehouse; ``GET`` lists them."""
     expected = f"Bearer {token}".encode()
     origins = frozenset(browser_origins)
 
@@ -260,6 +262,18 @@ def build_app(
     async def openapi(request: Request) -> Any:
         return DECIDE_SCHEMA
 
+    async def forget_one(request: Request) -> Any:
+        from loader.errors import ConfigError
+
+        data = await body(request)
+        try:  # waits for the loader's batch and the refresh (503 if not in time): off the loop
+            return await run_in_threadpool(forget.forget, data)
+        except ConfigError as exc:
+            raise BadRequest(str(exc)) from None
+
+    async def forget_status(request: Request) -> Any:
+        return await run_in_threadpool(forget.status)
+
     v1 = "/api/v1"
     routes = [
         Route(f"{v1}/registry/attribute_groups/", endpoint(post_group), methods=["POST"]),
@@ -279,6 +293,9 @@ def build_app(
         Route("/health", endpoint(health, auth=False), methods=["GET"]),
         Route("/openapi.json", endpoint(openapi, auth=False), methods=["GET"]),
     ]  # fmt: skip
+    if forget is not None:
+        routes += [Route("/v1/forget", endpoint(forget_one), methods=["POST"]),
+                   Route("/v1/forget", endpoint(forget_status), methods=["GET"])]  # fmt: skip
     app = Starlette(routes=routes)
     app.state.max_identifiers = MAX_IDENTIFIERS
     return app

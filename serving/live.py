@@ -213,6 +213,10 @@ class Live:
         snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
         snapshotted = -1  # the refresh the snapshot holds: none yet
 
+        from privacy.live import LiveForget
+
+        forgetter = LiveForget(s.warehouse, con, store, engine,
+                               after=None if snapshot is None else lambda: snapshot.publish(con))
         api = Api(registry, store, engine)
         api.refresh_status = lambda: {**refresher.status(),
                                       **(snapshot.status() if snapshot else {})}  # fmt: skip
@@ -220,7 +224,8 @@ class Live:
         privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)
         source = open_source(s.source, loading, privacy=privacy)
         validate = Validate(None if source.protects_privacy else privacy,
-                            SchemaPolicy(known=sink.entity_columns()))  # fmt: skip
+                            SchemaPolicy(known=sink.entity_columns()),
+                            suppression=forgetter.step)  # fmt: skip
 
         def accepted(item: Any) -> Any:
             return engine.observe_item(validate(item))
@@ -232,14 +237,14 @@ class Live:
         def load() -> None:
             try:
                 pipeline.run(source, sink, batch_seconds=s.batch_seconds, on_commit=committed,
-                             validate=accepted)  # fmt: skip
+                             validate=accepted, between=forgetter.between)  # fmt: skip
             except BaseException as exc:
                 log.exception("the loader stopped")
                 self.errors.append(exc)
             finally:
                 self.stop_event.set()
 
-        server = self._server(api, host, port)
+        server = self._server(api, host, port, forgetter)
         loader = threading.Thread(target=load, name="loader", daemon=True)
         http = threading.Thread(target=server.run, name="api", daemon=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -254,7 +259,8 @@ class Live:
             while not self.stop_event.wait(s.refresh_seconds):
                 if s.refresh and self.loaded.is_set():
                     self.loaded.clear()
-                    refresher.refresh()
+                    with forgetter.exclusive:  # a forget request waits for the refresh
+                        refresher.refresh()
                 # a refresh the snapshot lacks: publish now, or at a later wake-up when due
                 if snapshot is not None and refresher.cycles > snapshotted and snapshot.due():
                     snapshotted = refresher.cycles
@@ -277,12 +283,13 @@ class Live:
             raise self.errors[0]
         return 0
 
-    def _server(self, api: Api, host: str, port: int) -> Any:
+    def _server(self, api: Api, host: str, port: int, forget: Any = None) -> Any:
         import uvicorn
 
         from serving.http import build_app
 
-        app = build_app(api, self.settings.token, browser_origins=self.settings.browser_origins)
+        app = build_app(api, self.settings.token, browser_origins=self.settings.browser_origins,
+                        forget=forget)  # fmt: skip
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")  # fmt: skip
         return uvicorn.Server(config)

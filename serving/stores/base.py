@@ -23,4 +23,10 @@ class OnlineStore(Protocol):
 
     def delete(self, keys: Iterable[str]) -> None: ...
 
+    def forget(self, identifiers: Iterable[str]) -> int:
+        """Delete every key about one of ``identifiers`` (a user, device or session: the
+        key's last part, ``b:profiles:<user>``, ``s:<group>:<device>``, ``i:<device>``), for
+        ``persona forget``; returns how many went."""
+        ...
+
     def close(self) -> None: ...
