@@ -112,3 +112,6 @@ def holders(con: duckdb.DuckDBPyConnection, ids: set[str]) -> list[str]:
         if hit:
             found.append(f"{schema}.{table}.{column}")
     return found
+
+
+from tests.serving.conftest import live  # noqa: E402,F401  (the live server fixture)
