@@ -16,7 +16,6 @@ from snowplow_tracker.events import PageView
 
 from privacy import forget as fg
 from tests.privacy.conftest import SALT, Built, holders
-from tests.serving.conftest import TOKEN
 
 
 def track(port: int, duid: str, user_id: str, n: int = 3) -> None:
