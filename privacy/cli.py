@@ -48,6 +48,8 @@ def forget_parser(prog: str) -> argparse.ArgumentParser:
                    help="the kind of the ids in --file (%(default)s)")  # fmt: skip
     p.add_argument("--mode", choices=fg.MODES, default="suppress_with_delete")
     p.add_argument("--warehouse", default=None, help="a DuckDB file ($PERSONA_DUCKDB)")
+    p.add_argument("--target", choices=["duckdb", "snowflake"], default="duckdb",
+                   help="snowflake: the connection from SNOWFLAKE_* as dbt's profile reads it")
     p.add_argument("--api", metavar="URL", help="send the request to the live process at URL "
                    "(persona serve holds the warehouse); token from $PERSONA_API_TOKEN")  # fmt: skip
     p.add_argument("--compact", action="store_true", help="then rewrite the file from its live "
@@ -119,6 +121,21 @@ def via_api(url: str, ids: list[fg.Ids], mode: str) -> int:
     return 0
 
 
+def on_snowflake(ids: list[fg.Ids], mode: str) -> int:
+    from privacy import snowflake
+
+    key = salt.load(None)
+    if key is None:
+        raise ConfigError(f"--target snowflake: set {salt.ENV} (the hashes' salt)")
+    con = snowflake.connect()
+    try:
+        for target in ids:
+            print(fg.forget(con, target, mode, key, engine="snowflake").line())
+    finally:
+        con.close()
+    return 0
+
+
 def print_status(con: Any) -> None:
     cur = con.cursor()
     ledger.ensure(cur)
@@ -146,6 +163,8 @@ def forget_main(argv: Sequence[str], prog: str = "persona forget") -> int:
         ids = targets(args)
         if args.api:
             return via_api(args.api, ids, args.mode)
+        if args.target == "snowflake":
+            return on_snowflake(ids, args.mode)
         if not Path(warehouse).exists():
             raise ConfigError(f"the warehouse {warehouse} does not exist (set PERSONA_DUCKDB)")
         key = salt.load(warehouse, create=True)

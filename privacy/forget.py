@@ -113,7 +113,7 @@ class Resolved:
 
 
 def _load_ids(cur: Any, ids: Iterable[str]) -> None:
-    cur.execute("create or replace temp table forget_ids (id varchar)")
+    cur.execute("create or replace temporary table forget_ids (id varchar)")
     rows = [[i] for i in sorted(set(ids))]
     if rows:
         cur.executemany("insert into forget_ids values (?)", rows)
@@ -165,7 +165,8 @@ def raw_pattern(value: str) -> str:
     return rf"(^|[^A-Za-z0-9_.%-])({alternatives})([^A-Za-z0-9_-]|$)"
 
 
-def delete_rows(cur: Any, table: Table, ids: set[str], removed_events: bool) -> int:
+def delete_rows(cur: Any, table: Table, ids: set[str], removed_events: bool,
+                engine: str = "duckdb") -> int:  # fmt: skip
     """Delete the rows of ``table`` that hold an id (``forget_ids`` holds them already)."""
     if table.bucketed:
         if not removed_events:
@@ -178,8 +179,12 @@ def delete_rows(cur: Any, table: Table, ids: set[str], removed_events: bool) -> 
     params: list[str] = []
     for column in table.raw:
         for value in sorted(ids):
-            conditions.append(f"regexp_matches({quote(column)}, ?)")
-            params.append(raw_pattern(value))
+            if engine == "snowflake":  # REGEXP_LIKE matches the whole text: wrap the pattern
+                conditions.append(f"regexp_like({quote(column)}, ?, 's')")
+                params.append(".*" + raw_pattern(value) + ".*")
+            else:
+                conditions.append(f"regexp_matches({quote(column)}, ?)")
+                params.append(raw_pattern(value))
     if not conditions:
         return 0
     where = " or ".join(conditions)
@@ -223,8 +228,10 @@ def forget(
     on_suppress: Callable[[dict[str, Any]], None] | None = None,
     checkpoint: bool = True,
     after_table: Callable[[str], None] | None = None,
+    engine: str = "duckdb",
 ) -> Outcome:
-    """One request on a DuckDB connection; resumes the same id and mode's unfinished one.
+    """One request on a DuckDB connection (or a Snowflake connector's, ``engine="snowflake"``,
+    made with ``paramstyle="qmark"``); resumes the same id and mode's unfinished one.
 
     ``on_suppress`` is told the hashes just suppressed (hash -> before, None: always), or
     lifted (hash -> ``"lift"``): the live process updates its loader's suppression step with it.
@@ -261,7 +268,7 @@ def forget(
             request.stopped_at = table.label
             cur.execute("begin transaction")
             try:
-                n = delete_rows(cur, table, resolved.ids, removed_events)
+                n = delete_rows(cur, table, resolved.ids, removed_events, engine)
                 request.rows_removed[table.label] = n
                 nxt = raw_first[i + 1].label if i + 1 < len(raw_first) else None
                 request.stopped_at = nxt
@@ -291,7 +298,7 @@ def forget(
     request.stopped_at = None
     ledger.update(cur, request)
     cur.execute("drop table if exists forget_ids")
-    if checkpoint:
+    if checkpoint and engine == "duckdb":  # Snowflake: Time Travel, then Fail-safe (docs)
         durable(cur)
     return Outcome(request, resumed=previous is not None)
 
