@@ -115,3 +115,4 @@ def holders(con: duckdb.DuckDBPyConnection, ids: set[str]) -> list[str]:
 
 
 from tests.serving.conftest import live  # noqa: E402,F401  (the live server fixture)
+from tests.loader.conftest import collector, unstarted_collector  # noqa: E402,F401
