@@ -40,8 +40,10 @@ class Suppression:
     """Drops the events of suppressed ids; ``update`` changes the list while the loader runs
     (the live process's forget), safely from another thread."""
 
-    def __init__(self, key: bytes | None, hashes: Mapping[str, datetime | None]) -> None:
+    def __init__(self, key: bytes | None, hashes: Mapping[str, datetime | None],
+                 consent: Any = None) -> None:  # fmt: skip
         self.key = key
+        self.consent = consent  # privacy.consent.Consent: after the list, when configured
         self._hashes: dict[str, datetime | None] = dict(hashes)
         self._verdicts: dict[str, Verdict] = {}
         self._lock = threading.Lock()
@@ -65,6 +67,19 @@ class Suppression:
             if own:
                 con.close()
         key = salt.load(warehouse)
+        consent = None
+        from privacy import consent as consenting
+
+        if (mode := consenting.mode_from_env()) != "keep":
+            key = key or salt.load(warehouse, create=True)
+            assert key is not None
+            own = con is None
+            con = duckdb.connect(str(warehouse)) if own else con
+            try:
+                consent = consenting.Consent.from_duckdb(con, mode, key)
+            finally:
+                if own:
+                    con.close()
         if hashes and key is None:
             from loader.errors import ConfigError
 
@@ -72,10 +87,11 @@ class Suppression:
                 f"{ledger.SUPPRESSED} lists ids but the salt is missing: set "
                 f"{salt.ENV} or restore {salt.key_file(warehouse)}"
             )
-        return cls(key, hashes)
+        return cls(key, hashes, consent)
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        """How many hashes are listed (and 1 when a consent mode is on): 0, nothing to do."""
+        return len(self._hashes) + (self.consent is not None)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """hash -> before (None: always); ``{"lift": hash}`` lifts a suppression (all hashes
@@ -115,6 +131,12 @@ class Suppression:
         return at is None or not isinstance(verdict, datetime) or at <= verdict
 
     def __call__(self, item: Any) -> Any:
+        if self.consent is not None:
+            item = self.consent(self._suppress(item))
+            return item
+        return self._suppress(item)
+
+    def _suppress(self, item: Any) -> Any:
         if not self._hashes or item is None:
             return item
         if isinstance(item, dict):

@@ -13,10 +13,23 @@
 {%- set weights = var('interest_weights') -%}
 {%- set lifecycle = var('lifecycle') -%}
 {%- set tiers = var('engagement_tiers') -%}
+{%- set consent_preferences = 'unstruct_event_com_snowplowanalytics_snowplow_consent_preferences_1' -%}
 
 with users as (
 
     select * from {{ ref('users') }}
+
+),
+
+events as (
+
+    select * from {{ ref('events') }}
+
+),
+
+identity_map as (
+
+    select * from {{ ref('identity_map') }}
 
 ),
 
@@ -221,6 +234,37 @@ rfm as (
 
 ),
 
+{#- the latest consent_preferences event (the web tracker's consent plugin) of each user's
+    devices: its eventType (allow_all, allow_selected, deny_all, withdrawn, ...) -#}
+consent_events as (
+
+    select
+        coalesce(identity_map.user_id, events.domain_userid) as user_id,
+        events.collector_tstamp,
+        events.event_id,
+        {{ persona.entity_field(ref('events'), consent_preferences, 'eventType') }}
+            as consent_event_type
+    from events
+    left join identity_map
+        on
+            identity_map.device_id_type = 'domain_userid'
+            and events.domain_userid = identity_map.device_id
+    where events.event_name = 'consent_preferences'
+
+),
+
+consent as (
+
+    select
+        user_id,
+        consent_event_type as consent_state
+    from consent_events
+    qualify row_number() over (
+        partition by user_id order by collector_tstamp desc, event_id desc
+    ) = 1
+
+),
+
 joined as (
 
     select
@@ -268,7 +312,7 @@ joined as (
 final as (
 
     select
-        *,
+        joined.*,
         cast(case when purchases > 0 then revenue / purchases end as {{ persona.type_money() }})
             as avg_order_value,
         {%- for days in windows %}
@@ -295,8 +339,10 @@ final as (
             when active_days_28d >= {{ tiers['regular_days_28d'] }} then 'regular'
             when active_days_28d >= 1 then 'casual'
             else 'dormant'
-        end as engagement_tier
+        end as engagement_tier,
+        consent.consent_state
     from joined
+    left join consent on joined.user_id = consent.user_id
 
 )
 

@@ -17,6 +17,7 @@ import pytest
 from loader.enriched import Event, parse_line
 from loader.failed import FailedEvent
 from loader.sources.synthetic import SyntheticConfig, generate_lines
+from privacy.consent import COLUMN as CONSENT
 from tests.models.conftest import Dbt
 
 SALT = "privacy-tests-salt-0123456789"
@@ -59,6 +60,14 @@ def shop_events() -> tuple[list[Event | FailedEvent], str, str, str]:
                                  "domain_sessionid": str(uuid.uuid4()), "collector_tstamp": t,
                                  "derived_tstamp": t, "dvce_created_tstamp": t,
                                  "dvce_sent_tstamp": t})  # fmt: skip
+    # consent (the web tracker's consent plugin): the user withdrew, the other allowed all
+    for who, kind, t in ((mine[0], "withdrawn", late), (by_user[other][0], "allow_all", late)):
+        extra.append(who | {"event_id": str(uuid.uuid4()), "event": "unstruct",
+                            "event_name": "consent_preferences", "event_vendor":
+                            "com.snowplowanalytics.snowplow", "event_format": "jsonschema",
+                            "event_version": "1-0-0", "collector_tstamp": t, "derived_tstamp": t,
+                            "dvce_created_tstamp": t, "dvce_sent_tstamp": t,
+                            CONSENT: {"_schema_version": "1-0-0", "eventType": kind}})  # fmt: skip
     extra.append(FailedEvent(f"GET /i?e=pv&uid={quote(user)}&duid={second}&p=web",
                              "invalid_payload", "bad", "test"))  # fmt: skip
     extra.append(FailedEvent(f'{{"payload": {{"duid": "{device}"}}}}', "invalid_payload", "bad",
