@@ -274,8 +274,11 @@ def bench_forget(console: Console, args: argparse.Namespace) -> None:
     table = Table(title=f"Forget one user, {f['events']:,} events ({MACHINE})")
     table.add_column("what")
     table.add_column("seconds", justify="right")
-    table.add_row(f"persona forget (the heaviest user: {f['ids_resolved']} ids, "
-                  f"{f['rows_removed']:,} rows; checkpoint included)", f"{f['forget_s']:.2f}")
+    table.add_row(
+        f"persona forget (the heaviest user: {f['ids_resolved']} ids, "
+        f"{f['rows_removed']:,} rows; checkpoint included)",
+        f"{f['forget_s']:.2f}",
+    )
     table.add_row("  then --compact (rewrite the file)", f"{f['compact_s']:.2f}")
     table.add_row("full refresh of the realtime models", f"{f['full_refresh_s']:.2f}")
     table.add_row("forget / full refresh", f"{f['forget_vs_full_refresh']:.3f}x")

@@ -85,7 +85,9 @@ def suppression_throughput(work: Path, events: int, repeat: int) -> dict:
     lines = list(generate_lines(SyntheticConfig(users=users, days=30, seed=5)))
     tsv.write_text("\n".join(lines) + "\n")
     device = lines[0].split("\t")[12]  # domain_userid of the first event
-    hashes = {hash_id(KEY, f"someone-{i}"): None for i in range(9_999)} | {hash_id(KEY, device): None}
+    hashes = {hash_id(KEY, f"someone-{i}"): None for i in range(9_999)} | {
+        hash_id(KEY, device): None
+    }
 
     def once(step: Suppression | None) -> float:
         db = work / "throughput.duckdb"
@@ -111,5 +113,7 @@ def suppression_throughput(work: Path, events: int, repeat: int) -> dict:
 def run(out: Path, events: int, throughput_events: int, repeat: int) -> dict:
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         work = Path(tmp)
-        return {"forget": forget_vs_refresh(work, events),
-                "suppression": suppression_throughput(work, throughput_events, repeat)}
+        return {
+            "forget": forget_vs_refresh(work, events),
+            "suppression": suppression_throughput(work, throughput_events, repeat),
+        }

@@ -48,13 +48,24 @@ def forget_parser(prog: str) -> argparse.ArgumentParser:
                    help="the kind of the ids in --file (%(default)s)")  # fmt: skip
     p.add_argument("--mode", choices=fg.MODES, default="suppress_with_delete")
     p.add_argument("--warehouse", default=None, help="a DuckDB file ($PERSONA_DUCKDB)")
-    p.add_argument("--target", choices=["duckdb", "snowflake"], default="duckdb",
-                   help="snowflake: the connection from SNOWFLAKE_* as dbt's profile reads it")
-    p.add_argument("--api", metavar="URL", help="send the request to the live process at URL "
-                   "(persona serve holds the warehouse); token from $PERSONA_API_TOKEN")  # fmt: skip
-    p.add_argument("--compact", action="store_true", help="then rewrite the file from its live "
-                   "rows: a checkpoint frees deleted rows' blocks, this also overwrites their "
-                   "bytes (takes as long as copying the warehouse)")
+    p.add_argument(
+        "--target",
+        choices=["duckdb", "snowflake"],
+        default="duckdb",
+        help="snowflake: the connection from SNOWFLAKE_* as dbt's profile reads it",
+    )
+    p.add_argument(
+        "--api", metavar="URL",
+        help="send the request to the live process at URL (persona serve holds the "
+        "warehouse); token from $PERSONA_API_TOKEN",
+    )  # fmt: skip
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="then rewrite the file from its live "
+        "rows: a checkpoint frees deleted rows' blocks, this also overwrites their "
+        "bytes (takes as long as copying the warehouse)",
+    )
     p.add_argument("--no-checkpoint", action="store_true", help=argparse.SUPPRESS)
     return p
 

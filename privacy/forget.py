@@ -89,7 +89,9 @@ def tables(cur: Any) -> list[Table]:
     for (schema, name), cols in columns.items():
         text = [c for c, kind in cols if kind.startswith(TEXT_TYPES)]
         ids = tuple(c for c in text if IDENTIFIER_RE.search(c))
-        raw = tuple(c for c in text if c.lower() in RAW_COLUMNS) if name.lower() in RAW_TABLES else ()
+        raw = (
+            tuple(c for c in text if c.lower() in RAW_COLUMNS) if name.lower() in RAW_TABLES else ()
+        )
         names = {c.lower() for c, _ in cols}
         bucketed = not ids and not raw and "bucket_start" in names and schema.lower() != "atomic"
         if ids or raw or bucketed:
@@ -318,7 +320,6 @@ def durable(cur: Any, attempts: int = 20) -> bool:
                 log.warning("forget: checkpoint deferred (%s); run CHECKPOINT later", exc)
             time.sleep(0.25)
     return False
-
 
 
 def compact(warehouse: str) -> None:

@@ -66,8 +66,10 @@ class LoaderGate:
 
 
 class LiveForget:
-    def __init__(self, warehouse: str, con: Any, store: Any, engine: Any,
-                 after: Callable[[], None] | None = None, timeout: float = 120.0) -> None:  # fmt: skip
+    def __init__(
+        self, warehouse: str, con: Any, store: Any, engine: Any,
+        after: Callable[[], None] | None = None, timeout: float = 120.0,
+    ) -> None:  # fmt: skip
         self.warehouse, self.con, self.store, self.engine = warehouse, con, store, engine
         self.after, self.timeout = after, timeout
         self.gate = LoaderGate()
@@ -131,7 +133,7 @@ class LiveForget:
 def parse(body: Any) -> tuple[fg.Ids, str]:
     """``{"kind": "user_id", "id": "...", "mode": "suppress_with_delete"}``."""
     if not isinstance(body, dict):
-        raise ConfigError("a JSON object: {\"kind\": \"user_id\", \"id\": \"...\"}")
+        raise ConfigError('a JSON object: {"kind": "user_id", "id": "..."}')
     kind = body.get("kind", "user_id")
     value = body.get("id")
     mode = body.get("mode", "suppress_with_delete")

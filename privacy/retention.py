@@ -76,7 +76,9 @@ def parse(config: Mapping[str, Any] | None) -> list[Rule]:
             if "keep" not in spec:
                 raise ConfigError(f"retention.{table}.keep: missing (e.g. keep: 90 days)")
             column = spec.get("column")
-            if column is not None and not (isinstance(column, str) and re.fullmatch(r"\w+", column)):
+            if column is not None and not (
+                isinstance(column, str) and re.fullmatch(r"\w+", column)
+            ):
                 raise ConfigError(f"retention.{table}.column: a column name, not {column!r}")
             keep = period(spec["keep"], f"{table}.keep")
         else:
@@ -193,8 +195,11 @@ def main(argv: Sequence[str], prog: str = "persona retention") -> int:
     p.add_argument("action", choices=["apply", "show"])
     p.add_argument("--config", type=Path, help="a YAML file with a retention: mapping")
     p.add_argument("--warehouse", default=None, help="a DuckDB file ($PERSONA_DUCKDB)")
-    p.add_argument("--no-refresh", action="store_true",
-                   help="delete only; rebuild the models yourself (dbt build --full-refresh)")
+    p.add_argument(
+        "--no-refresh",
+        action="store_true",
+        help="delete only; rebuild the models yourself (dbt build --full-refresh)",
+    )
     p.add_argument("--vars", default=None, help="dbt --vars for the refresh (YAML)")
     args = p.parse_args(argv)
     warehouse = args.warehouse or os.environ.get("PERSONA_DUCKDB", "warehouse.duckdb")

@@ -119,7 +119,7 @@ class Suppression:
             verdicts.clear()
         assert self.key is not None
         h = hash_id(self.key, value)
-        got = self._hashes[h] if h in self._hashes else _NOT
+        got = self._hashes.get(h, _NOT)
         verdicts[value] = got
         return got
 
@@ -182,8 +182,8 @@ class Suppression:
                 if always:
                     masks.append(pc.is_in(values, value_set=pa.array(always, pa.string())))
                 for value, before in timed:
-                    masks.append(pc.and_(pc.equal(values, value),
-                                         pc.less_equal(tstamps, pa.scalar(before, tstamps.type))))  # fmt: skip
+                    upto = pa.scalar(before, tstamps.type)
+                    masks.append(pc.and_(pc.equal(values, value), pc.less_equal(tstamps, upto)))
                 for mask in masks:
                     mask = pc.fill_null(mask, False)
                     drop = mask if drop is None else pc.or_(drop, mask)

@@ -215,8 +215,13 @@ class Live:
 
         from privacy.live import LiveForget
 
-        forgetter = LiveForget(s.warehouse, con, store, engine,
-                               after=None if snapshot is None else lambda: snapshot.publish(con))
+        forgetter = LiveForget(
+            s.warehouse,
+            con,
+            store,
+            engine,
+            after=None if snapshot is None else lambda: snapshot.publish(con),
+        )
         api = Api(registry, store, engine)
         api.refresh_status = lambda: {**refresher.status(),
                                       **(snapshot.status() if snapshot else {})}  # fmt: skip

@@ -309,8 +309,8 @@ class StreamEngine:
             gone = [k for k in self.state if k[1] in ids]
             for key in gone:
                 del self.state[key]
-            self._pending = [e for e in self._pending
-                             if not ids & {str(e.get(g.key)) for g in self.groups.values()}]  # fmt: skip
+            keys = [g.key for g in self.groups.values()]
+            self._pending = [e for e in self._pending if not ids & {str(e.get(k)) for k in keys}]
         return len(gone)
 
     def rebuild(self, history: Iterable[Mapping[str, Any]]) -> int:

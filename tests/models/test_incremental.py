@@ -216,7 +216,9 @@ def test_incremental_runs_equal_a_full_refresh(
         dbt(*REFRESH, vars=AS_OF)
         for kind, value in stream.forgets.get(i, []):
             with dbt.connect() as con:
-                forget(con, Ids(kind, value), "delete_only", b"property-test-salt", checkpoint=False)
+                forget(
+                    con, Ids(kind, value), "delete_only", b"property-test-salt", checkpoint=False
+                )
     dbt(*REFRESH, "--full-refresh", vars=AS_OF, schema="derived_full")
     con = dbt.connect()
     for model in MODELS:

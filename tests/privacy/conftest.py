@@ -35,7 +35,9 @@ class Built:
 
 
 def shop_events() -> tuple[list[Event | FailedEvent], str, str, str]:
-    events = [parse_line(line) for line in generate_lines(SyntheticConfig(users=30, days=3, seed=7))]
+    events = [
+        parse_line(line) for line in generate_lines(SyntheticConfig(users=30, days=3, seed=7))
+    ]
     good = [e for e in events if isinstance(e, dict)]
     by_user: dict[str, list[Event]] = {}
     for e in good:
@@ -100,7 +102,8 @@ def text_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
     """Every text-like column (VARCHAR, JSON, lists) of every table and view."""
     return [tuple(r) for r in con.execute(
         "select table_schema, table_name, column_name from information_schema.columns "
-        "where table_catalog <> 'temp' and table_schema not in ('information_schema', 'pg_catalog') and "
+        "where table_catalog <> 'temp' and "
+        "table_schema not in ('information_schema', 'pg_catalog') and "
         "(data_type in ('VARCHAR', 'JSON') or data_type like '%[]' or data_type like 'STRUCT%'"
         " or data_type like 'MAP%')"
     ).fetchall()]  # fmt: skip
@@ -123,5 +126,6 @@ def holders(con: duckdb.DuckDBPyConnection, ids: set[str]) -> list[str]:
     return found
 
 
-from tests.serving.conftest import live  # noqa: E402,F401  (the live server fixture)
+# fixtures of other areas' tests: the live server, the collector process
 from tests.loader.conftest import collector, unstarted_collector  # noqa: E402,F401
+from tests.serving.conftest import live  # noqa: E402,F401

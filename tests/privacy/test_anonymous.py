@@ -62,7 +62,8 @@ def test_browser_tracker_with_server_anonymisation(
     )
     by_app = {r[0]: r[1:] for r in rows}
     assert set(by_app) == {"anonymous-test", "curl", "named"}, collector.query(
-        "select message from atomic.failed_events")
+        "select message from atomic.failed_events"
+    )
     assert by_app["anonymous-test"][:2] == (ANONYMOUS_NUID, None)
     assert by_app["curl"][:2] == (ANONYMOUS_NUID, None)
     assert by_app["named"][0] not in (ANONYMOUS_NUID, None) and by_app["named"][1]

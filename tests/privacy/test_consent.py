@@ -63,7 +63,7 @@ def test_withdrawn_visitors_are_pseudonymized(
     assert names == ["cmp_visible", "consent_preferences", "page_view", "consent_preferences",
                      "page_view", "page_view"]  # fmt: skip
     assert '"withdrawn"' in rows[3][5]  # the consent event, as sent: the record of the choice
-    for name, title, duid, uid, ip, _ in rows:
+    for _, title, duid, uid, ip, _ in rows:
         if title == "after":
             assert duid.startswith("anon-") and uid.startswith("anon-") and ip is None
             assert duid != device and uid != user

@@ -34,7 +34,10 @@ def counts(path: Path) -> dict[str, int]:
 
 
 def test_forget_leaves_no_table_or_view_holding_the_user_or_their_devices(
-    built: Built, warehouse: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    built: Built,
+    warehouse: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ids = resolved(warehouse, built.user)
     with duckdb.connect(str(warehouse)) as con:
@@ -61,7 +64,9 @@ def test_forget_leaves_no_table_or_view_holding_the_user_or_their_devices(
         # failed events: only the lines carrying the ids went
         raw = [r[0] for r in con.execute("select raw from atomic.failed_events").fetchall()]
         assert any("someone-else" in r for r in raw)
-        (row,) = con.execute(f"select id_hash, status, rows_removed from {ledger.REQUESTS}").fetchall()
+        (row,) = con.execute(
+            f"select id_hash, status, rows_removed from {ledger.REQUESTS}"
+        ).fetchall()
         assert row[0] == hash_id(SALT.encode(), built.user) and row[1] == "done"
     after = counts(warehouse)
     removed = {t: before[t] - after.get(t, 0) for t in before if before[t] != after.get(t, 0)}

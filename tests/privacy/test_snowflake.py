@@ -28,6 +28,12 @@ COPIED = {
 }
 
 
+def sql_type(name: str, kind: object) -> str:
+    if "tstamp" in name or name.endswith("_at") or name == "bucket_start":
+        return "timestamp"
+    return "varchar" if "STRING" in str(kind) or kind == "VARCHAR" else "number"
+
+
 def test_forget_on_snowflake_issues_the_deletes(built: Built, warehouse: Path) -> None:
     with duckdb.connect(str(warehouse)) as local:
         ids = fg.resolve(local.cursor(), [built.user]).ids
@@ -44,8 +50,7 @@ def test_forget_on_snowflake_issues_the_deletes(built: Built, warehouse: Path) -
         for table in COPIED:
             schema = table.split(".")[0]
             cur.execute(f"create schema if not exists {schema}")
-            cols = ", ".join(f"{n} {'timestamp' if 'tstamp' in n or n.endswith('_at') or n == 'bucket_start' else 'varchar' if 'STRING' in str(k) or k == 'VARCHAR' else 'number'}"
-                             for n, k in types[table])  # fmt: skip
+            cols = ", ".join(f"{n} {sql_type(n, k)}" for n, k in types[table])
             cur.execute(f"create table {table} ({cols})")
             marks = ", ".join("?" for _ in types[table])
             cur.executemany(f"insert into {table} values ({marks})", [list(r) for r in data[table]])
@@ -54,9 +59,8 @@ def test_forget_on_snowflake_issues_the_deletes(built: Built, warehouse: Path) -
             found = []
             for table, names in COPIED.items():
                 for column in [c.strip() for c in names.split(",")]:
-                    cur.execute(f"select count(*) from {table} where "
-                                + " or ".join(f"contains(cast({column} as varchar), ?)" for _ in ids),
-                                sorted(ids))  # fmt: skip
+                    held_by = " or ".join(f"contains(cast({column} as varchar), ?)" for _ in ids)
+                    cur.execute(f"select count(*) from {table} where {held_by}", sorted(ids))
                     if cur.fetchone()[0]:
                         found.append(f"{table}.{column}")
             return found
