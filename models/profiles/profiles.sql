@@ -13,7 +13,8 @@
 {%- set weights = var('interest_weights') -%}
 {%- set lifecycle = var('lifecycle') -%}
 {%- set tiers = var('engagement_tiers') -%}
-{%- set consent_preferences = 'unstruct_event_com_snowplowanalytics_snowplow_consent_preferences_1' -%}
+{%- set consent_preferences = 'unstruct_event_com_snowplowanalytics_snowplow_'
+    ~ 'consent_preferences_1' -%}
 
 with users as (
 
@@ -234,9 +235,10 @@ rfm as (
 
 ),
 
-{#- the latest consent_preferences event (the web tracker's consent plugin) of each user's
-    devices: its eventType (allow_all, allow_selected, deny_all, withdrawn, ...) -#}
 consent_events as (
+
+    {#- the latest consent_preferences event (the web tracker's consent plugin) of each
+        user's devices: its eventType (allow_all, allow_selected, deny_all, withdrawn, ...) -#}
 
     select
         coalesce(identity_map.user_id, events.domain_userid) as user_id,
@@ -309,10 +311,10 @@ joined as (
 
 ),
 
-final as (
+scored as (
 
     select
-        joined.*,
+        *,
         cast(case when purchases > 0 then revenue / purchases end as {{ persona.type_money() }})
             as avg_order_value,
         {%- for days in windows %}
@@ -339,10 +341,18 @@ final as (
             when active_days_28d >= {{ tiers['regular_days_28d'] }} then 'regular'
             when active_days_28d >= 1 then 'casual'
             else 'dormant'
-        end as engagement_tier,
-        consent.consent_state
+        end as engagement_tier
     from joined
-    left join consent on joined.user_id = consent.user_id
+
+),
+
+final as (
+
+    select
+        scored.*,
+        consent.consent_state
+    from scored
+    left join consent on scored.user_id = consent.user_id
 
 )
 
