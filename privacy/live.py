@@ -92,6 +92,19 @@ class LiveForget:
         else:
             self.suppression.update(changes)
 
+    def run_alone(self, work: Callable[[Any], Any]) -> Any:
+        """``work(connection)`` with the refresh and the loader paused, as a forget runs: the
+        live mode's daily retention step is
+        ``forgetter.run_alone(lambda con: retention.apply(con, rules))``, then a full refresh
+        (``privacy.retention.refresh``) when anything was deleted."""
+        if not self.exclusive.acquire(timeout=self.timeout):
+            raise Busy(f"the refresh did not finish in {self.timeout:.0f} s")
+        try:
+            with self.gate.paused(self.timeout):
+                return work(self.con)
+        finally:
+            self.exclusive.release()
+
     def forget(self, body: Any) -> dict[str, Any]:
         target, mode = parse(body)
         key = salt.load(self.warehouse, create=True)

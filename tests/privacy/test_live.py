@@ -82,3 +82,33 @@ def test_forget_through_the_live_process(built: Built, warehouse: Path, live, mo
     with duckdb.connect(str(warehouse)) as con:
         assert holders(con, ids | {new_device}) == []
         assert con.execute("select count(*) from atomic.events").fetchone()[0] > 0
+
+
+def test_a_forget_waits_for_the_open_batch() -> None:
+    """The loader holds the gate from a batch's first item to its commit (this thread plays
+    the loader); a forget waits for it, and gives up (503, nothing done) when it takes too
+    long."""
+    import threading
+
+    import pytest
+
+    from privacy.live import Busy, LoaderGate
+
+    gate = LoaderGate()
+    gate.enter()
+    done = threading.Event()
+
+    def forget() -> None:
+        with gate.paused(5):
+            done.set()
+
+    waiting = threading.Thread(target=forget)
+    waiting.start()
+    assert not done.wait(0.3)  # a batch is open: the forget waits
+    gate.between()  # committed
+    assert done.wait(5)
+    waiting.join()
+    gate.enter()
+    with pytest.raises(Busy), gate.paused(0.1):
+        pass
+    gate.between()
