@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import pytest
 import requests
 from snowplow_tracker import Emitter, Subject, Tracker
 from snowplow_tracker.events import PageView
@@ -35,6 +36,7 @@ def metric(collector: str, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
+@pytest.mark.slow  # the live process, the tracker twice, a forget: ~20 s
 def test_forget_through_the_live_process(built: Built, warehouse: Path, live, monkeypatch) -> None:
     monkeypatch.setenv("PERSONA_PRIVACY_SALT", SALT)
     with duckdb.connect(str(warehouse)) as con:

@@ -36,6 +36,7 @@ def test_defaults() -> None:
     assert rules == {"atomic.events": 390, "atomic.failed_events": 30, "interventions": 90}
 
 
+@pytest.mark.slow  # a full refresh of the realtime models
 def test_apply_deletes_old_rows_and_the_models_follow(
     warehouse: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
