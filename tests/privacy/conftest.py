@@ -25,6 +25,10 @@ REALTIME = ("build", "--selector", "realtime", "--exclude-resource-type", "test"
 AS_OF = {"as_of": "latest_event"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: over ~20 s (runs in CI too)")
+
+
 @dataclass
 class Built:
     path: Path
