@@ -18,7 +18,11 @@ from loader.enriched import Event, parse_line
 from loader.failed import FailedEvent
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from privacy.consent import COLUMN as CONSENT
+
+# fixtures of other areas' tests: the collector process, the live server, redis-server
+from tests.loader.conftest import collector, unstarted_collector  # noqa: F401
 from tests.models.conftest import Dbt
+from tests.serving.conftest import live, redis_url  # noqa: F401
 
 SALT = "privacy-tests-salt-0123456789"
 REALTIME = ("build", "--selector", "realtime", "--exclude-resource-type", "test", "unit_test")
@@ -128,8 +132,3 @@ def holders(con: duckdb.DuckDBPyConnection, ids: set[str]) -> list[str]:
         if hit:
             found.append(f"{schema}.{table}.{column}")
     return found
-
-
-# fixtures of other areas' tests: the live server, the collector process
-from tests.loader.conftest import collector, unstarted_collector  # noqa: E402,F401
-from tests.serving.conftest import live  # noqa: E402,F401
