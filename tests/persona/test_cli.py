@@ -24,7 +24,7 @@ def test_help_lists_each_command_with_what_it_does_and_an_example(
         assert f"e.g. {command.example}" in out
         assert command.example.startswith(f"persona {command.name} ")
     # only what exists: the commands to come are not announced
-    for later in ("forget", "dashboard", "snowflake "):
+    for later in ("dashboard", "snowflake "):
         assert later not in out
 
 
@@ -34,7 +34,7 @@ def test_no_command_or_an_unknown_one_exits_2_naming_the_choices(
     assert main([]) == 2
     assert "commands:" in capsys.readouterr().err
     assert main(["lod"]) == 2
-    assert "unknown command 'lod' (choose from load, generate, serve, recs)" in (
+    assert "unknown command 'lod' (choose from load, generate, serve, recs, forget, retention)" in (
         capsys.readouterr().err
     )
 
