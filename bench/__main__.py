@@ -11,6 +11,7 @@
     python -m bench serving          # the live API under load (reads, decide), freshness, memory
     python -m bench interventions    # tracker POST -> SSE / webhook receipt; rule evaluation cost
     python -m bench dashboard        # each dashboard page's render time at 200k and 5M events
+    python -m bench forget           # forget one user next to a full refresh; suppression cost
 
 Results print as tables and are written to bench/out/<name>.json; BENCHMARKS.md records them.
 """
@@ -30,6 +31,7 @@ from rich.table import Table
 from bench import (
     collector,
     dashboard,
+    forget,
     freshness,
     incremental,
     interventions,
@@ -333,6 +335,28 @@ def bench_dashboard(console: Console, args: argparse.Namespace) -> None:
     console.print(base)
 
 
+def bench_forget(console: Console, args: argparse.Namespace) -> None:
+    with console.status(f"forget one user at {args.forget_events:,} events, and a full refresh"):
+        r = forget.run(OUT, args.forget_events, args.suppression_events, args.repeat)
+    _save("forget", r)
+    f, s = r["forget"], r["suppression"]
+    table = Table(title=f"Forget one user, {f['events']:,} events ({MACHINE})")
+    table.add_column("what")
+    table.add_column("seconds", justify="right")
+    table.add_row(
+        f"persona forget (the heaviest user: {f['ids_resolved']} ids, "
+        f"{f['rows_removed']:,} rows; checkpoint included)",
+        f"{f['forget_s']:.2f}",
+    )
+    table.add_row("  then --compact (rewrite the file)", f"{f['compact_s']:.2f}")
+    table.add_row("full refresh of the realtime models", f"{f['full_refresh_s']:.2f}")
+    table.add_row("forget / full refresh", f"{f['forget_vs_full_refresh']:.3f}x")
+    console.print(table)
+    console.print(f"Loader, {s['events']:,} events: {s['events_per_s_none']:,.0f} events/s without "
+                  f"suppression, {s['events_per_s_10k']:,.0f} with 10,000 suppressed ids "
+                  f"({s['ratio']:.3f}x)")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -351,6 +375,7 @@ def main() -> int:
             "serving",
             "interventions",
             "dashboard",
+            "forget",
         ],
     )
     parser.add_argument("--users", type=int, default=2000, help="loader: synthetic users")
@@ -396,6 +421,10 @@ def main() -> int:
     parser.add_argument("--dashboard-rounds", type=int, default=3, help="dashboard: rounds")
     parser.add_argument("--dashboard-warehouses", nargs="+",
                         help="dashboard: time these built warehouses instead")  # fmt: skip
+    parser.add_argument("--forget-events", type=int, default=5_000_000,
+                        help="forget: warehouse size, in events")  # fmt: skip
+    parser.add_argument("--suppression-events", type=int, default=300_000,
+                        help="forget: events loaded to time the suppression step")  # fmt: skip
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     console = Console()
@@ -419,6 +448,8 @@ def main() -> int:
         bench_interventions(console, args)
     if args.which in ("all", "dashboard"):
         bench_dashboard(console, args)
+    if args.which in ("all", "forget"):
+        bench_forget(console, args)
     return 0
 
 

@@ -12,11 +12,12 @@ import hashlib
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from loader import settings
 from loader.errors import PersonaError
+from loader.sources.base import Item
 
 
 def _load_parser(prog: str = "python -m loader") -> argparse.ArgumentParser:
@@ -107,6 +108,7 @@ def load(argv: Sequence[str], prog: str = "python -m loader") -> int:
         None if source.protects_privacy else privacy,
         SchemaPolicy(s.schemas_allowed, s.max_new_columns_per_hour, s.max_entity_columns,
                      sink.entity_columns()),
+        suppression(sink),  # persona forget's list: those ids' events are dropped
     )  # fmt: skip
     if isinstance(source, Streaming):  # SIGTERM/SIGINT drain what was accepted, then exit
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -127,6 +129,17 @@ def load(argv: Sequence[str], prog: str = "python -m loader") -> int:
     if isinstance(source, Streaming) and source.failure is not None:
         raise source.failure  # what was accepted is loaded (above); the source could not go on
     return 0
+
+
+def suppression(sink: object) -> Callable[[Item], Item] | None:
+    """The warehouse's suppression list (DuckDB), or None where it has none."""
+    from loader.sinks.duckdb import DuckDBSink
+    from privacy.suppression import Suppression
+
+    if not isinstance(sink, DuckDBSink):
+        return None
+    step = Suppression.from_duckdb(sink.path, sink.con)
+    return step if len(step) else None
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m loader") -> int:

@@ -17,6 +17,7 @@ FSYNC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 class Metrics:
     events_good: int = 0
     events_failed: int = 0
+    events_suppressed: int = 0  # dropped: their ids are suppressed (a forget request)
     batches: int = 0
     last_batch_rows: int = 0
     last_batch_seconds: float = 0.0
@@ -93,6 +94,9 @@ FAMILIES: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
     ("persona_events_total", "counter",
      "Events committed to the warehouse: good, or failed (kept in atomic.failed_events).",
      (('status="good"', "events_good"), ('status="failed"', "events_failed"))),
+    ("persona_events_suppressed_total", "counter",
+     "Events dropped before any batch because an id they carry is suppressed (persona forget).",
+     (("", "events_suppressed"),)),
     ("persona_batches_total", "counter", "Batches committed to the warehouse.",
      (("", "batches"),)),
     ("persona_batch_rows", "gauge", "Events in the last committed batch.",
@@ -132,6 +136,7 @@ _FIELD_NAMES = tuple(dict.fromkeys(f for *_, samples in FAMILIES for _, f in sam
 PIPELINE_FIELDS = (
     "events_good",
     "events_failed",
+    "events_suppressed",
     "batches",
     "last_batch_rows",
     "last_batch_seconds",

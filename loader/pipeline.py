@@ -97,6 +97,7 @@ def run(
     on_commit: Callable[[LoadSummary], None] | None = None,
     retries: int = 8,
     validate: Callable[[Item], Item] | None = None,
+    between: Callable[[], None] | None = None,
 ) -> LoadSummary:
     """Load everything the source yields; a batch is committed before the next one starts,
     once it holds ``batch_rows`` items or weighs ``batch_bytes`` (``Batch.nbytes``), or has
@@ -108,6 +109,9 @@ def run(
     that is what makes delivery at-least-once. A transient sink error (a lock, a timeout) is
     retried with backoff, up to ``retries`` times, while a collector keeps spooling.
     ``validate`` (``loader.validate.Validate``) sees each item before the batch does.
+    ``between`` is called whenever no batch is open (after a commit, and while a streaming
+    source waits): nothing validated is then waiting to be written, so a forget request run
+    there (the live process's) cannot be undone by a batch already formed.
     """
     items = source if isinstance(source, Resumable) else Counted(source)
     # A sink that remembers the last committed position (Snowflake's offset tokens) is the
@@ -150,12 +154,16 @@ def run(
         batch, opened = Batch(), time.perf_counter()
         if on_commit is not None:
             on_commit(summary)
+        if between is not None:
+            between()
 
     # a source that yields chunks sizes them to what the open batch can still take
     sized = items if isinstance(items, Chunked) else None
     if sized is not None:
         sized.room = batch_rows
     for item in items:
+        if item is None and between is not None and not batch:
+            between()
         if item is not None:
             if not batch:
                 opened = time.perf_counter()

@@ -66,6 +66,18 @@ def _snowflake(argv: list[str]) -> int:
     return main(argv, prog="persona snowflake")
 
 
+def _forget(argv: list[str]) -> int:
+    from privacy.cli import forget_main
+
+    return forget_main(argv, prog="persona forget")
+
+
+def _retention(argv: list[str]) -> int:
+    from privacy.cli import retention_main
+
+    return retention_main(argv, prog="persona retention")
+
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "load",
@@ -114,6 +126,20 @@ COMMANDS: tuple[Command, ...] = (
         "masking; check a real account read-only against what offline tests cannot prove",
         "persona snowflake setup > setup.sql",
         _snowflake,
+    ),
+    Command(
+        "forget",
+        "erase a person: every device stitched to the id, from every table (raw, failed, "
+        "derived); audited by salted hash; their new events dropped (suppression)",
+        "persona forget --user-id USER_ID",
+        _forget,
+    ),
+    Command(
+        "retention",
+        "delete rows older than each table's retention (retention.yml), then rebuild the "
+        "realtime models from what remains",
+        "persona retention apply",
+        _retention,
     ),
 )
 

@@ -144,12 +144,15 @@ def build_app(
     browser_origins: Iterable[str] = (),
     cookie_name: str = "sp",
     interventions: Any = None,
+    forget: Any = None,
 ) -> Starlette:
     """``token``: the bearer token every endpoint but ``/health`` and ``/openapi.json`` needs;
     ``/v1/decide`` also takes a browser's ``cookie_name`` cookie instead, for its own device.
     ``browser_origins``: the pages' origins (``https://shop.example``) CORS lets read
     ``/v1/decide``; ``*`` for any. ``interventions``: a ``serving.interventions.Interventions``
-    whose routes (the SDK's interventions calls) to add."""
+    whose routes (the SDK's interventions calls) to add.
+    ``forget`` (``privacy.live.LiveForget``): ``POST /v1/forget``
+    runs a forget request in this process, which holds the warehouse; ``GET`` lists them."""
     expected = f"Bearer {token}".encode()
     origins = frozenset(browser_origins)
 
@@ -312,6 +315,18 @@ def build_app(
     async def openapi(request: Request) -> Any:
         return DECIDE_SCHEMA
 
+    async def forget_one(request: Request) -> Any:
+        from loader.errors import ConfigError
+
+        data = await body(request)
+        try:  # waits for the loader's batch and the refresh (503 if not in time): off the loop
+            return await run_in_threadpool(forget.forget, data)
+        except ConfigError as exc:
+            raise BadRequest(str(exc)) from None
+
+    async def forget_status(request: Request) -> Any:
+        return await run_in_threadpool(forget.status)
+
     v1 = "/api/v1"
     routes = [
         Route(f"{v1}/registry/attribute_groups/", endpoint(post_group), methods=["POST"]),
@@ -345,6 +360,9 @@ def build_app(
 
         routes += intervention_routes(interventions, endpoint=endpoint, body=body,
                                       authorize=authorize)  # fmt: skip
+    if forget is not None:
+        routes += [Route("/v1/forget", endpoint(forget_one), methods=["POST"]),
+                   Route("/v1/forget", endpoint(forget_status), methods=["GET"])]  # fmt: skip
     app = Starlette(routes=routes)
     app.state.max_identifiers = MAX_IDENTIFIERS
     return app

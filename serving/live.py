@@ -356,6 +356,15 @@ class Live:
         registry.changed.append(lambda: share_definitions(registry, store))
         snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
 
+        from privacy.live import LiveForget
+
+        forgetter = LiveForget(
+            s.warehouse,
+            con,
+            store,
+            engine,
+            after=None if snapshot is None else lambda: snapshot.publish(con),
+        )
         api = Api(registry, store, engine)
         api.event_logs, api.pseudonyms = event_logs, Pseudonyms(load_salt(s.state_dir))
         api.refresh_status = lambda: {**refresher.status(),
@@ -365,7 +374,8 @@ class Live:
         privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)
         source = open_source(s.source, loading, privacy=privacy)
         validate = Validate(None if source.protects_privacy else privacy,
-                            SchemaPolicy(known=sink.entity_columns()))  # fmt: skip
+                            SchemaPolicy(known=sink.entity_columns()),
+                            suppression=forgetter.step)  # fmt: skip
 
         def accepted(item: Any) -> Any:
             return event_logs.observe_item(engine.observe_item(validate(item)))
@@ -378,14 +388,14 @@ class Live:
         def load() -> None:
             try:
                 pipeline.run(source, sink, batch_seconds=s.batch_seconds, on_commit=committed,
-                             validate=accepted)  # fmt: skip
+                             validate=accepted, between=forgetter.between)  # fmt: skip
             except BaseException as exc:
                 log.exception("the loader stopped")
                 self.errors.append(exc)
             finally:
                 self.stop()
 
-        server = self._server(api, host, port)
+        server = self._server(api, host, port, forgetter)
         loader = threading.Thread(target=load, name="loader", daemon=True)
         http = threading.Thread(target=server.run, name="api", daemon=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -413,7 +423,8 @@ class Live:
                         break
                     self.loaded.clear()  # before the refresh: a batch landing during it counts
                     last_refresh = time.monotonic()
-                    refresher.refresh()
+                    with forgetter.exclusive:  # a forget request waits for the refresh
+                        refresher.refresh()
                 elif not s.refresh:
                     self.loaded.clear()
                 if publisher is not None:
@@ -455,13 +466,13 @@ class Live:
                  s.simulate, len(simulator.known))  # fmt: skip
         return simulator
 
-    def _server(self, api: Api, host: str, port: int) -> Any:
+    def _server(self, api: Api, host: str, port: int, forget: Any = None) -> Any:
         import uvicorn
 
         from serving.http import build_app
 
         app = build_app(api, self.settings.token, browser_origins=self.settings.browser_origins,
-                        interventions=self.interventions)  # fmt: skip
+                        interventions=self.interventions, forget=forget)  # fmt: skip
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")  # fmt: skip
         return uvicorn.Server(config)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class Snapshot:
         self.failures = 0
         self.last_error: str | None = None
         self.bytes = 0
+        # the publisher's thread and a forget request (which republishes at once) take turns
+        self._lock = threading.Lock()
 
     def due(self) -> bool:
         return self.published_at is None or time.time() - self.published_at >= self.min_seconds
@@ -61,6 +64,10 @@ class Snapshot:
     def publish(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Copy the database ``con`` is connected to, then rename the copy over the snapshot.
         False (logged, counted) if it failed: the previous snapshot stays as it was."""
+        with self._lock:
+            return self._publish(con)
+
+    def _publish(self, con: duckdb.DuckDBPyConnection) -> bool:
         started = time.perf_counter()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:

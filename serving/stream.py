@@ -330,6 +330,18 @@ class StreamEngine:
         for key in [k for k in self.state if k[0] == full_name]:
             del self.state[key]
 
+    def forget(self, identifiers: Iterable[str]) -> int:
+        """Drop every key's state about one of ``identifiers`` (``persona forget``); the
+        online store's copies are deleted by ``OnlineStore.forget``."""
+        ids = set(identifiers)
+        with self._lock:
+            gone = [k for k in self.state if k[1] in ids]
+            for key in gone:
+                del self.state[key]
+            keys = [g.key for g in self.groups.values()]
+            self._pending = [e for e in self._pending if not ids & {str(e.get(k)) for k in keys}]
+        return len(gone)
+
     def rebuild(self, history: Iterable[Mapping[str, Any]]) -> int:
         """After a restart: every group's state from the warehouse's recent events (oldest
         first); their ids are remembered so that the spool's replay is not counted twice."""

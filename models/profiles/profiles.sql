@@ -13,10 +13,24 @@
 {%- set weights = var('interest_weights') -%}
 {%- set lifecycle = var('lifecycle') -%}
 {%- set tiers = var('engagement_tiers') -%}
+{%- set consent_preferences = 'unstruct_event_com_snowplowanalytics_snowplow_'
+    ~ 'consent_preferences_1' -%}
 
 with users as (
 
     select * from {{ ref('users') }}
+
+),
+
+events as (
+
+    select * from {{ ref('events') }}
+
+),
+
+identity_map as (
+
+    select * from {{ ref('identity_map') }}
 
 ),
 
@@ -221,6 +235,38 @@ rfm as (
 
 ),
 
+consent_events as (
+
+    {#- the latest consent_preferences event (the web tracker's consent plugin) of each
+        user's devices: its eventType (allow_all, allow_selected, deny_all, withdrawn, ...) -#}
+
+    select
+        coalesce(identity_map.user_id, events.domain_userid) as user_id,
+        events.collector_tstamp,
+        events.event_id,
+        {{ persona.entity_field(ref('events'), consent_preferences, 'eventType') }}
+            as consent_event_type
+    from events
+    left join identity_map
+        on
+            identity_map.device_id_type = 'domain_userid'
+            and events.domain_userid = identity_map.device_id
+    where events.event_name = 'consent_preferences'
+
+),
+
+consent as (
+
+    select
+        user_id,
+        consent_event_type as consent_state
+    from consent_events
+    qualify row_number() over (
+        partition by user_id order by collector_tstamp desc, event_id desc
+    ) = 1
+
+),
+
 joined as (
 
     select
@@ -265,7 +311,7 @@ joined as (
 
 ),
 
-final as (
+scored as (
 
     select
         *,
@@ -297,6 +343,16 @@ final as (
             else 'dormant'
         end as engagement_tier
     from joined
+
+),
+
+final as (
+
+    select
+        scored.*,
+        consent.consent_state
+    from scored
+    left join consent on scored.user_id = consent.user_id
 
 )
 

@@ -32,6 +32,11 @@ class OnlineStore(Protocol):
 
     def get_list(self, key: str) -> list[bytes]:
         """A list's values, oldest first (empty when the key is absent or expired)."""
+
+    def forget(self, identifiers: Iterable[str]) -> int:
+        """Delete every key about one of ``identifiers`` (a user, device or session: the
+        key's last part, ``b:profiles:<user>``, ``s:<group>:<device>``, ``i:<device>``), for
+        ``persona forget``; returns how many went."""
         ...
 
     def close(self) -> None: ...

@@ -57,6 +57,16 @@ class MemoryStore:
             return []
         return list(got[0])
 
+    def forget(self, identifiers: Iterable[str]) -> int:
+        suffixes = tuple(":" + i for i in set(identifiers) if i)
+        if not suffixes:
+            return 0
+        with self._lock:
+            gone = [k for k in self._data if k.endswith(suffixes)]
+            for key in gone:
+                del self._data[key]
+        return len(gone)
+
     def close(self) -> None:
         pass
 

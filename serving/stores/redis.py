@@ -69,5 +69,23 @@ class RedisStore:
     def get_list(self, key: str) -> list[bytes]:
         return self.client.lrange(self.prefix + key, 0, -1)
 
+    def forget(self, identifiers: Iterable[str]) -> int:
+        """SCAN for ``<prefix>*:<id>`` per id (the id glob-escaped: a value, not a pattern)."""
+        gone = 0
+        for identifier in set(identifiers):
+            if not identifier:
+                continue
+            pattern = self.prefix + "*:" + _glob_escape(identifier)
+            names = [k for k in self.client.scan_iter(match=pattern, count=1000)
+                     if k.endswith(b":" + identifier.encode())]  # fmt: skip
+            for start in range(0, len(names), 500):
+                gone += int(self.client.delete(*names[start : start + 500]))
+        return gone
+
     def close(self) -> None:
         self.client.close()
+
+
+def _glob_escape(value: str) -> str:
+    """Redis' MATCH is a glob: escape its special characters so an id matches only itself."""
+    return "".join("\\" + c if c in "*?[]\\^-" else c for c in value)

@@ -4,7 +4,9 @@ full refresh builds from the same events, row for row.
 Hypothesis draws the stream (a synthetic shop), where it is cut, and what goes wrong across
 the cuts: duplicates re-sent in a later chunk, events that arrive days late, devices that log
 in later (their past sessions must be re-stitched), sessions that outgrow max_session_days,
-and inputs that fail (the loader's clock stamps them, so failed_at rises from chunk to chunk).
+and inputs that fail (the loader's clock stamps them, so failed_at rises from chunk to chunk),
+and forget requests between chunks (`persona forget`, delete only: a user or a device, with
+everything stitched to it, is deleted from every table; later chunks may bring them back).
 
 The synthetic shop gives each device its own network_userid and rarely a second session in a
 few days, so re-stitching would go untested by the stream alone: every example also has each
@@ -37,6 +39,7 @@ from hypothesis import strategies as st
 from loader.enriched import Event, parse_line
 from loader.failed import FailedEvent
 from loader.sources.synthetic import SyntheticConfig, generate_lines
+from privacy.forget import Ids, forget
 from tests.models.conftest import Dbt
 
 MODELS = (
@@ -78,10 +81,13 @@ class Stream:
     cfg: SyntheticConfig
     chunks: list[list[Event | FailedEvent]]
     changes: list[str] = field(default_factory=list)
+    # after chunk i: forget (kind, id)
+    forgets: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         sizes = [len(c) for c in self.chunks]
-        return f"Stream({self.cfg}, chunk sizes {sizes}, changes {self.changes})"
+        return (f"Stream({self.cfg}, chunk sizes {sizes}, changes {self.changes}, "
+                f"forgets {self.forgets})")  # fmt: skip
 
     def _repr_pretty_(self, printer: object, cycle: bool) -> None:
         # Hypothesis prints a failing dataclass field by field (541 kB of events), which its own
@@ -183,7 +189,14 @@ def chunked_streams(draw: st.DrawFn) -> Stream:
         for _ in range(draw(st.integers(1 if i == 0 else 0, 3))):
             failed_at += timedelta(minutes=draw(st.integers(0, 90)))  # the hour may span chunks
             chunk.append(FailedEvent("not an event", "tsv_field_count", "bad", "test", failed_at))
-    return Stream(cfg, chunks, changes)
+    forgets: dict[int, list[tuple[str, str]]] = {}
+    for _ in range(draw(st.integers(0, 2))):  # forget someone seen by then, between chunks
+        i = draw(st.integers(0, n_chunks - 2))
+        seen = [e for c in chunks[: i + 1] for e in c if isinstance(e, dict)]
+        e = seen[draw(st.integers(0, len(seen) - 1))]
+        kind = "user_id" if e.get("user_id") and draw(st.booleans()) else "domain_userid"
+        forgets.setdefault(i, []).append((kind, e[kind]))
+    return Stream(cfg, chunks, changes, forgets)
 
 
 # Shrinking re-runs dbt many times; the drawn Stream's repr says enough to reproduce a failure.
@@ -198,9 +211,14 @@ def test_incremental_runs_equal_a_full_refresh(
     make_dbt: Callable[[str], Dbt], stream: Stream
 ) -> None:
     dbt = make_dbt("invariant")
-    for chunk in stream.chunks:
+    for i, chunk in enumerate(stream.chunks):
         dbt.load(chunk)
         dbt(*REFRESH, vars=AS_OF)
+        for kind, value in stream.forgets.get(i, []):
+            with dbt.connect() as con:
+                forget(
+                    con, Ids(kind, value), "delete_only", b"property-test-salt", checkpoint=False
+                )
     dbt(*REFRESH, "--full-refresh", vars=AS_OF, schema="derived_full")
     con = dbt.connect()
     for model in MODELS:
