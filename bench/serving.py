@@ -111,6 +111,13 @@ def build_warehouse(work: Path, users: int, days: int) -> Path:
     return warehouse
 
 
+def built_warehouse(work: Path, users: int, days: int) -> Path:
+    """``build_warehouse`` in a process of its own: dbt in this process would keep the file
+    open, and the live process must open it."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(build_warehouse, (work, users, days))
+
+
 def pick_ids(warehouse: Path, devices: int) -> tuple[list[tuple[str, str]], list[str], int]:
     """(device, user) pairs of the warehouse with a profile, segments and recommendations; the
     products with the most neighbours in the served rule set; the events loaded."""
@@ -650,7 +657,7 @@ def run(out: Path, *, users: int = 2000, days: int = 30, seconds: float = 20,
     work = out / "serving"
     started = time.perf_counter()
     progress(f"warehouse: {users} users x {days} days (built once into {work})")
-    warehouse = build_warehouse(work, users, days)
+    warehouse = built_warehouse(work, users, days)
     build_s = time.perf_counter() - started
     pairs, products, events = pick_ids(warehouse, devices)
     ids = [d for d, _ in pairs]
