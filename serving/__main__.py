@@ -15,6 +15,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from loader.errors import PersonaError
 from loader.uris import SOURCES_HELP
@@ -75,6 +76,12 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         help="post this many synthetic shoppers' visits a second to the collector, stamped now, "
         "some of them returning visitors the warehouse knows (make live: 2)",
     )  # fmt: skip
+    p.add_argument(
+        "--retention", default=None, metavar="FILE",
+        help="apply these retention rules (persona retention's YAML) an hour after start, then "
+        "daily, and rebuild the realtime models; default: retention.yml when it exists",
+    )  # fmt: skip
+    p.add_argument("--no-retention", action="store_true", help="never delete old rows")
     p.add_argument(
         "--memory-limit",
         default="1GB",
@@ -173,6 +180,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
             snapshot=snapshot, snapshot_seconds=args.snapshot_seconds,
             browser_origins=tuple(args.browser_origin), simulate=args.simulate,
             memory_limit=check_memory_limit(args.memory_limit),
+            retention=None if args.no_retention else _retention_rules(args.retention),
             interventions=_interventions(args),
             online_store=args.online_store,
             definitions=Path(args.definitions) if args.definitions else None,
@@ -184,6 +192,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
     except PersonaError as exc:
         print(f"error: {logs.redact(exc)}", file=sys.stderr)
         return 2
+
+
+def _retention_rules(path: str | None) -> Any:
+    """The rules, read (and checked) before anything starts: those of --retention, else of a
+    retention.yml in the working directory, else none (the live mode deletes nothing unasked)."""
+    from privacy import retention
+
+    if path is None and not Path("retention.yml").exists():
+        return None
+    return retention.load(Path(path) if path else None)
 
 
 def _replica(args: argparse.Namespace, token: str, host: str, port: int) -> int:

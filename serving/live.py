@@ -43,6 +43,9 @@ log = logging.getLogger("persona.serving.live")
 DEFINITIONS = Path(__file__).with_name("attributes.yml")
 # Without events, a refresh this often all the same: the profiles' windows move with the clock.
 IDLE_REFRESH_SECONDS = 60.0
+# Retention (privacy.retention): first an hour after start, then daily.
+RETENTION_FIRST_SECONDS = 3600.0
+RETENTION_EVERY_SECONDS = 86400.0
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Settings:
     browser_origins: tuple[str, ...] = ()  # pages that may call /v1/decide from a browser
     simulate: float = 0.0  # synthetic visits a second posted to the collector (make live)
     memory_limit: str = "1GB"  # DuckDB's buffer pool in this process (checked: MEMORY_LIMIT)
+    retention: Any = None  # privacy.retention rules applied daily; None: none
     interventions: Any = None  # serving.interventions.InterventionSettings (None: defaults)
 
 
@@ -140,7 +144,7 @@ class Refresher:
         return {"PERSONA_DUCKDB": self.settings.warehouse, "PERSONA_TARGET": "duckdb",
                 "PERSONA_SCHEMA": self.settings.schema}  # fmt: skip
 
-    def _dbt(self) -> None:
+    def _dbt(self, full: bool = False) -> None:
         """One dbt build of the realtime models, recording the plan replayed after it (the first
         run also builds the views and seeds, which later runs leave alone)."""
         from dbt.cli.main import dbtRunner
@@ -164,7 +168,8 @@ class Refresher:
             self.recorder.take()
             fingerprint_before = fingerprint(self.con.cursor())
             relations_before = self._relations()
-            result = self.runner.invoke(["build", *select, *tests, *self._common()])
+            rebuild = ["--full-refresh"] if full else []
+            result = self.runner.invoke(["build", *select, *tests, *rebuild, *self._common()])
             steps = self.recorder.take()
         self.dbt_runs += 1
         self.last_dbt = time.monotonic()
@@ -177,7 +182,7 @@ class Refresher:
         # relation (a first build's SQL creates tables the next run would refresh instead)
         nodes = self.runner.manifest.nodes
         views = {uid for uid, node in nodes.items() if node.config.materialized == "view"}
-        steady = self._relations() == relations_before
+        steady = self._relations() == relations_before and not full
         if steady and fingerprint(self.con.cursor()) == fingerprint_before:
             self.plan = Plan([s for s in steps if s.node not in views], fingerprint_before)
         else:
@@ -196,11 +201,15 @@ class Refresher:
             return False
         return fingerprint(self.con.cursor()) == self.plan.fingerprint
 
-    def refresh(self) -> bool:
+    def refresh(self, full: bool = False) -> bool:
+        """``full``: dbt rebuilds every realtime model from what the warehouse holds (after
+        rows were deleted underneath them: retention)."""
         started = time.perf_counter()
-        mode = "dbt"
+        mode = "dbt --full-refresh" if full else "dbt"
         try:
-            if self._replayable():
+            if full:
+                self._dbt(full=True)
+            elif self._replayable():
                 assert self.plan is not None
                 try:
                     self.plan.replay(self.con.cursor)
@@ -409,6 +418,7 @@ class Live:
             publisher = SnapshotPublisher(snapshot, con, lambda: refresher.cycles)
             publisher.start()
         last_refresh = time.monotonic()
+        retention_due = time.monotonic() + RETENTION_FIRST_SECONDS
         try:
             while True:
                 # awake when a batch lands; without events, every so often: the profiles'
@@ -427,6 +437,9 @@ class Live:
                         refresher.refresh()
                 elif not s.refresh:
                     self.loaded.clear()
+                if s.retention and time.monotonic() >= retention_due:
+                    retention_due = time.monotonic() + RETENTION_EVERY_SECONDS
+                    self._retention(forgetter, refresher)
                 if publisher is not None:
                     publisher.wake()
         finally:
@@ -452,6 +465,23 @@ class Live:
         if self.errors:
             raise self.errors[0]
         return 0
+
+    def _retention(self, forgetter: Any, refresher: Refresher) -> None:
+        """The daily retention step: old rows deleted with the loader and the refresh paused
+        (as a forget), then the realtime models rebuilt from what remains."""
+        from privacy import retention
+
+        rules = self.settings.retention
+        try:
+            deleted = forgetter.run_alone(lambda con: retention.apply(con, rules))
+        except Exception:
+            log.exception("retention failed; retried tomorrow")
+            return
+        if any(deleted.values()):
+            log.info("retention deleted %s; rebuilding the realtime models",
+                     {t: n for t, n in deleted.items() if n})  # fmt: skip
+            with forgetter.exclusive:
+                refresher.refresh(full=True)
 
     def _simulator(self, con: duckdb.DuckDBPyConnection) -> Any:
         """``--simulate N``: N synthetic visits a second to this process's own collector."""
