@@ -32,7 +32,7 @@ from serving.batch import ROOT, BatchSync, builtin_groups
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
 from serving.event_logs import EventLogs
-from serving.plan import Plan, PlanFailed, PlanRecorder, fingerprint
+from serving.plan import Plan, PlanFailed, PlanRecorder, changes_schema, fingerprint
 from serving.replica import share_definitions
 from serving.service import Api, new_registry
 from serving.snapshot import Snapshot
@@ -182,7 +182,7 @@ class Refresher:
         # relation (a first build's SQL creates tables the next run would refresh instead)
         nodes = self.runner.manifest.nodes
         views = {uid for uid, node in nodes.items() if node.config.materialized == "view"}
-        steady = self._relations() == relations_before and not full
+        steady = self._relations() == relations_before and not full and not changes_schema(steps)
         if steady and fingerprint(self.con.cursor()) == fingerprint_before:
             self.plan = Plan([s for s in steps if s.node not in views], fingerprint_before)
         else:

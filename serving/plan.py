@@ -34,6 +34,9 @@ log = logging.getLogger("persona.serving.plan")
 # refresh; seeds load rows with bound parameters the events do not carry.
 _REPLAYED = ("model.", "snapshot.", "operation.")
 _TRANSACTION = re.compile(r"^\s*(begin|commit|rollback)\s*;?\s*$", re.IGNORECASE)
+# A run that changed a table's columns (on_schema_change) did it once: its SQL is no plan.
+_SCHEMA_CHANGE = re.compile(r"\balter\s+table\s+\S+\s+(add|drop|alter)\s+column\b",
+                            re.IGNORECASE)  # fmt: skip
 
 
 @dataclass
@@ -68,6 +71,10 @@ class PlanRecorder:
         with self._lock:
             steps, self._steps = list(self._steps.values()), {}
         return steps
+
+
+def changes_schema(steps: list[Step]) -> bool:
+    return any(_SCHEMA_CHANGE.search(sql) for step in steps for sql in step.statements)
 
 
 @dataclass
