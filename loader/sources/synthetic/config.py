@@ -14,13 +14,15 @@ class SyntheticConfig:
 
     ``days`` days from ``start`` (midnight, naive UTC); events that arrive after ``until``
     (default: the end of the last day) are not emitted. ``ending`` places the days so that
-    they end at a given moment, by default now: what the CLI and ``synthetic:`` do."""
+    they end at a given moment, by default now: what the CLI and ``synthetic:`` do. ``apps``
+    adds the shop's app users; the web stream is the same with or without them."""
 
     users: int = 2000
     days: int = 30
     seed: int = 0
     start: datetime = datetime(2026, 1, 1)  # naive UTC
     until: datetime | None = None
+    apps: bool = True  # the shop's iOS and Android apps beside the web shop (apps.py)
 
     @classmethod
     def ending(cls, end: datetime | None = None, **size: int) -> SyntheticConfig:
