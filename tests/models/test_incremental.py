@@ -15,6 +15,11 @@ of these, in the last chunk, for a device of its own that visited once in the fi
   device's row in identity_map changes;
 - network_login: a new browser behind the same network_userid logs in (stitching by network);
 - new_device: a user seen on a new device (users and per-user aggregates span devices).
+Every example also has a customer who switches from the web to an app: a visit in the first
+chunk, then an app session (client_session ids) whose first screen and a break in the background
+arrive in the first chunk and whose return to the foreground, sign-in and second screen arrive
+in the last: the session spans the background period and the chunks, and the sign-in re-stitches
+its first half. The synthetic shop's own app users mix app sessions into every stream.
 Bugs planted to check this, each failing within the default examples: restitch_sessions
 disabled; restitch_sessions stitching by cookie only; devices_this_run without the devices a
 login by cookie or by network_userid re-stitches; the key_scoped strategy not clearing its keys.
@@ -43,6 +48,8 @@ MODELS = (
     "events",
     "session_bounds",
     "page_views",
+    "screen_views",
+    "views",
     "sessions",
     "quarantined_sessions",
     "identity_map",
@@ -69,6 +76,31 @@ REFRESH = ("build", "--selector", "realtime", "--exclude-resource-type", "test",
 EXAMPLES = int(os.environ.get("PERSONA_INVARIANT_EXAMPLES", "6"))
 STITCHING = ("network_login", "shared_device", "silent_login", "new_device")
 WEB_PAGE = "contexts_com_snowplowanalytics_snowplow_web_page_1"
+CLIENT_SESSION = "contexts_com_snowplowanalytics_snowplow_client_session_1"
+SCREEN = "contexts_com_snowplowanalytics_mobile_screen_1"
+SCREEN_SUMMARY = "contexts_com_snowplowanalytics_mobile_screen_summary_1"
+SCREEN_VIEW = "unstruct_event_com_snowplowanalytics_mobile_screen_view_1"
+MOVED = ("collector_tstamp", "dvce_created_tstamp", "dvce_sent_tstamp", "derived_tstamp")
+
+
+def app_event(base: Event, name: str, seconds: int, ids: dict[str, str], screen: str,
+              summary: tuple[int, int] | None = None) -> Event:  # fmt: skip
+    """An app's event ``seconds`` after ``base`` (a web event whose clock and geo it keeps),
+    with the mobile trackers' entities; ``ids``: event_id, install, session, user_id."""
+    session = {"_schema_version": "1-0-2", "userId": ids["install"], "sessionId": ids["session"],
+               "sessionIndex": 1, "storageMechanism": "SQLITE"}  # fmt: skip
+    event = base | {k: base[k] + timedelta(seconds=seconds) for k in MOVED} | {
+        "event_id": ids["event_id"], "platform": "mob", "event": "unstruct", "event_name": name,
+        "domain_userid": None, "domain_sessionid": None, "network_userid": None,
+        "user_id": ids.get("user_id"), WEB_PAGE: None, CLIENT_SESSION: [session],
+        SCREEN: [{"_schema_version": "1-0-0", "id": screen, "name": name}],
+        SCREEN_VIEW: {"id": screen, "name": "Home"} if name == "screen_view" else None,
+        SCREEN_SUMMARY: None if summary is None else [
+            {"_schema_version": "1-0-0", "foreground_sec": summary[0], "background_sec": summary[1]}
+        ],
+    }  # fmt: skip
+    # no page, referrer or campaign: an app has none
+    return event | {k: None for k in event if k.startswith(("page_", "refr_", "mkt_"))}
 
 
 @dataclass
@@ -151,6 +183,33 @@ def chunked_streams(draw: st.DrawFn) -> Stream:
             login |= {"network_userid": fresh_id(), "user_id": before or user}
         changes.append(f"{kind}: {before} then {login['user_id']}")
         chunks[-1].append(login)
+    # web, then app: an app session across a break in the background and across the chunks
+    e = page_views[draw(st.integers(0, len(page_views) - 1))]
+    user = draw(st.sampled_from(user_ids))
+    chunks[0].append(e | {"event_id": fresh_id(), "domain_userid": fresh_id(), "user_id": user,
+                          "domain_sessionid": fresh_id(), "network_userid": fresh_id(),
+                          WEB_PAGE: [{"_schema_version": "1-0-0", "id": fresh_id()}]})  # fmt: skip
+    ids = {"install": fresh_id(), "session": fresh_id()}
+    first, second = fresh_id(), fresh_id()
+    start = 60 * draw(st.integers(31, 60 * 24))
+    away = 60 * draw(st.integers(1, 29))  # shorter than the 30-minute background timeout
+    chunks[0] += [
+        app_event(e, "screen_view", start, ids | {"event_id": fresh_id()}, first),
+        app_event(e, "application_background", start + 12, ids | {"event_id": fresh_id()},
+                  first, (12, 0)),
+    ]  # fmt: skip
+    signed_in = ids | {"user_id": user}
+    chunks[-1] += [
+        app_event(e, "application_foreground", start + 12 + away,
+                  signed_in | {"event_id": fresh_id()}, first, (12, away)),
+        app_event(e, "screen_end", start + 30 + away, signed_in | {"event_id": fresh_id()},
+                  first, (30, away)),
+        app_event(e, "screen_view", start + 31 + away, signed_in | {"event_id": fresh_id()},
+                  second),
+        app_event(e, "application_background", start + 50 + away,
+                  signed_in | {"event_id": fresh_id()}, second, (19, 0)),
+    ]  # fmt: skip
+    changes.append(f"web then app: {user}, {away // 60} min in the background")
     for _ in range(draw(st.integers(0, 6))):
         i = draw(st.integers(0, n_chunks - 2))
         e = chunks[i][draw(st.integers(0, len(chunks[i]) - 1))]

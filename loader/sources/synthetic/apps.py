@@ -338,7 +338,7 @@ class Apps:
             n += 1
             if checkout:
                 nxt: _Screen | None = checkout.pop(0)
-            elif n < 40 and rng.random() < 0.75:
+            elif n < 25 and rng.random() < 0.7:
                 nxt = self._next_screen(au.user, screen)
             elif visit.cart and rng.random() < BUY_P:
                 checkout = [_Screen("Checkout", "checkout", self._uuid()),
