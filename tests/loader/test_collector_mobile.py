@@ -59,8 +59,10 @@ def test_an_app_and_the_web_make_one_customer(collector: Collector) -> None:
         ]
 
     def summary(foreground: float, background: float) -> SelfDescribingJson:
-        return SelfDescribingJson(f"{MOBILE}/screen_summary/jsonschema/1-0-0",
-                                  {"foreground_sec": foreground, "background_sec": background})  # fmt: skip
+        return SelfDescribingJson(
+            f"{MOBILE}/screen_summary/jsonschema/1-0-0",
+            {"foreground_sec": foreground, "background_sec": background},
+        )
 
     def event(schema: str, data: dict, at: datetime, ctx: list[SelfDescribingJson]) -> None:
         app.track(SelfDescribing(SelfDescribingJson(schema, data), context=ctx,

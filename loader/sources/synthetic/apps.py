@@ -259,7 +259,7 @@ class Apps:
         r = rng.random()
         if screen is None or (screen.type == "detail" and r < 0.3):
             return _Screen("Home", "feed", self._uuid(), items=rng.randint(20, 60))
-        if screen.type in ("feed", "list") and r < 0.8 or r < 0.5:
+        if (screen.type in ("feed", "list") and r < 0.8) or r < 0.5:
             return _Screen("Product", "detail", self._uuid(), product=self._pick_product(user))
         return _Screen("Category", "list", self._uuid(), items=rng.randint(20, 80))
 
@@ -288,9 +288,19 @@ class Apps:
                 visit.cart.append((product, qty))
                 total = round(sum(p.price * q for p, q in visit.cart), 2)
                 engaged = max(engaged, 4000)
-                cart = {"schema": CART_SCHEMA, "data": {"total_value": total, "currency": CURRENCY}}
-                self._emit(visit, ECOM_ACTION, t + rng.randint(2000, engaged), skew, install,
-                           ACTIONS["add_to_cart"], [Sim._product_entity(product, qty), cart])  # fmt: skip
+                cart: Entity = {
+                    "schema": CART_SCHEMA,
+                    "data": {"total_value": total, "currency": CURRENCY},
+                }
+                self._emit(
+                    visit,
+                    ECOM_ACTION,
+                    t + rng.randint(2000, engaged),
+                    skew,
+                    install,
+                    ACTIONS["add_to_cart"],
+                    [Sim._product_entity(product, qty), cart],
+                )
         seen = rng.randint(1, screen.items) if screen.items else 0
         if rng.random() < BACKGROUND_P:
             # a break shorter than the background timeout: the session goes on
@@ -327,8 +337,14 @@ class Apps:
             install.installed = True
             self._emit(visit, APP_INSTALL, t, skew, install, unstruct_json(APP_INSTALL_SCHEMA, {}))
         install.foregrounds += 1
-        self._emit(visit, APP_FOREGROUND, t + 50, skew, install,
-                   unstruct_json(APP_FOREGROUND_SCHEMA, {"foregroundIndex": install.foregrounds}))  # fmt: skip
+        self._emit(
+            visit,
+            APP_FOREGROUND,
+            t + 50,
+            skew,
+            install,
+            unstruct_json(APP_FOREGROUND_SCHEMA, {"foregroundIndex": install.foregrounds}),
+        )
         t += 400
         screen = self._next_screen(au.user, None)
         checkout: list[_Screen] = []
