@@ -103,8 +103,10 @@ final as (
                 {{ persona.entity_field(atomic_events, client_session, 'userId') }}, domain_userid
             ) as domain_userid,
             coalesce(
-                cast({{ persona.entity_field(atomic_events, client_session, 'sessionIndex') }}
-                    as integer),
+                cast(
+                    {{ persona.entity_field(atomic_events, client_session, 'sessionIndex') }}
+                    as integer
+                ),
                 domain_sessionidx
             ) as domain_sessionidx
         ),
