@@ -186,10 +186,11 @@ first_page_activity as (
 
 campaigns as (
 
-    {#- every campaign of the page activity (a superset of the landing pages'): a hash
-        aggregate, where reading first_page_activity again would redo its sort -#}
-    select distinct {{ persona.campaign_fields('page_activity') }}
-    from page_activity
+    {#- every campaign of the session activity (a superset of the first events'; app sessions'
+        included): a hash aggregate, where reading first_page_activity again would redo its
+        sort -#}
+    select distinct {{ persona.campaign_fields('session_activity') }}
+    from session_activity
 
 ),
 
