@@ -147,7 +147,7 @@ class Apps:
         self.users = [
             self._app_user(user, user.first_day + rng.randrange(max(1, cfg.days - user.first_day)))
             for user in sim.users
-            if rng.random() < APP_USER_P
+            if rng.random() < APP_USER_P[user.registered]
         ]
         for i in range(round(cfg.users * APP_ONLY_USERS)):
             self.users.append(self._app_user(self._app_only_user(i), rng.randrange(cfg.days)))

@@ -262,8 +262,9 @@ CLIENT_SESSION_SCHEMA = f"iglu:{SP}/client_session/jsonschema/1-0-2"
 MOBILE_CONTEXT_SCHEMA = f"iglu:{SP}/mobile_context/jsonschema/1-0-3"
 GEOLOCATION_SCHEMA = f"iglu:{SP}/geolocation_context/jsonschema/1-1-0"
 APP_VERSIONS = (("4.2.0", "420"), ("4.2.0", "420"), ("4.1.3", "413"))
-APP_USER_P = 0.25  # share of the shop's web users who also install an app
-APP_ONLY_USERS = 0.1  # app-only users, per web user
+# share of the shop's web users who also install an app: likelier with an account
+APP_USER_P = {True: 0.35, False: 0.08}
+APP_ONLY_USERS = 0.05  # app-only users, per web user
 APP_LOGIN_P = 0.6  # an app user with an account signs in on a session (and stays signed in)
 BACKGROUND_P = 0.12  # a screen during which the app goes to the background and comes back
 APP_BACKGROUND_TIMEOUT_MS = 30 * 60_000  # the trackers' default background session timeout
