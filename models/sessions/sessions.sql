@@ -1,10 +1,11 @@
 {#- One row per domain_sessionid with page activity (a page view or a page ping), and per app
     session (the client_session's sessionId, any event), built from its events: a session runs
     from its first event to its last, and a tab left open that pings into a new session after
-    the old one expired makes that new session too, with the pinged page as its first page. Events more than max_session_days after the first event of their session are
-    left out; those sessions are listed in quarantined_sessions. An app session's views are
-    its screen views, its engaged time their screen_summary foreground seconds, and its first
-    and last screen those of its first and last screen view. -#}
+    the old one expired makes that new session too, with the pinged page as its first page.
+    Events more than max_session_days after the first event of their session are left out;
+    those sessions are listed in quarantined_sessions. An app session's views are its screen
+    views, its engaged time their screen_summary foreground seconds, and its first and last
+    screen those of its first and last screen view. -#}
 
 {{ config(
     incremental_strategy='key_scoped',
