@@ -80,6 +80,7 @@ CLIENT_SESSION = "contexts_com_snowplowanalytics_snowplow_client_session_1"
 SCREEN = "contexts_com_snowplowanalytics_mobile_screen_1"
 SCREEN_SUMMARY = "contexts_com_snowplowanalytics_mobile_screen_summary_1"
 SCREEN_VIEW = "unstruct_event_com_snowplowanalytics_mobile_screen_view_1"
+ROBOTS = "contexts_com_iab_snowplow_spiders_and_robots_1"  # the base may be a bot's page view
 MOVED = ("collector_tstamp", "dvce_created_tstamp", "dvce_sent_tstamp", "derived_tstamp")
 
 
@@ -93,6 +94,7 @@ def app_event(base: Event, name: str, seconds: int, ids: dict[str, str], screen:
         "event_id": ids["event_id"], "platform": "mob", "event": "unstruct", "event_name": name,
         "domain_userid": None, "domain_sessionid": None, "network_userid": None,
         "user_id": ids.get("user_id"), WEB_PAGE: None, CLIENT_SESSION: [session],
+        "useragent": "PersonaShop/4.2.0 CFNetwork/1568.200.51 Darwin/24.1.0", ROBOTS: None,
         SCREEN: [{"_schema_version": "1-0-0", "id": screen, "name": name}],
         SCREEN_VIEW: {"id": screen, "name": "Home"} if name == "screen_view" else None,
         SCREEN_SUMMARY: None if summary is None else [
