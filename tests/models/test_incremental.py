@@ -186,30 +186,36 @@ def chunked_streams(draw: st.DrawFn) -> Stream:
         changes.append(f"{kind}: {before} then {login['user_id']}")
         chunks[-1].append(login)
     # web, then app: an app session across a break in the background and across the chunks
+    # (ids of their own: a minimal example draws the same fresh_id every time)
+    seed = fresh_id()
+
+    def app_id(n: int) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{n}"))
+
     e = page_views[draw(st.integers(0, len(page_views) - 1))]
     user = draw(st.sampled_from(user_ids))
-    chunks[0].append(e | {"event_id": fresh_id(), "domain_userid": fresh_id(), "user_id": user,
-                          "domain_sessionid": fresh_id(), "network_userid": fresh_id(),
-                          WEB_PAGE: [{"_schema_version": "1-0-0", "id": fresh_id()}]})  # fmt: skip
-    ids = {"install": fresh_id(), "session": fresh_id()}
-    first, second = fresh_id(), fresh_id()
+    chunks[0].append(e | {"event_id": app_id(1), "domain_userid": app_id(2), "user_id": user,
+                          "domain_sessionid": app_id(3), "network_userid": app_id(4),
+                          WEB_PAGE: [{"_schema_version": "1-0-0", "id": app_id(5)}]})  # fmt: skip
+    ids = {"install": app_id(6), "session": app_id(7)}
+    first, second = app_id(8), app_id(9)
     start = 60 * draw(st.integers(31, 60 * 24))
     away = 60 * draw(st.integers(1, 29))  # shorter than the 30-minute background timeout
     chunks[0] += [
-        app_event(e, "screen_view", start, ids | {"event_id": fresh_id()}, first),
-        app_event(e, "application_background", start + 12, ids | {"event_id": fresh_id()},
+        app_event(e, "screen_view", start, ids | {"event_id": app_id(10)}, first),
+        app_event(e, "application_background", start + 12, ids | {"event_id": app_id(11)},
                   first, (12, 0)),
     ]  # fmt: skip
     signed_in = ids | {"user_id": user}
     chunks[-1] += [
         app_event(e, "application_foreground", start + 12 + away,
-                  signed_in | {"event_id": fresh_id()}, first, (12, away)),
-        app_event(e, "screen_end", start + 30 + away, signed_in | {"event_id": fresh_id()},
+                  signed_in | {"event_id": app_id(12)}, first, (12, away)),
+        app_event(e, "screen_end", start + 30 + away, signed_in | {"event_id": app_id(13)},
                   first, (30, away)),
-        app_event(e, "screen_view", start + 31 + away, signed_in | {"event_id": fresh_id()},
+        app_event(e, "screen_view", start + 31 + away, signed_in | {"event_id": app_id(14)},
                   second),
         app_event(e, "application_background", start + 50 + away,
-                  signed_in | {"event_id": fresh_id()}, second, (19, 0)),
+                  signed_in | {"event_id": app_id(15)}, second, (19, 0)),
     ]  # fmt: skip
     changes.append(f"web then app: {user}, {away // 60} min in the background")
     for _ in range(draw(st.integers(0, 6))):
