@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -300,7 +302,8 @@ def test_ending_at_midnight_is_the_same_stream() -> None:
     """``end`` places whole days: ending 2026-01-04 is the pinned stream from 2026-01-01."""
     import hashlib
 
-    cfg = SyntheticConfig.ending(datetime(2026, 1, 4), users=50, days=3, seed=1, apps=False)
+    cfg = SyntheticConfig.ending(datetime(2026, 1, 4), users=50, days=3, seed=1)
+    cfg = dataclasses.replace(cfg, apps=False)  # the pinned web stream
     assert (cfg.start, cfg.until) == (datetime(2026, 1, 1), datetime(2026, 1, 4))
     digest = hashlib.sha256()
     for line in generate_lines(cfg):

@@ -25,7 +25,7 @@ class SyntheticConfig:
     apps: bool = True  # the shop's iOS and Android apps beside the web shop (apps.py)
 
     @classmethod
-    def ending(cls, end: datetime | None = None, apps: bool = True, **size: int) -> SyntheticConfig:
+    def ending(cls, end: datetime | None = None, **size: int) -> SyntheticConfig:
         """A config (``size``: users, days, seed) whose days end at ``end`` (naive UTC; default
         now): the last day is the day of ``end``, cut at ``end``. A midnight ``end`` gives
         whole days, the same stream as ``start = end - days``."""
@@ -33,7 +33,7 @@ class SyntheticConfig:
         midnight = end.replace(hour=0, minute=0, second=0, microsecond=0)
         last = midnight if end == midnight else midnight + timedelta(days=1)
         days = size.get("days", cls.days)
-        return cls(**size, start=last - timedelta(days=days), until=end, apps=apps)
+        return cls(**size, start=last - timedelta(days=days), until=end)
 
     def __post_init__(self) -> None:
         if self.users < 1:
