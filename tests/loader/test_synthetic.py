@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import itertools
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
