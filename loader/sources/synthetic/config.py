@@ -33,7 +33,10 @@ class SyntheticConfig:
         midnight = end.replace(hour=0, minute=0, second=0, microsecond=0)
         last = midnight if end == midnight else midnight + timedelta(days=1)
         days = size.get("days", cls.days)
-        return cls(**size, start=last - timedelta(days=days), until=end)
+        if unknown := set(size) - {"users", "days", "seed"}:
+            raise TypeError(f"SyntheticConfig.ending: unknown size {sorted(unknown)}")
+        users, seed = size.get("users", cls.users), size.get("seed", cls.seed)
+        return cls(users, days, seed, start=last - timedelta(days=days), until=end)
 
     def __post_init__(self) -> None:
         if self.users < 1:
