@@ -18,20 +18,24 @@ select
     (select count(*) from derived.events) as events_deduplicated,
     (select count(*) from derived.events where is_bot) as bot_events,
     (select count(*) from derived.page_views) as page_views,
+    (select count(*) from derived.screen_views) as app_screen_views,
     (select count(*) from derived.sessions) as sessions,
     (select count(*) from derived.quarantined_sessions) as quarantined_sessions,
     (select count(*) from derived.users) as users,
     (select count(*) from derived.users where is_identified) as identified_users
 """
 
-# A buyer on several devices with a screenful of sessions: stitching at work.
+# A buyer on the web and in the app, on several devices, with a screenful of sessions:
+# stitching at work.
 EXAMPLE = """
-select user_id, devices, sessions, page_views, purchases, round(revenue, 2) as revenue,
+select user_id, platforms, devices, sessions, page_views, screen_views, purchases,
+    round(revenue, 2) as revenue,
     strftime(first_seen_at, '%Y-%m-%d') as first_seen,
     strftime(last_seen_at, '%Y-%m-%d') as last_seen
 from derived.users
 where is_identified
-order by devices > 1 desc, purchases > 0 desc, sessions between 4 and 12 desc, revenue desc, user_id
+order by platforms = 'both' desc, devices > 1 desc, purchases > 0 desc,
+    sessions between 4 and 12 desc, revenue desc, user_id
 limit 1
 """
 
@@ -49,7 +53,7 @@ select user_id, as_of, lifecycle_stage, engagement_tier, rfm_segment,
     sessions, sessions_30d, purchases, round(revenue, 2) as revenue,
     round(avg_order_value, 2) as avg_order_value, days_since_last_visit, days_since_last_purchase,
     usual_visit_gap_days, top_categories, top_products, preferred_channel,
-    preferred_device_type, preferred_hour_utc
+    preferred_device_type, preferred_hour_utc, platforms, web_sessions_30d, mobile_sessions_30d
 from derived.profiles
 where user_id = ?
 """
@@ -81,7 +85,8 @@ SESSIONS = """
 select strftime(start_tstamp, '%Y-%m-%d %H:%M') as started,
     left(domain_userid, 8) as device,
     case when user_id is null then 'anonymous' else 'logged in' end as "login",
-    page_views as pages, engaged_time_in_s as engaged_s, purchases, round(revenue, 2) as revenue,
+    platform_type as platform, page_views as pages, screen_views as screens,
+    engaged_time_in_s as engaged_s, purchases, round(revenue, 2) as revenue,
     default_channel_group as channel
 from derived.sessions
 where stitched_user_id = ?
@@ -95,7 +100,10 @@ def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> Table:
     names = [d[0] for d in cursor.description]
     for name in names:
         table.add_column(
-            name, justify="left" if name in ("user_id", "device", "login", "channel") else "right"
+            name,
+            justify="left"
+            if name in ("user_id", "platforms", "device", "login", "platform", "channel")
+            else "right",
         )
     for row in cursor.fetchall():
         table.add_row(
@@ -150,7 +158,9 @@ def main(path: str) -> int:
         next_steps(console, path, None, None)
         return 0
     console.print(_table("Example customer", con.execute(EXAMPLE)))
-    console.print(_table("Their sessions, on every device", con.execute(SESSIONS, [example[0]])))
+    console.print(
+        _table("Their sessions, on every device, web and app", con.execute(SESSIONS, [example[0]]))
+    )
     profile = con.execute(PROFILE, [example[0]])
     names = [d[0] for d in profile.description]
     card = Table(title="Their profile (derived.profiles)", title_justify="left", show_header=False)

@@ -36,6 +36,11 @@ from loader.contract import snake
 from serving.errors import DefinitionError
 
 KEYS = ("domain_userid", "domain_sessionid", "user_id", "network_userid")
+# An app's events carry their session and device in the client_session entity (the mobile
+# trackers set no domain_sessionid): the keys read it first, as the models do (derived.events),
+# so an app session or install is keyed by its client_session sessionId or userId.
+CLIENT_SESSION = "contexts_com_snowplowanalytics_snowplow_client_session_1"
+CLIENT_SESSION_KEYS = {"domain_sessionid": "sessionId", "domain_userid": "userId"}
 # the SDK's deprecated predefined keys: name "user"/"session", the column in "key"
 AGGREGATIONS = ("counter", "sum", "min", "max", "mean", "first", "last", "unique_list")
 NUMERIC = ("sum", "min", "max", "mean")
@@ -343,6 +348,18 @@ def _events(spec: Any, where: str) -> tuple[EventRef, ...]:
         major = int(str(version).split("-")[0]) if version else None
         refs.append(EventRef(e.get("vendor"), e.get("name"), major))
     return tuple(refs)
+
+
+def key_value(event: Mapping[str, Any], key: str) -> Any:
+    """The event's id for an attribute key: the client_session entity's for a session or
+    device key when the event has one (an app's event), else the atomic column."""
+    field_name = CLIENT_SESSION_KEYS.get(key)
+    entities = event.get(CLIENT_SESSION) if field_name else None
+    if isinstance(entities, str | bytes):  # a JSON column read back from the warehouse
+        entities = orjson.loads(entities)
+    if entities and isinstance(entities[0], Mapping) and entities[0].get(field_name):
+        return entities[0][field_name]
+    return event.get(key)
 
 
 def _key(spec: Any, where: str) -> tuple[str, str]:

@@ -25,7 +25,14 @@ from typing import Any
 
 import orjson
 
-from serving.definitions import MAX_UNIQUE, Group, StreamAttribute
+from serving.definitions import (
+    CLIENT_SESSION,
+    CLIENT_SESSION_KEYS,
+    MAX_UNIQUE,
+    Group,
+    StreamAttribute,
+    key_value,
+)
 from serving.stores.base import OnlineStore
 
 log = logging.getLogger("persona.serving.stream")
@@ -270,7 +277,7 @@ class StreamEngine:
     ) -> None:
         ts = epoch(event.get("collector_tstamp"))
         for group in groups:
-            identifier = event.get(group.key)
+            identifier = key_value(event, group.key)
             if not identifier:
                 continue
             hit = False
@@ -366,6 +373,8 @@ def columns(groups: Iterable[Group]) -> set[str]:
     needed = {"event_id", "collector_tstamp", "event_vendor", "event_name", "event_version"}
     for group in groups:
         needed.add(group.key)
+        if group.key in CLIENT_SESSION_KEYS:
+            needed.add(CLIENT_SESSION)
         for attribute in group.attributes:
             needed |= attribute.columns
     return needed

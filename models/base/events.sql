@@ -1,7 +1,9 @@
 {#- One row per event_id: the loader delivers at least once and trackers retry, so the same
     event can arrive twice; the earliest arrival wins. Events sent more than days_late_allowed
     days after they were created are dropped first, as Snowplow's web package does, and bots
-    are flagged. Incremental runs read only rows loaded since the last run and compare them
+    are flagged. App events (the mobile trackers set no domain_sessionid) take their session
+    and device from the client_session entity, so every model downstream keys web and app
+    sessions alike (docs/models.md, "Mobile apps"). Incremental runs read only rows loaded since the last run and compare them
     with copies already kept from the last dedupe_lookback_days. -#}
 {{ config(unique_key='event_id', target_lag='downstream', incremental_strategy='lookback') }}
 {%- set atomic_events = source('atomic', 'events') -%}
@@ -11,6 +13,8 @@
 {%- set action = 'unstruct_event_com_snowplowanalytics_snowplow_ecommerce_'
     ~ 'snowplow_ecommerce_action_1' -%}
 {%- set transaction = 'contexts_com_snowplowanalytics_snowplow_ecommerce_transaction_1' -%}
+{%- set client_session = persona.mobile_entity('client_session') -%}
+{%- set app_session_id = persona.entity_field(atomic_events, client_session, 'sessionId') -%}
 
 with source_events as (
 
@@ -89,8 +93,23 @@ arrived_first as (
 
 final as (
 
+    {#- the client_session entity keys a session and its device when there is one (the browser
+        tracker's session context carries the same ids as the cookies; the mobile trackers set
+        no domain_sessionid); a web event without it keeps its own ids -#}
     select
-        *,
+        * replace (
+            coalesce({{ app_session_id }}, domain_sessionid) as domain_sessionid,
+            coalesce(
+                {{ persona.entity_field(atomic_events, client_session, 'userId') }}, domain_userid
+            ) as domain_userid,
+            coalesce(
+                cast(
+                    {{ persona.entity_field(atomic_events, client_session, 'sessionIndex') }}
+                    as integer
+                ),
+                domain_sessionidx
+            ) as domain_sessionidx
+        ),
         {{ persona.entity_field(atomic_events, web_page, 'id') }} as page_view_id,
         coalesce(
             lower({{ persona.entity_field(atomic_events, robots, 'spiderOrRobot') }}) = 'true',
@@ -103,7 +122,19 @@ final as (
         cast(
             {{ persona.entity_field(atomic_events, transaction, 'revenue') }}
             as {{ persona.type_money() }}
-        ) as transaction_revenue
+        ) as transaction_revenue,
+        {#- an app's events: platform mob, or a client session without a cookie session -#}
+        case
+            when platform = 'mob' or (domain_sessionid is null and {{ app_session_id }} is not null)
+                then 'mobile'
+            when domain_sessionid is not null or platform = 'web' then 'web'
+        end as platform_type,
+        {#- the screen view an app event belongs to: a screen_view's own id, else the screen
+            entity the trackers attach to every event -#}
+        coalesce(
+            {{ persona.entity_field(atomic_events, persona.mobile_entity('screen_view'), 'id') }},
+            {{ persona.entity_field(atomic_events, persona.mobile_entity('screen'), 'id') }}
+        ) as screen_view_id
     from arrived_first
 
 )

@@ -10,6 +10,7 @@
 {%- set windows = var('profile_windows') -%}
 {%- set metrics = ['sessions', 'page_views', 'engaged_time_in_s', 'product_views',
     'add_to_carts', 'purchases', 'revenue'] -%}
+{%- set platform_metrics = ['screen_views', 'web_sessions', 'mobile_sessions'] -%}
 {%- set weights = var('interest_weights') -%}
 {%- set lifecycle = var('lifecycle') -%}
 {%- set tiers = var('engagement_tiers') -%}
@@ -90,6 +91,36 @@ totals as (
         max(last_end_tstamp) as last_seen_at,
         max(last_purchase_tstamp) as last_purchase_at
     from activity
+    group by user_id
+
+),
+
+{# web and app: screen views and sessions per platform, lifetime and per window -#}
+platform_activity as (
+
+    select
+        user_id,
+        age_days,
+        screen_views,
+        sessions - mobile_sessions as web_sessions,
+        mobile_sessions
+    from activity
+
+),
+
+platform_totals as (
+
+    select
+        user_id,
+        {%- for metric in platform_metrics %}
+        sum({{ metric }}) as {{ metric }},
+        {%- for days in windows %}
+        sum(case when age_days < {{ days }} then {{ metric }} else 0 end)
+            as {{ metric }}_{{ days }}d,
+        {%- endfor %}
+        {%- endfor %}
+        {{ persona.platforms('sum(web_sessions)', 'sum(mobile_sessions)') }} as platforms
+    from platform_activity
     group by user_id
 
 ),
@@ -350,8 +381,16 @@ final as (
 
     select
         scored.*,
+        {%- for metric in platform_metrics %}
+        platform_totals.{{ metric }},
+        {%- for days in windows %}
+        platform_totals.{{ metric }}_{{ days }}d,
+        {%- endfor %}
+        {%- endfor %}
+        platform_totals.platforms,
         consent.consent_state
     from scored
+    inner join platform_totals on scored.user_id = platform_totals.user_id
     left join consent on scored.user_id = consent.user_id
 
 )

@@ -1,8 +1,11 @@
-{#- One row per domain_sessionid with page activity (a page view or a page ping), built from its
-    events: a session runs from its first event to its last, and a tab left open that pings into
-    a new session after the old one expired makes that new session too, with the pinged page as
-    its first page. Events more than max_session_days after the first event of their session are
-    left out; those sessions are listed in quarantined_sessions. -#}
+{#- One row per domain_sessionid with page activity (a page view or a page ping), and per app
+    session (the client_session's sessionId, any event), built from its events: a session runs
+    from its first event to its last, and a tab left open that pings into a new session after
+    the old one expired makes that new session too, with the pinged page as its first page.
+    Events more than max_session_days after the first event of their session are left out;
+    those sessions are listed in quarantined_sessions. An app session's views are its screen
+    views, its engaged time their screen_summary foreground seconds, and its first and last
+    screen those of its first and last screen view. -#}
 
 {{ config(
     incremental_strategy='key_scoped',
@@ -42,6 +45,55 @@ page_activity as (
 
 ),
 
+session_activity as (
+
+    {#- what makes a session: page activity on the web; in an app, any event of its session -#}
+    select * from page_activity
+    union all
+    select * from events
+    where platform_type = 'mobile' and page_view_id is null
+
+),
+
+screen_engagement as (
+
+    {{ persona.screen_engagement('events') }}
+
+),
+
+screen_view_events as (
+
+    select
+        domain_sessionid,
+        screen_view_id,
+        derived_tstamp,
+        dvce_created_tstamp,
+        event_id,
+        {{ persona.mobile_field('screen_view', 'name') }} as screen_name
+    from events
+    where event_name = 'screen_view' and screen_view_id is not null
+
+),
+
+first_screen_view as (
+
+    select * from screen_view_events
+    qualify row_number() over (
+        partition by domain_sessionid order by derived_tstamp, dvce_created_tstamp, event_id
+    ) = 1
+
+),
+
+last_screen_view as (
+
+    select * from screen_view_events
+    qualify row_number() over (
+        partition by domain_sessionid
+        order by derived_tstamp desc, dvce_created_tstamp desc, event_id desc
+    ) = 1
+
+),
+
 page_view_engagement as (
 
     {#- the same formula as page_views, per page view and session -#}
@@ -64,7 +116,17 @@ session_engagement as (
     select
         domain_sessionid,
         sum(engaged_time_in_s) as engaged_time_in_s
-    from page_view_engagement
+    from (
+        select
+            domain_sessionid,
+            engaged_time_in_s
+        from page_view_engagement
+        union all
+        select
+            domain_sessionid,
+            engaged_time_in_s
+        from screen_engagement
+    ) as views_engagement
     group by domain_sessionid
 
 ),
@@ -73,8 +135,10 @@ session_page_views as (
 
     select
         domain_sessionid,
-        count(distinct page_view_id) as page_views
-    from page_activity
+        count(distinct page_view_id) as page_views,
+        count(distinct case when event_name = 'screen_view' then screen_view_id end)
+            as screen_views
+    from session_activity
     group by domain_sessionid
 
 ),
@@ -109,7 +173,12 @@ session_events_agg as (
 
 first_page_activity as (
 
-    select * from page_activity
+    select
+        *,
+        {{ persona.mobile_field('mobile_context', 'osType') }} as os_type,
+        {{ persona.mobile_field('mobile_context', 'deviceModel') }} as device_model,
+        {{ persona.mobile_field('application', 'version') }} as app_version
+    from session_activity
     qualify row_number() over (
         partition by domain_sessionid order by derived_tstamp, dvce_created_tstamp, event_id
     ) = 1
@@ -118,10 +187,11 @@ first_page_activity as (
 
 campaigns as (
 
-    {#- every campaign of the page activity (a superset of the landing pages'): a hash
-        aggregate, where reading first_page_activity again would redo its sort -#}
-    select distinct {{ persona.campaign_fields('page_activity') }}
-    from page_activity
+    {#- every campaign of the session activity (a superset of the first events'; app sessions'
+        included): a hash aggregate, where reading first_page_activity again would redo its
+        sort -#}
+    select distinct {{ persona.campaign_fields('session_activity') }}
+    from session_activity
 
 ),
 
@@ -133,7 +203,7 @@ campaign_channels as (
 
 last_page_activity as (
 
-    select * from page_activity
+    select * from session_activity
     qualify row_number() over (
         partition by domain_sessionid
         order by derived_tstamp desc, dvce_created_tstamp desc, event_id desc
@@ -168,7 +238,7 @@ joined as (
         se.conversions,
         se.max_load_tstamp,
         {#- Snowplow's rule: a converted session is engaged too (var conversions) -#}
-        spv.page_views >= 2
+        spv.page_views + spv.screen_views >= 2
         or coalesce(eng.engaged_time_in_s, 0) >= 2 * {{ heartbeat }}
         or se.conversions > 0 as is_engaged,
         f.page_title as first_page_title,
@@ -199,12 +269,21 @@ joined as (
         f.br_lang,
         f.useragent,
         f.dvce_type,
-        f.dvce_ismobile
+        f.dvce_ismobile,
+        f.platform_type,
+        spv.screen_views,
+        fsv.screen_name as first_screen_name,
+        lsv.screen_name as last_screen_name,
+        f.os_type,
+        f.device_model,
+        f.app_version
     from session_page_views as spv
     inner join session_events_agg as se on spv.domain_sessionid = se.domain_sessionid
     inner join first_page_activity as f on spv.domain_sessionid = f.domain_sessionid
     inner join last_page_activity as l on spv.domain_sessionid = l.domain_sessionid
     left join session_engagement as eng on spv.domain_sessionid = eng.domain_sessionid
+    left join first_screen_view as fsv on spv.domain_sessionid = fsv.domain_sessionid
+    left join last_screen_view as lsv on spv.domain_sessionid = lsv.domain_sessionid
     left join campaign_channels on {{ persona.same_campaign('f', 'campaign_channels') }}
     {{ persona.join_identity_map('f') }}
 

@@ -1,7 +1,9 @@
 {#- One row per stitched user: a logged-in user across all their devices, or an anonymous
     device (domain_userid) that has never logged in. Rebuilt from `sessions` (one row per
     session, a small fraction of the events) on every DuckDB run, because stitching moves old
-    sessions between users: exact, and cheap next to the event models. -#}
+    sessions between users: exact, and cheap next to the event models. A customer who logs in
+    on the web and in an app is one user: an app install is one more device, as a second
+    browser is. -#}
 {{ config(materialized='dynamic_table' if target.type == 'snowflake' else 'table') }}
 
 with sessions as (
@@ -39,7 +41,10 @@ totals as (
         sum(engaged_time_in_s) as engaged_time_in_s,
         sum(purchases) as purchases,
         sum(revenue) as revenue,
-        max(case when user_id is not null then 1 else 0 end) = 1 as is_identified
+        max(case when user_id is not null then 1 else 0 end) = 1 as is_identified,
+        sum(screen_views) as screen_views,
+        count(case when platform_type = 'web' then 1 end) as web_sessions,
+        count(case when platform_type = 'mobile' then 1 end) as mobile_sessions
     from sessions
     group by stitched_user_id
 
@@ -89,7 +94,12 @@ final as (
         firsts.mkt_medium,
         firsts.mkt_source,
         firsts.mkt_campaign,
-        firsts.default_channel_group as acquisition_channel
+        firsts.default_channel_group as acquisition_channel,
+        totals.screen_views,
+        totals.web_sessions,
+        totals.mobile_sessions,
+        {{ persona.platforms('totals.web_sessions', 'totals.mobile_sessions') }} as platforms,
+        firsts.platform_type as first_platform_type
     from totals
     inner join firsts on totals.user_id = firsts.stitched_user_id
     inner join lasts on totals.user_id = lasts.stitched_user_id

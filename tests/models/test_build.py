@@ -42,14 +42,25 @@ def test_events_are_deduplicated_and_late_ones_dropped(built) -> None:
     assert {r[0]: r[1] for r in rows} == {k: e["collector_tstamp"] for k, e in expected.items()}
 
 
+CLIENT_SESSION = "contexts_com_snowplowanalytics_snowplow_client_session_1"
+
+
+def device_and_session(e: Event) -> tuple[str | None, str | None]:
+    """An event's device and session keys: an app's client_session, else the web cookies."""
+    if app := e.get(CLIENT_SESSION):
+        return app[0]["userId"], app[0]["sessionId"]
+    return e.get("domain_userid"), e.get("domain_sessionid")
+
+
 def test_every_session_is_stitched_to_the_latest_login_of_its_device(built) -> None:
     con, events = built
     latest: dict[str, tuple] = {}
     for e in expected_events(events).values():
-        if e.get("user_id") and e.get("domain_userid") and not is_bot(e):
-            seen = latest.get(e["domain_userid"])
+        device = device_and_session(e)[0]
+        if e.get("user_id") and device and not is_bot(e):
+            seen = latest.get(device)
             if seen is None or e["collector_tstamp"] > seen[0]:
-                latest[e["domain_userid"]] = (e["collector_tstamp"], e["user_id"])
+                latest[device] = (e["collector_tstamp"], e["user_id"])
     rows = con.execute(
         "select domain_userid, user_id, stitched_user_id from derived.sessions"
     ).fetchall()
@@ -86,7 +97,7 @@ def test_page_views_sessions_and_revenue_add_up(built) -> None:
             revenue = e["contexts_com_snowplowanalytics_snowplow_ecommerce_transaction_1"][0][
                 "revenue"
             ]
-            per_session[e["domain_sessionid"]] += revenue
+            per_session[device_and_session(e)[1]] += revenue
     got = dict(
         con.execute(
             "select domain_sessionid, revenue from derived.sessions where purchases > 0"

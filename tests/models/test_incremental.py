@@ -17,6 +17,11 @@ of these, in the last chunk, for a device of its own that visited once in the fi
   device's row in identity_map changes;
 - network_login: a new browser behind the same network_userid logs in (stitching by network);
 - new_device: a user seen on a new device (users and per-user aggregates span devices).
+Every example also has a customer who switches from the web to an app: a visit in the first
+chunk, then an app session (client_session ids) whose first screen and a break in the background
+arrive in the first chunk and whose return to the foreground, sign-in and second screen arrive
+in the last: the session spans the background period and the chunks, and the sign-in re-stitches
+its first half. The synthetic shop's own app users mix app sessions into every stream.
 Bugs planted to check this, each failing within the default examples: restitch_sessions
 disabled; restitch_sessions stitching by cookie only; devices_this_run without the devices a
 login by cookie or by network_userid re-stitches; the key_scoped strategy not clearing its keys.
@@ -46,6 +51,8 @@ MODELS = (
     "events",
     "session_bounds",
     "page_views",
+    "screen_views",
+    "views",
     "sessions",
     "quarantined_sessions",
     "identity_map",
@@ -72,6 +79,33 @@ REFRESH = ("build", "--selector", "realtime", "--exclude-resource-type", "test",
 EXAMPLES = int(os.environ.get("PERSONA_INVARIANT_EXAMPLES", "6"))
 STITCHING = ("network_login", "shared_device", "silent_login", "new_device")
 WEB_PAGE = "contexts_com_snowplowanalytics_snowplow_web_page_1"
+CLIENT_SESSION = "contexts_com_snowplowanalytics_snowplow_client_session_1"
+SCREEN = "contexts_com_snowplowanalytics_mobile_screen_1"
+SCREEN_SUMMARY = "contexts_com_snowplowanalytics_mobile_screen_summary_1"
+SCREEN_VIEW = "unstruct_event_com_snowplowanalytics_mobile_screen_view_1"
+ROBOTS = "contexts_com_iab_snowplow_spiders_and_robots_1"  # the base may be a bot's page view
+MOVED = ("collector_tstamp", "dvce_created_tstamp", "dvce_sent_tstamp", "derived_tstamp")
+
+
+def app_event(base: Event, name: str, seconds: int, ids: dict[str, str], screen: str,
+              summary: tuple[int, int] | None = None) -> Event:  # fmt: skip
+    """An app's event ``seconds`` after ``base`` (a web event whose clock and geo it keeps),
+    with the mobile trackers' entities; ``ids``: event_id, install, session, user_id."""
+    session = {"_schema_version": "1-0-2", "userId": ids["install"], "sessionId": ids["session"],
+               "sessionIndex": 1, "storageMechanism": "SQLITE"}  # fmt: skip
+    event = base | {k: base[k] + timedelta(seconds=seconds) for k in MOVED} | {
+        "event_id": ids["event_id"], "platform": "mob", "event": "unstruct", "event_name": name,
+        "domain_userid": None, "domain_sessionid": None, "network_userid": None,
+        "user_id": ids.get("user_id"), WEB_PAGE: None, CLIENT_SESSION: [session],
+        "useragent": "PersonaShop/4.2.0 CFNetwork/1568.200.51 Darwin/24.1.0", ROBOTS: None,
+        SCREEN: [{"_schema_version": "1-0-0", "id": screen, "name": name}],
+        SCREEN_VIEW: {"id": screen, "name": "Home"} if name == "screen_view" else None,
+        SCREEN_SUMMARY: None if summary is None else [
+            {"_schema_version": "1-0-0", "foreground_sec": summary[0], "background_sec": summary[1]}
+        ],
+    }  # fmt: skip
+    # no page, referrer or campaign: an app has none
+    return event | {k: None for k in event if k.startswith(("page_", "refr_", "mkt_"))}
 
 
 @dataclass
@@ -157,6 +191,39 @@ def chunked_streams(draw: st.DrawFn) -> Stream:
             login |= {"network_userid": fresh_id(), "user_id": before or user}
         changes.append(f"{kind}: {before} then {login['user_id']}")
         chunks[-1].append(login)
+    # web, then app: an app session across a break in the background and across the chunks
+    # (ids of their own: a minimal example draws the same fresh_id every time)
+    seed = fresh_id()
+
+    def app_id(n: int) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/{n}"))
+
+    e = page_views[draw(st.integers(0, len(page_views) - 1))]
+    user = draw(st.sampled_from(user_ids))
+    chunks[0].append(e | {"event_id": app_id(1), "domain_userid": app_id(2), "user_id": user,
+                          "domain_sessionid": app_id(3), "network_userid": app_id(4),
+                          WEB_PAGE: [{"_schema_version": "1-0-0", "id": app_id(5)}]})  # fmt: skip
+    ids = {"install": app_id(6), "session": app_id(7)}
+    first, second = app_id(8), app_id(9)
+    start = 60 * draw(st.integers(31, 60 * 24))
+    away = 60 * draw(st.integers(1, 29))  # shorter than the 30-minute background timeout
+    chunks[0] += [
+        app_event(e, "screen_view", start, ids | {"event_id": app_id(10)}, first),
+        app_event(e, "application_background", start + 12, ids | {"event_id": app_id(11)},
+                  first, (12, 0)),
+    ]  # fmt: skip
+    signed_in = ids | {"user_id": user}
+    chunks[-1] += [
+        app_event(e, "application_foreground", start + 12 + away,
+                  signed_in | {"event_id": app_id(12)}, first, (12, away)),
+        app_event(e, "screen_end", start + 30 + away, signed_in | {"event_id": app_id(13)},
+                  first, (30, away)),
+        app_event(e, "screen_view", start + 31 + away, signed_in | {"event_id": app_id(14)},
+                  second),
+        app_event(e, "application_background", start + 50 + away,
+                  signed_in | {"event_id": app_id(15)}, second, (19, 0)),
+    ]  # fmt: skip
+    changes.append(f"web then app: {user}, {away // 60} min in the background")
     for _ in range(draw(st.integers(0, 6))):
         i = draw(st.integers(0, n_chunks - 2))
         e = chunks[i][draw(st.integers(0, len(chunks[i]) - 1))]

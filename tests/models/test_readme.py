@@ -56,6 +56,24 @@ def stitched_later(con: duckdb.DuckDBPyConnection, columns: list[str], rows: lis
         assert mapped == (stitched, True), device
 
 
+def web_and_app(con: duckdb.DuckDBPyConnection, columns: list[str], rows: list[tuple]) -> None:
+    assert columns[:4] == ["user_id", "platforms", "web_sessions", "mobile_sessions"]
+    for user_id, platforms, web, app, *_ in rows:
+        seen = con.execute(
+            "select count_if(platform_type = 'web'), count_if(platform_type = 'mobile') "
+            "from derived.sessions where stitched_user_id = ?",
+            [user_id],
+        ).fetchone()
+        assert platforms == "both" and seen == (web, app) and web > 0 and app > 0, user_id
+
+
+def top_screens(con: duckdb.DuckDBPyConnection, columns: list[str], rows: list[tuple]) -> None:
+    assert columns == ["screen", "views", "engaged_s"]
+    assert sum(r[1] for r in rows) == one(con, "select count(*) from derived.screen_views") > 0
+    assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)
+    assert any(r[2] > 0 for r in rows)
+
+
 def best_customers(con: duckdb.DuckDBPyConnection, columns: list[str], rows: list[tuple]) -> None:
     assert columns[0] == "user_id" and "lifecycle_stage" in columns
     buyers = one(con, "select count(*) from derived.users where purchases > 0")
@@ -108,6 +126,8 @@ CHECKS: dict[str, Check] = {
     "-- Customers who use more than one device, stitched into one user": multi_device,
     "-- Anonymous sessions that were stitched to a user who logged in later": stitched_later,
     "-- The best customers, as personalization sees them": best_customers,
+    "-- Customers on the web and in an app": web_and_app,
+    "-- The most viewed screens, with their engaged time": top_screens,
     "-- Segment sizes, with what each segment means": segment_sizes,
     "-- Who joined or left a segment since the last sync": segment_changes,
     "-- Suppression lists for ad platforms: do not show these users ads for these products": (

@@ -52,7 +52,8 @@ DOWNSTREAM = {
 LAGS = {"users": "5 minutes", "identity_map": "5 minutes", "anomalies": "15 minutes"}
 DETECTORS = {"traffic_anomalies", "behaviour_anomalies", "data_quality_anomalies"}
 FULL = {"profiles", "audiences", "anomalies"} | DETECTORS
-VIEWS = {"segment_members", "segment_definitions", "segment_membership", "segment_changes"}
+VIEWS = {"segment_members", "segment_definitions", "segment_membership", "segment_changes",
+         "views"}  # fmt: skip
 # DuckDB's refresh scopes: on Snowflake views over every key, which no dynamic table reads.
 SCOPES = {"sessions_this_run", "devices_this_run"}
 

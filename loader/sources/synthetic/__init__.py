@@ -12,6 +12,9 @@ The package, by concern:
 - ``tables``: those tables loaded, and the fixed world (schemas, calibration, traffic sources)
 - ``catalog``: the products, made from the category table
 - ``shoppers``: the simulator (users, tastes, devices, sessions, bots), day by day
+- ``apps``: the shop's iOS and Android apps (installs, app sessions, screens, engagement), some
+  of whose users also shop on the web and sign in on both; their own random sequence, so the
+  web stream is the same with or without them (``SyntheticConfig.apps``)
 - ``delivery``: timestamps, ids, late and duplicate deliveries, arrival order
 - ``source``: ``generate_lines`` and ``SyntheticSource``
 """

@@ -14,13 +14,15 @@ class SyntheticConfig:
 
     ``days`` days from ``start`` (midnight, naive UTC); events that arrive after ``until``
     (default: the end of the last day) are not emitted. ``ending`` places the days so that
-    they end at a given moment, by default now: what the CLI and ``synthetic:`` do."""
+    they end at a given moment, by default now: what the CLI and ``synthetic:`` do. ``apps``
+    adds the shop's app users; the web stream is the same with or without them."""
 
     users: int = 2000
     days: int = 30
     seed: int = 0
     start: datetime = datetime(2026, 1, 1)  # naive UTC
     until: datetime | None = None
+    apps: bool = True  # the shop's iOS and Android apps beside the web shop (apps.py)
 
     @classmethod
     def ending(cls, end: datetime | None = None, **size: int) -> SyntheticConfig:
@@ -31,7 +33,10 @@ class SyntheticConfig:
         midnight = end.replace(hour=0, minute=0, second=0, microsecond=0)
         last = midnight if end == midnight else midnight + timedelta(days=1)
         days = size.get("days", cls.days)
-        return cls(**size, start=last - timedelta(days=days), until=end)
+        if unknown := set(size) - {"users", "days", "seed"}:
+            raise TypeError(f"SyntheticConfig.ending: unknown size {sorted(unknown)}")
+        users, seed = size.get("users", cls.users), size.get("seed", cls.seed)
+        return cls(users, days, seed, start=last - timedelta(days=days), until=end)
 
     def __post_init__(self) -> None:
         if self.users < 1:

@@ -94,8 +94,13 @@ class Delivery:
 
     def flush(self, until: int) -> list[str]:
         """Lines that arrived before ``until``, in arrival order; later ones stay buffered."""
+        return [line for _c, _s, line in self.arrivals(until)]
+
+    def arrivals(self, until: int) -> list[tuple[int, int, str]]:
+        """``flush`` with each line's collector time (ms) and sequence number, for merging the
+        arrivals of two deliveries in order."""
         self.buffer.sort()
         cut = bisect.bisect_left(self.buffer, (until,))
-        ready = [line for _c, _s, line in self.buffer[:cut]]
+        ready = self.buffer[:cut]
         del self.buffer[:cut]
         return ready

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from datetime import timedelta
 
 from loader.enriched import Event, parse_line
 from loader.failed import FailedEvent
+from loader.sources.synthetic.apps import Apps
 from loader.sources.synthetic.config import SyntheticConfig
 from loader.sources.synthetic.shoppers import Sim
 from loader.sources.synthetic.tables import DAY_MS, EPOCH
@@ -18,14 +20,21 @@ def generate_lines(cfg: SyntheticConfig) -> Iterator[str]:
     Events are simulated a day at a time and held back until nothing earlier can still arrive,
     so memory stays at about one day of events. Events whose collector time falls after the
     window (late arrivals, retries, sessions running past the end) have not arrived yet and are
-    not emitted.
+    not emitted. The apps' events (``cfg.apps``) are merged in by arrival time.
     """
     sim = Sim(cfg)
+    apps = Apps(cfg, sim) if cfg.apps else None
     until = None if cfg.until is None else (cfg.until - EPOCH) // timedelta(milliseconds=1)
     for day in range(cfg.days):
         sim.simulate_day(day)
         day_end = sim.start_ms + (day + 1) * DAY_MS
-        yield from sim.out.flush(day_end if until is None else min(day_end, until))
+        cut = day_end if until is None else min(day_end, until)
+        if apps is None:
+            yield from sim.out.flush(cut)
+            continue
+        apps.simulate_day(day)
+        web, app = sim.out.arrivals(cut), apps.out.arrivals(cut)
+        yield from (line for _c, _s, line in heapq.merge(web, app, key=lambda a: a[0]))
 
 
 class SyntheticSource:

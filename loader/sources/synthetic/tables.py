@@ -241,3 +241,38 @@ BOTS: tuple[tuple[str, str, tuple[Any, ...], int], ...] = tuple(
      int(r["weight"]))
     for r in _rows("bots.csv")
 )  # fmt: skip
+
+# ---------------------------------------------------------------- the shop's apps (apps.py)
+
+MOBILE = "com.snowplowanalytics.mobile"
+SCREEN_VIEW = ("unstruct", MOBILE, "screen_view", "jsonschema", "1-0-0")
+SCREEN_END = ("unstruct", MOBILE, "screen_end", "jsonschema", "1-0-0")
+APP_INSTALL = ("unstruct", MOBILE, "application_install", "jsonschema", "1-0-0")
+APP_FOREGROUND = ("unstruct", SP, "application_foreground", "jsonschema", "1-0-0")
+APP_BACKGROUND = ("unstruct", SP, "application_background", "jsonschema", "1-0-0")
+SCREEN_VIEW_SCHEMA = f"iglu:{MOBILE}/screen_view/jsonschema/1-0-0"
+SCREEN_END_SCHEMA = f"iglu:{MOBILE}/screen_end/jsonschema/1-0-0"
+APP_INSTALL_SCHEMA = f"iglu:{MOBILE}/application_install/jsonschema/1-0-0"
+APP_FOREGROUND_SCHEMA = f"iglu:{SP}/application_foreground/jsonschema/1-0-0"
+APP_BACKGROUND_SCHEMA = f"iglu:{SP}/application_background/jsonschema/1-0-0"
+SCREEN_SCHEMA = f"iglu:{MOBILE}/screen/jsonschema/1-0-0"
+SCREEN_SUMMARY_SCHEMA = f"iglu:{MOBILE}/screen_summary/jsonschema/1-0-0"
+APPLICATION_SCHEMA = f"iglu:{MOBILE}/application/jsonschema/1-0-0"
+CLIENT_SESSION_SCHEMA = f"iglu:{SP}/client_session/jsonschema/1-0-2"
+MOBILE_CONTEXT_SCHEMA = f"iglu:{SP}/mobile_context/jsonschema/1-0-3"
+GEOLOCATION_SCHEMA = f"iglu:{SP}/geolocation_context/jsonschema/1-1-0"
+APP_VERSIONS = (("4.2.0", "420"), ("4.2.0", "420"), ("4.1.3", "413"))
+# share of the shop's web users who also install an app: likelier with an account
+APP_USER_P = {True: 0.35, False: 0.08}
+APP_ONLY_USERS = 0.05  # app-only users, per web user
+APP_LOGIN_P = 0.6  # an app user with an account signs in on a session (and stays signed in)
+BACKGROUND_P = 0.12  # a screen during which the app goes to the background and comes back
+APP_BACKGROUND_TIMEOUT_MS = 30 * 60_000  # the trackers' default background session timeout
+
+# os_type, os_version, manufacturer, model, (screen width, height), useragent, weight
+APP_DEVICES: tuple[tuple[str, str, str, str, tuple[int, int], str, int], ...] = tuple(
+    (r["os_type"], r["os_version"], r["manufacturer"], r["model"],
+     (int(r["screen"].split("x")[0]), int(r["screen"].split("x")[1])), r["useragent"],
+     int(r["weight"]))
+    for r in _rows("app_devices.csv")
+)  # fmt: skip
