@@ -23,6 +23,16 @@ MODEL_ENTITY_COLUMNS: tuple[str, ...] = (
     "unstruct_event_com_snowplowanalytics_snowplow_ecommerce_snowplow_ecommerce_action_1",
     "contexts_com_snowplowanalytics_snowplow_ecommerce_transaction_1",
     "contexts_com_snowplowanalytics_snowplow_ecommerce_product_1",
+    # the mobile apps (models/base: screen views, client sessions, app and device)
+    "unstruct_event_com_snowplowanalytics_mobile_screen_view_1",
+    "contexts_com_snowplowanalytics_snowplow_client_session_1",
+    "contexts_com_snowplowanalytics_mobile_screen_1",
+    "contexts_com_snowplowanalytics_mobile_screen_summary_1",
+    "contexts_com_snowplowanalytics_mobile_application_1",
+    "contexts_com_snowplowanalytics_snowplow_mobile_context_1",
+    "contexts_com_snowplowanalytics_snowplow_geolocation_context_1",
+    # consent (models/profiles: consent_state)
+    "unstruct_event_com_snowplowanalytics_snowplow_consent_preferences_1",
 )
 
 FAILED_EVENTS_COLUMNS: tuple[tuple[str, str], ...] = (

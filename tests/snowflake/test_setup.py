@@ -147,3 +147,19 @@ def test_the_docs_list_what_fakesnow_cannot_run() -> None:
     for pattern in FAKESNOW_CANNOT:
         words = pattern.replace(r" \S+ ", " … ").replace("\\", "").strip().upper()
         assert f"`{words}`" in docs, words
+
+
+def test_setup_creates_every_entity_column_the_models_read(snowflake_target) -> None:
+    """A dynamic table's query is fixed at creation: an entity column a model reads (web,
+    ecommerce, mobile, consent) must exist before the first `dbt build`, event or no event."""
+    from loader.sinks.snowflake_tables import MODEL_ENTITY_COLUMNS
+
+    entity = re.compile(r"\b(?:contexts|unstruct_event)_com_[a-z0-9_]+?_\d+\b", re.IGNORECASE)
+    read = {
+        name.lower()
+        for path in (snowflake_target / "compiled").rglob("*.sql")
+        if "/analyses/" not in str(path) and "/tests/" not in str(path)
+        for name in entity.findall(path.read_text())
+    }
+    assert read, "no entity column found in the compiled models"
+    assert read <= set(MODEL_ENTITY_COLUMNS), sorted(read - set(MODEL_ENTITY_COLUMNS))
