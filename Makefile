@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PERSONA_DUCKDB ?= warehouse.duckdb
 export PERSONA_DUCKDB
-# About 200,000 events: 2,000 shoppers over 30 days.
+# About 226,000 events: 2,000 shoppers over 30 days, on the web and in the apps.
 DEMO_SOURCE ?= synthetic:?users=2000&days=30&seed=0
 
 BROWSER := tests/browser
