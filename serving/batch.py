@@ -190,8 +190,10 @@ class BatchSync:
         return self.dialect.rows(cur)
 
     def _tables(self, con: Any) -> set[str]:
+        # this database's only (the live process attaches its snapshot's copy to write it)
         rows = self._query(con, "select table_name from information_schema.tables "
-                           f"where lower(table_schema) = {self.dialect.param}",
+                           f"where lower(table_schema) = {self.dialect.param} "
+                           "and table_catalog = current_database()",
                            [self.schema.lower()])  # fmt: skip
         return {self.dialect.name_of(r[0]) for r in rows}
 
@@ -256,7 +258,7 @@ class BatchSync:
         rows = self._query(con, (
             "select column_name, data_type, numeric_scale from information_schema.columns "
             f"where lower(table_schema) = {p} and lower(table_name) = 'profiles' "
-            "order by ordinal_position"
+            "and table_catalog = current_database() order by ordinal_position"
         ), [self.schema.lower()])  # fmt: skip
         snowflake = self.dialect.name == "snowflake"
         types = {self.dialect.name_of(name): _signals_type(kind, scale, snowflake)

@@ -41,7 +41,7 @@ from serving.stores import open_store
 log = logging.getLogger("persona.serving.live")
 
 DEFINITIONS = Path(__file__).with_name("attributes.yml")
-# Without events, a refresh this often all the same: the profiles' windows move with the clock.
+# How often the refresh loop wakes up without events (to see the hour turn, retention due).
 IDLE_REFRESH_SECONDS = 60.0
 # Retention (privacy.retention): first an hour after start, then daily.
 RETENTION_FIRST_SECONDS = 3600.0
@@ -189,7 +189,9 @@ class Refresher:
             self.plan = None
 
     def _relations(self) -> set[tuple[str, str]]:
-        sql = "select table_schema, table_name from information_schema.tables"
+        # this database's only: the snapshot publisher attaches its copy while it writes it
+        sql = ("select table_schema, table_name from information_schema.tables "
+               "where table_catalog = current_database()")  # fmt: skip
         rows = self.con.cursor().execute(sql).fetchall()
         return {(schema, name) for schema, name in rows}
 
@@ -418,6 +420,7 @@ class Live:
             publisher = SnapshotPublisher(snapshot, con, lambda: refresher.cycles)
             publisher.start()
         last_refresh = time.monotonic()
+        refreshed_hour = int(time.time() // 3600)
         retention_due = time.monotonic() + RETENTION_FIRST_SECONDS
         try:
             while True:
@@ -426,13 +429,16 @@ class Live:
                 self.loaded.wait(IDLE_REFRESH_SECONDS)
                 if self.stop_event.is_set():
                     break
-                idle = time.monotonic() - last_refresh >= IDLE_REFRESH_SECONDS
+                # without events, the models change only with the clock's hour (anomalies'
+                # window) and day (the profiles' windows): a refresh when the hour turns
+                idle = int(time.time() // 3600) != refreshed_hour
                 if s.refresh and (self.loaded.is_set() or idle):
                     spacing = s.refresh_seconds - (time.monotonic() - last_refresh)
                     if spacing > 0 and self.stop_event.wait(spacing):
                         break
                     self.loaded.clear()  # before the refresh: a batch landing during it counts
                     last_refresh = time.monotonic()
+                    refreshed_hour = int(time.time() // 3600)
                     with forgetter.exclusive:  # a forget request waits for the refresh
                         refresher.refresh()
                 elif not s.refresh:

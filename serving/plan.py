@@ -112,8 +112,8 @@ def fingerprint(con: Any, schema: str = "atomic", table: str = "events") -> tupl
     """The columns of the table the plan reads with ``select *``: a new one (an entity the
     loader just added) means dbt must plan again (an incremental model's ``on_schema_change``)."""
     rows = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
+        "select column_name, data_type from information_schema.columns where table_schema = ? "
+        "and table_name = ? and table_catalog = current_database() order by ordinal_position",
         [schema, table],
     ).fetchall()
     return tuple(rows)

@@ -123,3 +123,19 @@ def test_dbt_runs_again_after_dbt_seconds(demo: Path, tmp_path: Path) -> None:
     assert live.refresh() and live.refresh()
     assert (live.dbt_runs, live.replays) == (2, 0)
     live.con.close()
+
+
+def test_an_attached_database_does_not_disturb_the_plan(demo: Path, tmp_path: Path) -> None:
+    """The snapshot publisher attaches its copy (another atomic.events, every derived table)
+    while a refresh may run: the plan is this database's, and stays replayable."""
+    warehouse = copy_warehouse(demo, tmp_path / "warehouse.duckdb")
+    live = refresher(warehouse, tmp_path)
+    assert live.refresh() and live.plan is not None
+    live.con.execute(f"attach '{tmp_path / 'copy.duckdb'}' as persona_snapshot")
+    live.con.execute("create schema persona_snapshot.atomic")
+    live.con.execute("create table persona_snapshot.atomic.events (event_id varchar, x int)")
+    load(warehouse, SyntheticConfig(users=5, days=1, seed=31))
+    assert live.refresh(), live.last_error
+    assert (live.dbt_runs, live.replays) == (1, 1)
+    live.con.execute("detach persona_snapshot")
+    live.con.close()
