@@ -49,6 +49,12 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         "replays the SQL of dbt's last run of the realtime models",
     )  # fmt: skip
     p.add_argument(
+        "--all-models-seconds", type=float, default=30.0,
+        help="replay every realtime model at least this often (30); the refreshes between "
+        "replay only the models the API serves and what they read (anomalies, reporting "
+        "aggregates and segment history wait)",
+    )  # fmt: skip
+    p.add_argument(
         "--dbt-seconds", type=float, default=600.0,
         help="run dbt itself (which plans the replayed SQL anew) at least this often (600); "
         "0: only at start and when the events gain a column",
@@ -185,6 +191,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
             online_store=args.online_store,
             definitions=Path(args.definitions) if args.definitions else None,
             refresh_seconds=args.refresh_seconds, dbt_seconds=args.dbt_seconds,
+            all_models_seconds=args.all_models_seconds,
             refresh=not args.no_refresh,
             state_dir=Path(args.state_dir), spool=args.spool, batch_seconds=args.batch_seconds,
         )  # fmt: skip

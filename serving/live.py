@@ -32,7 +32,14 @@ from serving.batch import ROOT, BatchSync, builtin_groups
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
 from serving.event_logs import EventLogs
-from serving.plan import Plan, PlanFailed, PlanRecorder, changes_schema, fingerprint
+from serving.plan import (
+    Plan,
+    PlanFailed,
+    PlanRecorder,
+    changes_schema,
+    fingerprint,
+    upstream,
+)
 from serving.replica import share_definitions
 from serving.service import Api, new_registry
 from serving.snapshot import Snapshot
@@ -41,6 +48,12 @@ from serving.stores import open_store
 log = logging.getLogger("persona.serving.live")
 
 DEFINITIONS = Path(__file__).with_name("attributes.yml")
+# The models the batch sync and the interventions read (serving/batch.py, serving/interventions):
+# each refresh replays them and what they read; the others (anomalies, reporting aggregates,
+# audiences) wait for a refresh of every model, at least every --all-models-seconds.
+SERVED_MODELS = (
+    "profiles", "segment_membership", "identity_map", "interactions", "segment_changes",
+)  # fmt: skip
 # How often the refresh loop wakes up without events (to see the hour turn, retention due).
 IDLE_REFRESH_SECONDS = 60.0
 # Retention (privacy.retention): first an hour after start, then daily.
@@ -58,6 +71,8 @@ class Settings:
     definitions: Path | None = DEFINITIONS
     refresh_seconds: float = 1.0  # at least this long between the starts of two refreshes
     dbt_seconds: float = 600.0  # dbt itself (not the replayed plan) at least this often; 0: once
+    # every model at least this often; the refreshes between replay only what is served
+    all_models_seconds: float = 30.0
     refresh: bool = True
     state_dir: Path = Path(".persona/serving")
     spool: str = ".persona/spool"
@@ -124,12 +139,15 @@ class Refresher:
         self.plan: Plan | None = None
         self.views_built = False
         self.last_dbt = 0.0
+        self.last_all = 0.0  # the last refresh of every model (dbt, or a whole replay)
+        self.serving: set[str] = set()
         self.last_ok: float | None = None
         self.last_error: str | None = None
         self.last_seconds: float | None = None
         self.failures = 0
         self.cycles = 0
         self.replays = 0
+        self.served_replays = 0  # of which only the served models and what they read
         self.dbt_runs = 0
 
     def _common(self) -> list[str]:
@@ -172,7 +190,7 @@ class Refresher:
             result = self.runner.invoke(["build", *select, *tests, *rebuild, *self._common()])
             steps = self.recorder.take()
         self.dbt_runs += 1
-        self.last_dbt = time.monotonic()
+        self.last_dbt = self.last_all = time.monotonic()
         if not result.success:
             self.plan = None
             raise RuntimeError(f"dbt build failed: {failures(result)}")
@@ -182,6 +200,9 @@ class Refresher:
         # relation (a first build's SQL creates tables the next run would refresh instead)
         nodes = self.runner.manifest.nodes
         views = {uid for uid, node in nodes.items() if node.config.materialized == "view"}
+        # what the online store reads, and everything under it (with the run's hooks)
+        self.serving = upstream(nodes, {f"model.persona.{m}" for m in SERVED_MODELS}) | {
+            step.node for step in steps if step.node.startswith("operation.")}  # fmt: skip
         steady = self._relations() == relations_before and not full and not changes_schema(steps)
         if steady and fingerprint(self.con.cursor()) == fingerprint_before:
             self.plan = Plan([s for s in steps if s.node not in views], fingerprint_before)
@@ -213,10 +234,16 @@ class Refresher:
                 self._dbt(full=True)
             elif self._replayable():
                 assert self.plan is not None
+                all_due = time.monotonic() - self.last_all >= self.settings.all_models_seconds
+                only = None if all_due else self.serving
                 try:
-                    self.plan.replay(self.con.cursor)
+                    self.plan.replay(self.con.cursor, only)
                     self.replays += 1
-                    mode = "replay"
+                    mode = "replay" if only is None else "replay, served models"
+                    if only is None:
+                        self.last_all = time.monotonic()
+                    else:
+                        self.served_replays += 1
                 except PlanFailed as exc:
                     log.warning("replaying the refresh plan failed (%s); running dbt", exc)
                     self.plan = None
@@ -242,6 +269,7 @@ class Refresher:
         seconds = None if self.last_seconds is None else round(self.last_seconds, 3)
         return {"refreshes": self.cycles, "refresh_failures": self.failures,
                 "refresh_replays": self.replays, "refresh_dbt_runs": self.dbt_runs,
+                "refresh_served_only": self.served_replays,
                 "last_refresh_seconds": seconds,
                 "last_refresh_age_s": age, "last_refresh_error": self.last_error,
                 "batch_as_of": self.sync.as_of}  # fmt: skip

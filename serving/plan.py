@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,11 +83,14 @@ class Plan:
     fingerprint: tuple[Any, ...]  # what the SQL was planned against (atomic.events' columns)
     recorded_at: float = field(default_factory=time.time)
 
-    def replay(self, cursor: Callable[[], Any]) -> float:
-        """Runs every step in its own transaction on a fresh cursor (dbt's temporary tables
-        live and die with it); a failing step is rolled back and re-raised. Returns seconds."""
+    def replay(self, cursor: Callable[[], Any], only: set[str] | None = None) -> float:
+        """Runs every step (of the nodes in ``only``, when given) in its own transaction on a
+        fresh cursor (dbt's temporary tables live and die with it); a failing step is rolled
+        back and re-raised. Returns seconds."""
         started = time.perf_counter()
         for step in self.steps:
+            if only is not None and step.node not in only:
+                continue
             cur = cursor()
             try:
                 cur.execute("begin")
@@ -102,6 +105,19 @@ class Plan:
             finally:
                 cur.close()
         return time.perf_counter() - started
+
+
+def upstream(nodes: Mapping[str, Any], targets: set[str]) -> set[str]:
+    """``targets`` and every node they read, through dbt's manifest (``depends_on``)."""
+    seen: set[str] = set()
+    todo = [t for t in targets if t in nodes]
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        todo.extend(n for n in getattr(nodes[node].depends_on, "nodes", ()) if n in nodes)
+    return seen
 
 
 class PlanFailed(RuntimeError):

@@ -63,17 +63,24 @@ def tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
 @pytest.mark.slow
 def test_replayed_refreshes_equal_a_full_rebuild(demo: Path, tmp_path: Path) -> None:
     warehouse = copy_warehouse(demo, tmp_path / "warehouse.duckdb")
-    live = refresher(warehouse, tmp_path)
+    live = refresher(warehouse, tmp_path, all_models_seconds=3600)
     assert live.refresh() and live.dbt_runs == 1 and live.plan is not None
+    aside = "select count(*), max(bucket_start) from derived.traffic_hourly"
+    before = live.con.execute(aside).fetchall()
 
-    # new shoppers, then a replay of events already loaded (duplicates) with more new ones
+    # new shoppers, then a replay of events already loaded (duplicates) with more new ones:
+    # replays of the served models (profiles and what they read) only
     load(warehouse, SyntheticConfig(users=12, days=1, seed=11))
     assert live.refresh(), live.last_error
     load(warehouse, SyntheticConfig(users=150, days=7, seed=3), limit=400)
     load(warehouse, SyntheticConfig(users=8, days=1, seed=12))
     assert live.refresh(), live.last_error
-    # every refresh after dbt's first replayed its plan
-    assert (live.dbt_runs, live.replays) == (1, 2), live.last_error
+    assert (live.dbt_runs, live.replays, live.served_replays) == (1, 2, 2), live.last_error
+    assert live.con.execute(aside).fetchall() == before  # an anomaly input: it waited
+    # then every model, as every --all-models-seconds
+    live.last_all = 0.0
+    assert live.refresh(), live.last_error
+    assert (live.dbt_runs, live.replays, live.served_replays) == (1, 3, 2)
     replayed = tables(live.con)
     live.con.close()
 
