@@ -66,7 +66,7 @@ dashboard: $(VENV)/.installed
 	$(BIN)/persona dashboard --port $(DASHBOARD_PORT)
 
 test: $(VENV)/.installed profiles.yml $(BROWSER)/node_modules/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 lint: $(VENV)/.installed profiles.yml
 	$(BIN)/ruff check .
