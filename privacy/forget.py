@@ -41,6 +41,9 @@ IDENTIFIER_RE = re.compile(
     re.IGNORECASE,
 )
 TEXT_TYPES = ("VARCHAR", "TEXT", "STRING", "CHAR", "CHARACTER VARYING")
+# Ids held inside an entity: a mobile app's device and session (the client_session entity's
+# userId and sessionId, which the models use as domain_userid and domain_sessionid).
+ENTITY_IDS = {"contexts_com_snowplowanalytics_snowplow_client_session_1": ("userId", "sessionId")}
 RAW_TABLES = ("failed_events",)  # tables of raw input lines: matched by content
 RAW_COLUMNS = ("raw", "message")
 SKIP_SCHEMAS = ("information_schema", "pg_catalog", ledger.SCHEMA)
@@ -62,6 +65,7 @@ class Table:
     identifiers: tuple[str, ...]  # identifier columns
     raw: tuple[str, ...] = ()  # raw-input columns (failed events)
     bucketed: bool = False  # an identifier-free aggregate of events by time bucket
+    nested: tuple[str, ...] = ()  # SQL expressions of ids inside entities (ENTITY_IDS)
 
     @property
     def qualified(self) -> str:
@@ -94,8 +98,13 @@ def tables(cur: Any) -> list[Table]:
         )
         names = {c.lower() for c, _ in cols}
         bucketed = not ids and not raw and "bucket_start" in names and schema.lower() != "atomic"
-        if ids or raw or bucketed:
-            found.append(Table(schema, name, ids, raw, bucketed))
+        nested = tuple(  # DuckDB's JSON columns (on Snowflake: not yet, docs/privacy.md)
+            f"json_extract_string({quote(c)}, '$[0].{key}')"
+            for c, kind in cols if kind == "JSON" and c.lower() in ENTITY_IDS
+            for key in ENTITY_IDS[c.lower()]
+        )  # fmt: skip
+        if ids or raw or bucketed or nested:
+            found.append(Table(schema, name, ids, raw, bucketed, nested))
 
     def order(t: Table) -> tuple[int, str]:
         # derived first; identity maps, then raw input last: the closure is resolved from them
@@ -139,12 +148,13 @@ def resolve(cur: Any, given: Iterable[str], found: list[Table] | None = None,
         for t in events:
             cols = [c for c in t.identifiers if c.lower() in
                     ("user_id", "domain_userid", "network_userid", "domain_sessionid")]  # fmt: skip
-            seen = [c for c in cols if c.lower() != "user_id"]
+            seen = [quote(c) for c in cols if c.lower() != "user_id"] + list(t.nested)
             if not seen:
                 continue
-            where = " or ".join(f"{quote(c)} in (select id from forget_ids)" for c in cols)
+            where = " or ".join(f"{e} in (select id from forget_ids)"
+                                for e in [quote(c) for c in cols] + list(t.nested))  # fmt: skip
             union = " union ".join(
-                f"select {quote(c)} as id from {t.qualified} where {where}" for c in seen
+                f"select {e} as id from {t.qualified} where {where}" for e in seen
             )
             cur.execute(f"select distinct id from ({union}) as found")
             new |= {r[0] for r in cur.fetchall()}
@@ -177,7 +187,8 @@ def delete_rows(cur: Any, table: Table, ids: set[str], removed_events: bool,
         count = int(cur.fetchone()[0])
         cur.execute(f"delete from {table.qualified}")
         return count
-    conditions = [f"{quote(c)} in (select id from forget_ids)" for c in table.identifiers]
+    conditions = [f"{e} in (select id from forget_ids)"
+                  for e in [quote(c) for c in table.identifiers] + list(table.nested)]  # fmt: skip
     params: list[str] = []
     for column in table.raw:
         for value in sorted(ids):
@@ -240,6 +251,8 @@ def forget(
     ``after_table`` is called after each table's commit (tests interrupt a request with it)."""
     if mode not in MODES:
         raise ValueError(f"mode: one of {', '.join(MODES)}, not {mode!r}")
+    if not isinstance(target.value, str) or not target.value.strip():
+        raise ValueError(f"{target.kind}: an id to forget, not {target.value!r}")
     cur = con.cursor()
     ledger.ensure(cur)
     id_hash = hash_id(salt, target.value)

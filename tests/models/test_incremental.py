@@ -32,6 +32,7 @@ them (90-270 s here on 2 cores shared with other builds); more for a longer sear
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -259,14 +260,28 @@ def chunked_streams(draw: st.DrawFn) -> Stream:
     forgets: dict[int, list[tuple[str, str]]] = {}
     for _ in range(draw(st.integers(0, 2))):  # forget someone seen by then, between chunks
         i = draw(st.integers(0, n_chunks - 2))
-        seen = [e for c in chunks[: i + 1] for e in c if isinstance(e, dict)]
+        seen = [e for c in chunks[: i + 1] for e in c if isinstance(e, dict) and device_of(e)]
         e = seen[draw(st.integers(0, len(seen) - 1))]
-        kind = "user_id" if e.get("user_id") and draw(st.booleans()) else "domain_userid"
-        forgets.setdefault(i, []).append((kind, e[kind]))
+        if e.get("user_id") and draw(st.booleans()):
+            forgets.setdefault(i, []).append(("user_id", e["user_id"]))
+        else:  # a browser's cookie id, or an app install's (client_session.userId)
+            forgets.setdefault(i, []).append(("domain_userid", device_of(e)))
     return Stream(cfg, chunks, changes, forgets)
 
 
 # Shrinking re-runs dbt many times; the drawn Stream's repr says enough to reproduce a failure.
+def device_of(event: dict) -> str | None:
+    """The device an event names: the browser's cookie id, else an app's install id."""
+    if event.get("domain_userid"):
+        return event["domain_userid"]
+    session = event.get("contexts_com_snowplowanalytics_snowplow_client_session_1")
+    if isinstance(session, str):
+        session = json.loads(session)
+    if isinstance(session, dict):
+        session = session.get("data")
+    return (session or [{}])[0].get("userId") if isinstance(session, list) else None
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

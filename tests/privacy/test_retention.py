@@ -74,7 +74,7 @@ def test_apply_deletes_old_rows_and_the_models_follow(
                            [cutoff]).fetchone()[0] == 0  # fmt: skip
         orphans = con.execute(
             "select count(*) from derived.sessions s where not exists (select 1 from "
-            "atomic.events e where e.domain_sessionid = s.domain_sessionid)"
+            "derived.events e where e.domain_sessionid = s.domain_sessionid)"
         ).fetchone()[0]
         assert orphans == 0
         left = con.execute("select count(*) from derived.sessions").fetchone()[0]

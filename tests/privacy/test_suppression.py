@@ -58,7 +58,11 @@ def test_the_loader_drops_suppressed_ids_read_from_the_warehouse(
     monkeypatch.setenv("PERSONA_PRIVACY_SALT", SALT)
     path, events = stream
     users = sorted({e["user_id"] for e in events if e.get("user_id")})
-    devices = {e["domain_userid"] for e in events if e.get("user_id") == users[0]}
+    devices = {
+        e["domain_userid"]
+        for e in events
+        if e.get("user_id") == users[0] and e.get("domain_userid")
+    }
     warehouse = tmp_path / "w.duckdb"
     with duckdb.connect(str(warehouse)) as con:  # an empty warehouse: suppress_only
         outcome = fg.forget(con, fg.Ids("user_id", users[0]), "suppress_only", KEY)

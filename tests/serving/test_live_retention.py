@@ -47,9 +47,15 @@ def test_the_daily_step_deletes_old_rows_and_rebuilds_the_models(
     now_oldest = con.execute("select min(collector_tstamp) from atomic.events").fetchone()[0]
     assert now_oldest > oldest
     # nothing derived outlives its events: the full rebuild ran (a replay would keep them)
+    gone = con.execute(
+        "select count(*) from derived.events where event_id not in "
+        "(select event_id from atomic.events)"
+    ).fetchone()[0]
+    assert gone == 0
     orphans = con.execute(
+        # derived.events: an app event's session is its client_session's, as in sessions
         "select count(*) from derived.sessions as s where not exists (select 1 from "
-        "atomic.events as e where e.domain_sessionid = s.domain_sessionid)"
+        "derived.events as e where e.domain_sessionid = s.domain_sessionid)"
     ).fetchone()[0]
     assert orphans == 0
     assert refresher.plan is None  # a full rebuild's SQL is no plan for the next refresh
