@@ -17,9 +17,10 @@ Then (as `persona recs COMMAND`, or `python -m udfs COMMAND`):
     export-log --out log.csv
         the warehouse's product events as an interaction log user_id,item_id,timestamp,weight
     evaluate --interactions log.csv --k 10 --split stratified --ratio 0.75
-        split per user, retrain the same dbt models on the training part in a scratch DuckDB,
-        score MAP, nDCG@k, Precision@k, Recall@k (Microsoft Recommenders' definitions) next
-        to a popularity baseline; --json prints one object
+        split (per user; temporal also one global time cut), retrain the same dbt models on
+        the training part in a scratch DuckDB, score MAP, nDCG@k, Precision@k, Recall@k
+        (Microsoft Recommenders' definitions) next to popularity and buy-again baselines;
+        --json prints one object
     cadence [--interactions log.csv] [--out cadence.png]
         backtest retraining every hour/day/week/month: next-period nDCG@k against training
         cost, the cadence where a higher frequency stops paying, and with --out a chart (the
@@ -272,11 +273,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     k = args.k
-    print(f"{report['rows']:,} interactions, {report['users']:,} test users, "
-          f"{args.split} split {args.ratio}, k={k}, {report['seconds']:.1f} s")  # fmt: skip
-    print(f"{'metric':<14}{'persona':>10}{'popularity':>12}")
-    for key in ("map", f"map@{k}", f"ndcg@{k}", f"precision@{k}", f"recall@{k}"):
-        print(f"{key:<14}{report[key]:>10.4f}{report['baseline'][key]:>12.4f}")
+    print(f"{report['rows']:,} interactions, ratio {args.ratio}, k={k}, "
+          f"{report['seconds']:.1f} s")  # fmt: skip
+    for name, part in report["splits"].items():
+        cut = f", train up to {part['cut']}" if "cut" in part else ""
+        print(f"\n{name} split: {part['users']:,} test users{cut}")
+        print(f"{'metric':<14}{'persona':>10}{'popularity':>12}{'buy-again':>11}")
+        for key in ("map", f"map@{k}", f"ndcg@{k}", f"precision@{k}", f"recall@{k}"):
+            base = part["baselines"]
+            print(f"{key:<14}{part[key]:>10.4f}{base['popularity'][key]:>12.4f}"
+                  f"{base['buy_again'][key]:>11.4f}")  # fmt: skip
     return 0
 
 
@@ -361,7 +367,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--interactions", required=True,
                    help="CSV user_id,item_id,timestamp[,weight]")  # fmt: skip
     p.add_argument("--k", type=_count, default=10)
-    p.add_argument("--split", choices=["stratified", "temporal"], default="stratified")
+    p.add_argument("--split", choices=["stratified", "temporal", "global"], default="stratified",
+                   help="per user at random, per user by time (adds `global`), or one time cut")
     p.add_argument("--ratio", type=_share, default=0.75, help="training share per user")
     p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
