@@ -8,6 +8,7 @@
 {%- set from_log = var('recs_interactions_from') == 'interaction_log' -%}
 {%- set weights = var('recs_event_weights') -%}
 {%- set half_life_s = var('recs_half_life_days') * 86400 -%}
+{%- set again = persona.recs_recommend_again() -%}
 {#- both inputs are referenced whichever is read, so dbt knows them at parse time -#}
 {%- set product_events = ref('product_events') -%}
 {%- set sessions = ref('sessions') -%}
@@ -29,7 +30,8 @@ events as (
         cast(user_id as {{ dbt.type_string() }}) as user_id,
         cast(item_id as {{ dbt.type_string() }}) as product_id,
         cast(interacted_at as timestamp) as interacted_at,
-        cast(coalesce(weight, 1) as double) as weight
+        cast(coalesce(weight, 1) as double) as weight,
+        'interaction' as event_type
     from interaction_log
 
 ),
@@ -62,7 +64,8 @@ events as (
             when {{ persona.quote_literal(action) }} then {{ weight }}
             {%- endfor %}
             else 0
-        end as double) as weight
+        end as double) as weight,
+        product_events.ecommerce_action as event_type
     from product_events
     left join sessions
         on product_events.domain_sessionid = sessions.domain_sessionid
@@ -127,6 +130,16 @@ per_user_item as (
         ) as affinity,
         min(interacted_at) as first_interacted_at,
         max(interacted_at) as last_interacted_at,
+        {%- if again %}
+        {%- set is_again %}event_type in ({% for t in again %}{{ persona.quote_literal(t) }}{{ ', ' if not loop.last }}{% endfor %}){% endset %}
+        count(distinct case when {{ is_again }} then interacted_at end) as repeatable_events,
+        min(case when {{ is_again }} then interacted_at end) as first_repeatable_at,
+        max(case when {{ is_again }} then interacted_at end) as last_repeatable_at,
+        {%- else %}
+        0 as repeatable_events,
+        cast(null as timestamp) as first_repeatable_at,
+        cast(null as timestamp) as last_repeatable_at,
+        {%- endif %}
         min(training_start) as training_start,
         min(training_end) as training_end
     from in_window
@@ -149,6 +162,9 @@ final as (
         ) as affinity_rank,
         first_interacted_at,
         last_interacted_at,
+        repeatable_events,
+        first_repeatable_at,
+        last_repeatable_at,
         training_start,
         training_end
     from per_user_item
