@@ -38,7 +38,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,12 @@ group by product_id
 """
 
 
+PURCHASES = """
+select product_id, repeatable_events, first_repeatable_at, last_repeatable_at
+from derived.interactions where user_id = ? and repeatable_events > 0
+"""
+
+
 def _user_context(con: Any, user: str | None, items: list[str]) -> tuple[dict[str, float], str]:
     """The user's affinities, and a note saying what the context is when it is thin."""
     affinities = dict(
@@ -153,18 +159,39 @@ def _user_context(con: Any, user: str | None, items: list[str]) -> tuple[dict[st
     return affinities, f"{why}: {fallback}"
 
 
+def _purchases(con: Any, user: str | None) -> dict[str, tuple[int, float, float]]:
+    """What the user bought (events of a recs_recommend_again type): times, and days since the
+    first and the latest, measured from now (a live call)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    days = lambda at: (now - at).total_seconds() / 86400  # noqa: E731
+    rows = con.execute(PURCHASES, [user]).fetchall()
+    return {item: (n, days(first), days(last)) for item, n, first, last in rows}
+
+
+def _why(reason: str, detail: str | None) -> str:
+    """A recommendation's reason as a page would say it."""
+    if reason == "similar_to":
+        return f"similar to {detail}"
+    if reason == "buy_again":
+        return "buy again"
+    return "popular" if detail in (None, "*") else f"popular in {detail}"
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from udfs.duckdb import register
+    from udfs.duckdb import WITH_PURCHASES, register
 
     con = _connect(args)
     rules = register(con)
     items = [i for i in (args.items or "").split(",") if i]
     affinities, note = _user_context(con, args.user, items)
+    purchases = _purchases(con, args.user)
     unknown_items = [i for i in items if i not in rules.neighbours]
     [scored] = con.execute(
-        "select persona_recommend(?, ?, ?, ?)",
-        [items, list(affinities), list(affinities.values()), args.k],
-    ).fetchone()
+        f"select {WITH_PURCHASES}(?, ?, ?, ?, ?, ?, ?, ?)",
+        [items, list(affinities), list(affinities.values()), list(purchases),
+         [p[0] for p in purchases.values()], [p[1] for p in purchases.values()],
+         [p[2] for p in purchases.values()], args.k],
+    ).fetchone()  # fmt: skip
     ids = [r["product_id"] for r in scored]
     names = {r[0]: r[1:] for r in con.execute(PRODUCT_NAMES, [ids]).fetchall()}
     recommendations = [
@@ -174,8 +201,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             "product_name": names.get(r["product_id"], (None, None))[0],
             "category": names.get(r["product_id"], (None, None))[1],
             "score": r["score"],
-            # the core fills with popular items at score 0 when the neighbours run out
-            "from": "similar items" if r["score"] > 0 else "popular items",
+            "reason": r["reason"],
+            "reason_detail": r["reason_detail"],
+            "from": _why(r["reason"], r["reason_detail"]),
         }
         for rank, r in enumerate(scored, 1)
     ]
@@ -367,8 +395,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--interactions", required=True,
                    help="CSV user_id,item_id,timestamp[,weight]")  # fmt: skip
     p.add_argument("--k", type=_count, default=10)
-    p.add_argument("--split", choices=["stratified", "temporal", "global"], default="stratified",
-                   help="per user at random, per user by time (adds `global`), or one time cut")
+    p.add_argument(
+        "--split",
+        choices=["stratified", "temporal", "global"],
+        default="stratified",
+        help="per user at random, per user by time (adds `global`), or one time cut",
+    )
     p.add_argument("--ratio", type=_share, default=0.75, help="training share per user")
     p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
