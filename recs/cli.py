@@ -259,7 +259,7 @@ def cmd_export_log(args: argparse.Namespace) -> int:
     rows = events_log(_connect(args))
     with open(args.out, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["user_id", "item_id", "timestamp", "weight"])
+        writer.writerow(["user_id", "item_id", "timestamp", "weight", "event_type"])
         writer.writerows(rows)
     print(f"{len(rows):,} interactions -> {args.out}", file=sys.stderr)
     return 0

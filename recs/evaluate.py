@@ -24,7 +24,8 @@ import duckdb
 from recs import retrain
 from recs.metrics import ranking_metrics
 
-Row = tuple[str, str, Any, float]
+# user_id, item_id, timestamp, weight[, event_type]
+Row = tuple[Any, ...]
 
 COLUMNS = ("user_id", "item_id", "timestamp", "weight")
 TIMESTAMPS = "an ISO 8601 timestamp such as 2026-01-31 12:00:00, or epoch seconds"
@@ -38,7 +39,8 @@ class InputError(ValueError):
 
 def read_log(path: Path) -> list[Row]:
     """A CSV (or TSV) with user_id, item_id, timestamp[, weight] (header names, or that order
-    without a header; weight, or rating, defaults to 1). DuckDB sniffs the dialect and header;
+    without a header; weight, or rating, defaults to 1; an ``event_type`` column, as
+    ``export-log`` writes, is kept). DuckDB sniffs the dialect and header;
     the values are read as text and checked here, so a bad one is reported by line and column
     rather than as a failed cast somewhere in the file. Timestamps are ISO 8601 (an offset is
     converted to UTC) or epoch seconds (UTC); weights are finite numbers >= 0."""
@@ -64,6 +66,7 @@ def read_log(path: Path) -> list[Row]:
         raise InputError(f"{path}: no interactions" + (" (only a header)" if header else ""))
     at = {name: columns.index(name) for name in COLUMNS[:3]}
     weight_at = next((columns.index(c) for c in ("weight", "rating") if c in columns), None)
+    type_at = columns.index("event_type") if "event_type" in columns else None
     first_line = 2 if header else 1  # a line per row: a log's fields hold no line breaks
     epoch = _is_number(text[0][at["timestamp"]])
     rows: list[Row] = []
@@ -78,7 +81,8 @@ def read_log(path: Path) -> list[Row]:
             if weight_at is None
             else _weight(values[weight_at], f"{where} {columns[weight_at]}")
         )
-        rows.append((user, item, _timestamp(ts, epoch, where), weight))
+        row = (user, item, _timestamp(ts, epoch, where), weight)
+        rows.append(row if type_at is None else (*row, values[type_at]))
     return rows
 
 
@@ -155,7 +159,7 @@ def popularity_baseline(train: list[Row], users: set[str], k: int) -> dict[str, 
     """The k items with most distinct training users that the user has not seen."""
     seen: dict[str, set[str]] = defaultdict(set)
     item_users: dict[str, set[str]] = defaultdict(set)
-    for user, item, _, _ in train:
+    for user, item, *_ in train:
         seen[user].add(item)
         item_users[item].add(user)
     ranked = sorted(item_users, key=lambda i: (-len(item_users[i]), i))
@@ -169,7 +173,7 @@ def buy_again_baseline(train: list[Row], users: set[str], k: int) -> dict[str, l
     """The user's own k most frequent training items (most interactions, then latest, then id):
     what a shop that only says "buy it again" would show. Users without history get none."""
     counts: dict[str, dict[str, list]] = defaultdict(dict)
-    for user, item, at, _ in train:
+    for user, item, at, *_ in train:
         if user in users:
             seen = counts[user].setdefault(item, [0, at])
             seen[0] += 1
@@ -186,7 +190,7 @@ def score_split(
 ) -> dict[str, Any]:
     """Retrain on ``train`` into ``path`` and score the rule set and both baselines on ``test``."""
     truth: dict[str, set[str]] = defaultdict(set)
-    for user, item, _, _ in test:
+    for user, item, *_ in test:
         truth[user].add(item)
     con = duckdb.connect(str(path))
     retrain.load_log(con, train)

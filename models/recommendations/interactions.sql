@@ -31,7 +31,7 @@ events as (
         cast(item_id as {{ dbt.type_string() }}) as product_id,
         cast(interacted_at as timestamp) as interacted_at,
         cast(coalesce(weight, 1) as double) as weight,
-        'interaction' as event_type
+        coalesce(event_type, 'interaction') as event_type
     from interaction_log
 
 ),
