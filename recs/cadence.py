@@ -4,8 +4,9 @@ At ``slots`` evaluation times spread over the last ``backtest_days`` of the hist
 cadence (hour, day, week, month) serves the rule set it would have trained at its latest
 boundary at or before that time (training end = the boundary). Quality is nDCG@k (and
 precision@k) on the next ``horizon_hours`` of interactions with items the user had not touched
-before (or with any item, when the rule set recommends items again: buy-again). Cost is what the cadence spends per day: mean measured retrain seconds times retrains per
-day. Every retrain is the project's dbt retrain on a scratch DuckDB (``recs.retrain``).
+before (or with any item, when the rule set recommends items again: buy-again). Cost is what
+the cadence spends per day: mean measured retrain seconds times retrains per day. Every
+retrain is the project's dbt retrain on a scratch DuckDB (``recs.retrain``).
 
 The recommendation rule: start from the least frequent cadence and move to the next more
 frequent one only while that raises nDCG@k by at least ``min_gain`` (relative, default 2%);

@@ -21,6 +21,11 @@ Then (as `persona recs COMMAND`, or `python -m udfs COMMAND`):
         the training part in a scratch DuckDB, score MAP, nDCG@k, Precision@k, Recall@k
         (Microsoft Recommenders' definitions) next to popularity and buy-again baselines;
         --json prints one object
+    tune [--interactions log.csv] [--max-retrains 16] [--dry-run]
+        a bounded search over the rule set's parameters (similarity, half-life, neighbours,
+        buy-again on/off and its blend), each scored by nDCG@k after one time cut on the
+        warehouse's events; writes the chosen values into dbt_project.yml (recs_tuning says
+        when and how well), which the next retrain records and cadence uses
     cadence [--interactions log.csv] [--out cadence.png]
         backtest retraining every hour/day/week/month: next-period nDCG@k against training
         cost, the cadence where a higher frequency stops paying, and with --out a chart (the
@@ -314,9 +319,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from recs import tune
+    from recs.cadence import events_log
+    from recs.evaluate import read_log
+
+    project = Path(args.project_file)
+    if not project.is_file():
+        raise InputError(f"{project}: no such dbt_project.yml (see --project-file)")
+    rows = read_log(Path(args.interactions)) if args.interactions else events_log(_connect(args))
+    with _retrain_progress("tuning retrains") as progress:
+        report = tune.tune(
+            rows, k=args.k, ratio=args.ratio, max_retrains=args.max_retrains,
+            base_vars=tune.project_vars(project), dbt_vars=_vars(args.var),
+            progress=lambda done, total, _: progress(done, total, datetime.now()),
+        )  # fmt: skip
+    if not args.dry_run:
+        report["written"] = tune.write(project, report)
+    if args.json:
+        print(json.dumps(report, default=str))
+        return 0
+    k = args.k
+    print(f"{len(report['trials'])} retrains, {report['test_users']:,} users scored after "
+          f"{report['cut']}, {report['seconds']:.1f} s")  # fmt: skip
+    print(f"{'':<22}{'nDCG@' + str(k):>10}{'recall@' + str(k):>11}")
+    print(f"{'tuned':<22}{report[f'ndcg@{k}']:>10.4f}{report[f'recall@{k}']:>11.4f}")
+    print(f"{'current values':<22}{report['default'][f'ndcg@{k}']:>10.4f}"
+          f"{report['default'][f'recall@{k}']:>11.4f}")  # fmt: skip
+    for name, b in report["baselines"].items():
+        print(f"{name.replace('_', '-') + ' baseline':<22}{b[f'ndcg@{k}']:>10.4f}"
+              f"{b[f'recall@{k}']:>11.4f}")  # fmt: skip
+    for name, value in report["chosen"].items():
+        print(f"  {name}: {json.dumps(value)}")
+    where = "not written (--dry-run)" if args.dry_run else f"written to {project}"
+    print(f"chosen values {where}; the next retrain records them in rule_set_versions")
+    return 0
+
+
 def cmd_cadence(args: argparse.Namespace) -> int:
     from recs.cadence import backtest, events_log, plot, require_plots
     from recs.evaluate import read_log
+    from recs.tune import project_vars, recommend_again
 
     if args.out:
         require_plots()  # before the backtest, which takes minutes
@@ -332,6 +375,7 @@ def cmd_cadence(args: argparse.Namespace) -> int:
             min_gain=args.min_gain,
             dbt_vars=_vars(args.var),
             progress=progress,
+            repeats=recommend_again(project_vars() | _vars(args.var)),
         )
     if args.out:
         report["png"] = str(plot(report, args.k, Path(args.out)))
@@ -350,10 +394,11 @@ def cmd_cadence(args: argparse.Namespace) -> int:
 # --- the parser -------------------------------------------------------------------------------
 
 WAREHOUSE_HELP = "warehouse file (default $PERSONA_DUCKDB or warehouse.duckdb)"
+ROOT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project.yml"
 
 
 def add_commands(sub: Any) -> None:
-    """Add recommend, deploy, export-log, evaluate and cadence to ``sub`` (a subparsers
+    """Add recommend, deploy, export-log, evaluate, cadence and tune to ``sub`` (a subparsers
     action), so that `persona recs` and `python -m udfs` share one definition."""
     raw = argparse.RawDescriptionHelpFormatter
 
@@ -423,6 +468,25 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cadence)
+
+    p = sub.add_parser(
+        "tune", help="search the rule set's parameters on a backtest; write the best",
+        formatter_class=raw,
+        description="A bounded search over similarity, half-life, neighbours and buy-again "
+        "(on/off, blend weight, horizon), each candidate a real retrain scored by nDCG@k after "
+        "one global time cut; writes the chosen values into dbt_project.yml's vars.",
+        epilog="example: %(prog)s --max-retrains 12 --dry-run",
+    )  # fmt: skip
+    p.add_argument("--interactions", help="CSV log (default: the warehouse's product events)")
+    p.add_argument("--duckdb", help=WAREHOUSE_HELP)
+    p.add_argument("--k", type=_count, default=10)
+    p.add_argument("--ratio", type=_share, default=0.8, help="share of the history before the cut")
+    p.add_argument("--max-retrains", type=_count, default=16)
+    p.add_argument("--project-file", default=str(ROOT_PROJECT), help="the dbt_project.yml to write")
+    p.add_argument("--dry-run", action="store_true", help="report, write nothing")
+    p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tune)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m udfs") -> int:

@@ -80,6 +80,11 @@ final as (
         training.training_end,
         {{ persona.quote_literal(var('recs_similarity')) }} as similarity,
         {{ persona.quote_literal(tojson(parameters)) }} as parameters_json,
+        {%- if var('recs_tuning', none) is not none %}
+        {{ persona.quote_literal(tojson(var('recs_tuning'))) }} as tuning_json,
+        {%- else %}
+        cast(null as {{ dbt.type_string() }}) as tuning_json,
+        {%- endif %}
         training.interactions_rows,
         training.user_count,
         training.item_count,
