@@ -40,13 +40,18 @@ PROJECT = retrain.ROOT / "dbt_project.yml"
 AGAIN = "recs_recommend_again"
 SPACE: tuple[tuple[str, tuple[Any, ...]], ...] = (
     (AGAIN, ("off", "on")),
-    ("recs_buy_again_weight", (0.3, 0.5, 0.7, 0.9)),
-    ("recs_buy_again_horizon_days", (3, 7, 14)),
+    ("recs_buy_again_weight", (0.5, 0.8, 0.9, 1.0)),
+    ("recs_buy_again_horizon_days", (7, 30, 90)),
+    ("recs_buy_again_half_life_days", (30, 60, 180)),
     ("recs_similarity", ("jaccard", "lift", "cosine")),
     ("recs_half_life_days", (7, 30, 90, 0)),
     ("recs_neighbours", (20, 50, 100)),
 )
-BUY_AGAIN_ONLY = {"recs_buy_again_weight", "recs_buy_again_horizon_days"}
+BUY_AGAIN_ONLY = {
+    "recs_buy_again_weight",
+    "recs_buy_again_horizon_days",
+    "recs_buy_again_half_life_days",
+}
 
 
 def project_vars(project_file: Path = PROJECT) -> dict[str, Any]:

@@ -10,7 +10,8 @@ models/recommendations/user_recommendations.sql, so the table and a live call ag
   detail is the context item that contributed most.
 - ``buy_again``: an item bought before, scored repurchase rate x purchases / the user's most
   purchases of one item x how due it is: min(1, (days since + horizon) / interval), the
-  interval being the item's median shrunk towards the user's own (2 gaps' worth of prior).
+  interval being the item's median shrunk towards the user's own (2 gaps' worth of prior),
+  x recency: 2^(-days since / half-life).
 - Both rank on one blend: ``buy_again_weight`` x buy-again + the rest x similarity / the best
   similarity. Context items are not recommended again unless bought (or ``exclude_seen`` is
   false); when fewer than ``k`` items remain, the popular items fill the list with score 0
@@ -30,7 +31,11 @@ Recommendation = tuple[str, float]
 # times bought, days since the first purchase, days since the latest
 Purchase = tuple[int, float, float]
 
-DEFAULT_PARAMS = {"buy_again_weight": 0.5, "buy_again_horizon_days": 7.0}
+DEFAULT_PARAMS = {
+    "buy_again_weight": 0.8,
+    "buy_again_horizon_days": 30.0,
+    "buy_again_half_life_days": 60.0,
+}
 
 
 class Scored(NamedTuple):
@@ -100,13 +105,19 @@ class RuleSet:
 
 
 def buy_again_score(
-    purchase: Purchase, most: int, rate: float, item_interval: float, horizon: float
+    purchase: Purchase,
+    most: int,
+    rate: float,
+    item_interval: float,
+    horizon: float,
+    half_life: float = 0.0,
 ) -> float:
     """The buy-again score of one item (see the module's docstring)."""
     times, first_ago, last_ago = purchase
     interval = ((first_ago - last_ago) + 2 * item_interval) / (times - 1 + 2)
     due = 1.0 if interval <= 0 else min(1.0, (last_ago + horizon) / interval)
-    return rate * times / most * due
+    recency = 2.0 ** (-last_ago / half_life) if half_life > 0 else 1.0
+    return rate * times / most * due * recency
 
 
 def recommend_explained(
@@ -137,7 +148,8 @@ def recommend_explained(
             if top is None or part > top[0] or (part == top[0] and item < top[1]):
                 because[neighbour] = (part, item)
     w = float(rules.params.get("buy_again_weight", DEFAULT_PARAMS["buy_again_weight"]))
-    horizon = float(rules.params.get("buy_again_horizon_days", 7.0))
+    horizon = float(rules.params.get("buy_again_horizon_days", 30.0))
+    half_life = float(rules.params.get("buy_again_half_life_days", 0.0))
     bought = {i: p for i, p in (purchases or {}).items() if i is not None and p[0] > 0}
     best = max(similar.values(), default=0.0)
     # item -> (rank score, Scored): the better of its similarity and buy-again
@@ -151,7 +163,7 @@ def recommend_explained(
         if item not in rules.repurchase:
             continue
         rate, interval = rules.repurchase[item]
-        score = buy_again_score(purchase, most, rate, interval, horizon)
+        score = buy_again_score(purchase, most, rate, interval, horizon, half_life)
         if score > 0 and (item not in candidates or w * score > candidates[item][0]):
             candidates[item] = (w * score, Scored(item, score, "buy_again", None))
     excluded = (set(context) | set(purchases or ())) - set(bought) if exclude_seen else set()

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
+from udfs.core import DEFAULT_PARAMS as BLEND
 from udfs.core import RuleSet, Scored, recommend_explained
 
 FUNCTION = "persona_recommend"
@@ -58,7 +59,7 @@ def load_rule_set(con: duckdb.DuckDBPyConnection, schema: str = "derived") -> Ru
             [version],
         ).fetchall()
         blend = json.loads(found[0][0] or "{}") if found else {}
-        params = {k: blend[k] for k in ("buy_again_weight", "buy_again_horizon_days") if k in blend}
+        params = {k: blend[k] for k in BLEND if k in blend}
     return RuleSet.from_rows(
         version, [r[1:] for r in similarity], [r[1] for r in popular], repurchase, params
     )

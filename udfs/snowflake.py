@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from udfs import core
+from udfs.core import DEFAULT_PARAMS as BLEND
 from udfs.core import RuleSet
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def load_rule_set(session: Session, schema: str = "derived") -> RuleSet:
         found = []
     if found:
         blend = json.loads(found[0]["PARAMETERS_JSON"] or "{}")
-        params = {k: blend[k] for k in ("buy_again_weight", "buy_again_horizon_days") if k in blend}
+        params = {k: blend[k] for k in BLEND if k in blend}
     return RuleSet.from_rows(
         version,
         [(r["PRODUCT_ID"], r["SIMILAR_PRODUCT_ID"], r["SIMILARITY"]) for r in similarity],

@@ -1,6 +1,7 @@
-{#- One row per item that users buy again, per rule-set version: how many users bought it (an
-    event of a `recs_recommend_again` type), how many of them more than once, and its typical
-    repurchase interval (the median over those users of their mean days between purchases).
+{#- One row per item bought, per rule-set version: how many users bought it (an event of a
+    `recs_recommend_again` type), how many of them more than once, the repurchase rate (smoothed:
+    (repeat buyers + 1) / (buyers + 2), so one buyer is not a certainty) and its typical
+    repurchase interval (the median over repeat buyers of their mean days between purchases).
     The buy-again component of `user_recommendations` and of live scoring reads it. At most
     one row per item. Each retrain appends a version (delete+insert by version). -#}
 
@@ -45,10 +46,9 @@ final as (
         product_id,
         buyers,
         repeat_buyers,
-        cast(repeat_buyers as double) / buyers as repurchase_rate,
+        (repeat_buyers + 1.0) / (buyers + 2.0) as repurchase_rate,
         repurchase_interval_days
     from per_item
-    where repeat_buyers > 0
 
 )
 

@@ -21,6 +21,7 @@
     'recommend_again': persona.recs_recommend_again(),
     'buy_again_weight': var('recs_buy_again_weight'),
     'buy_again_horizon_days': var('recs_buy_again_horizon_days'),
+    'buy_again_half_life_days': var('recs_buy_again_half_life_days'),
     'min_history_items': var('recs_min_history_items'),
     'popular_items': var('recs_popular_items'),
 } -%}

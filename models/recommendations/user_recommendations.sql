@@ -7,7 +7,8 @@
       scored item repurchase rate × the user's purchases of it (relative to their most bought
       item) × how due it is (days since their last purchase plus `recs_buy_again_horizon_days`
       against the repurchase interval: the item's median from `item_repurchase`, shrunk
-      towards the user's own mean interval).
+      towards the user's own mean interval) × recency (half-life
+      `recs_buy_again_half_life_days` since the last purchase).
     The blend: `recs_buy_again_weight` × buy-again + the rest × similarity / the user's best
     similarity. Items the user interacted with are removed unless they may come back (a
     `recs_recommend_again` event on them). Users with fewer than `recs_min_history_items`
@@ -196,7 +197,10 @@ buy_again as (
         * case
             when interval_days <= 0 then 1.0
             else least(1.0, (days_since + {{ var('recs_buy_again_horizon_days') }}) / interval_days)
-        end as score
+        end
+        {%- if var('recs_buy_again_half_life_days') > 0 %}
+        * power(2.0, -days_since / {{ var('recs_buy_again_half_life_days') }})
+        {%- endif %} as score
     from bought
 
 ),

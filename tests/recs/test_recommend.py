@@ -26,7 +26,7 @@ create table derived.interactions as select * from (values
 create table derived.current_item_repurchase as select * from (values ('v1', 'E', 0.5, 10.0))
     t(rule_set_version, product_id, repurchase_rate, repurchase_interval_days);
 create table derived.rule_set_versions as select * from (values
-    ('v1', '{"buy_again_weight": 0.5, "buy_again_horizon_days": 7}')
+    ('v1', '{"buy_again_weight": 0.5, "buy_again_horizon_days": 7, "buy_again_half_life_days": 0}')
 ) t(rule_set_version, parameters_json);
 create table derived.users as select * from (values ('u1'), ('u2'), ('u3')) t(user_id);
 create table derived.product_events as select * from (values

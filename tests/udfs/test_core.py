@@ -53,7 +53,7 @@ BOUGHT = RuleSet.from_rows(
     [("P", "R", 0.5), ("P", "S", 0.2)],
     popular=["P", "D"],
     repurchase=[("P", 0.5, 9.0), ("Q", 0.4, 20.0)],
-    params={"buy_again_weight": 0.5, "buy_again_horizon_days": 7},
+    params={"buy_again_weight": 0.5, "buy_again_horizon_days": 7, "buy_again_half_life_days": 0},
 )
 # P bought 3 times, 12 and 2 days ago; Q once, a day ago; R viewed only
 PURCHASES = {"P": (3, 12.0, 2.0), "Q": (1, 1.0, 1.0)}
@@ -78,11 +78,13 @@ def test_an_item_bought_recently_is_less_due_than_one_bought_long_ago() -> None:
     assert buy_again_score((1, 5.0, 5.0), 1, 1.0, 10.0, 7.0) == pytest.approx(1.0)
     # the user's own rhythm counts: 4 purchases 30 days apart pull the item's 10 days to 25.7
     assert buy_again_score((4, 90.0, 1.0), 4, 1.0, 10.0, 7.0) == pytest.approx(8 / ((89 + 20) / 5))
+    # recency: a purchase one half-life old counts half
+    assert buy_again_score((1, 30.0, 30.0), 1, 1.0, 10.0, 7.0, 30.0) == pytest.approx(0.5)
 
 
 def test_without_purchases_nothing_seen_comes_back_and_weight_one_ranks_purchases_first() -> None:
     assert "P" not in [s.item for s in recommend_explained(BOUGHT, [], AFFINITIES, k=4)]
-    only_again = dataclasses.replace(BOUGHT, params={"buy_again_weight": 1.0})
+    only_again = dataclasses.replace(BOUGHT, params=BOUGHT.params | {"buy_again_weight": 1.0})
     got = recommend_explained(only_again, [], AFFINITIES, k=2, purchases=PURCHASES)
     assert [s.item for s in got] == ["P", "Q"]
 

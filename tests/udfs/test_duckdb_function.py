@@ -40,7 +40,7 @@ def test_with_purchases_adds_buy_again_as_the_core_does() -> None:
     ).fetchone()[0]
     expected = recommend_explained(rules, [], {"A": 1.0}, 3, purchases={"A": (3, 14.0, 6.0)})
     assert [(r["product_id"], r["reason"]) for r in got] == [(s.item, s.reason) for s in expected]
-    assert [r["product_id"] for r in got] == ["B", "A", "D"]  # A is bought: it comes back
+    assert [r["product_id"] for r in got] == ["A", "B", "D"]  # A is bought: it comes back
     # without purchases A is a seen item: removed
     plain = con.execute("select persona_recommend([], ['A'], [1.0], 3)").fetchone()[0]
     assert [r["product_id"] for r in plain] == ["B", "D"]

@@ -79,5 +79,5 @@ def test_the_purchases_form_adds_buy_again_with_reasons(session: Session) -> Non
     args = [col(c) for c in ("S", "AI", "AW", "PI", "PN", "PF", "PL", "K")]
     [row] = df.select(call_udf("persona_recommend_with_purchases", *args).alias("R")).collect()
     got = [(r["product_id"], r["reason"], r["reason_detail"]) for r in row["R"]]
-    assert got == [("B", "similar_to", "A"), ("A", "buy_again", None),
+    assert got == [("A", "buy_again", None), ("B", "similar_to", "A"),
                    ("D", "popular_in_segment", "*")]  # fmt: skip
