@@ -8,10 +8,10 @@ models/recommendations/user_recommendations.sql, so the table and a live call ag
 
 - ``similar_to``: the sum, over the context's items, of context weight times similarity; the
   detail is the context item that contributed most.
-- ``buy_again``: an item bought before, scored repurchase rate x purchases / the user's most
-  purchases of one item x how due it is: min(1, (days since + horizon) / interval), the
+- ``buy_again``: an item bought before, scored repurchase rate x purchases x how due it is:
+  min(1, (days since + horizon) / interval), the
   interval being the item's median shrunk towards the user's own (2 gaps' worth of prior),
-  x recency: 2^(-days since / half-life).
+  x recency: 2^(-days since / half-life), relative to the user's best buy-again item.
 - Both rank on one blend: ``buy_again_weight`` x buy-again + the rest x similarity / the best
   similarity. Context items are not recommended again unless bought (or ``exclude_seen`` is
   false); when fewer than ``k`` items remain, the popular items fill the list with score 0
@@ -106,18 +106,18 @@ class RuleSet:
 
 def buy_again_score(
     purchase: Purchase,
-    most: int,
     rate: float,
     item_interval: float,
     horizon: float,
     half_life: float = 0.0,
 ) -> float:
-    """The buy-again score of one item (see the module's docstring)."""
+    """The buy-again score of one item before it is made relative to the user's best (see the
+    module's docstring)."""
     times, first_ago, last_ago = purchase
     interval = ((first_ago - last_ago) + 2 * item_interval) / (times - 1 + 2)
     due = 1.0 if interval <= 0 else min(1.0, (last_ago + horizon) / interval)
     recency = 2.0 ** (-last_ago / half_life) if half_life > 0 else 1.0
-    return rate * times / most * due * recency
+    return rate * times * due * recency
 
 
 def recommend_explained(
@@ -158,12 +158,14 @@ def recommend_explained(
         for item, score in similar.items():
             reason = Scored(item, score, "similar_to", because[item][1])
             candidates[item] = ((1 - w) * score / best, reason)
-    most = max((p[0] for i, p in bought.items() if i in rules.repurchase), default=0)
-    for item, purchase in bought.items():
-        if item not in rules.repurchase:
-            continue
-        rate, interval = rules.repurchase[item]
-        score = buy_again_score(purchase, most, rate, interval, horizon, half_life)
+    raw = {
+        item: buy_again_score(purchase, *rules.repurchase[item], horizon, half_life)
+        for item, purchase in bought.items()
+        if item in rules.repurchase
+    }
+    top_again = max(raw.values(), default=0.0)
+    for item, value in raw.items():
+        score = value / top_again if top_again > 0 else 0.0
         if score > 0 and (item not in candidates or w * score > candidates[item][0]):
             candidates[item] = (w * score, Scored(item, score, "buy_again", None))
     excluded = (set(context) | set(purchases or ())) - set(bought) if exclude_seen else set()

@@ -4,11 +4,11 @@
       with (their first `recs_max_items_per_user` by affinity) times that item's similarity to
       a neighbour, summed per neighbour; `reason_detail` names the item that contributed most;
     - `buy_again`: items the user bought before (events of a `recs_recommend_again` type),
-      scored item repurchase rate × the user's purchases of it (relative to their most bought
-      item) × how due it is (days since their last purchase plus `recs_buy_again_horizon_days`
-      against the repurchase interval: the item's median from `item_repurchase`, shrunk
-      towards the user's own mean interval) × recency (half-life
-      `recs_buy_again_half_life_days` since the last purchase).
+      scored item repurchase rate × the user's purchases of it × how due it is (days since
+      their last purchase plus `recs_buy_again_horizon_days` against the repurchase interval:
+      the item's median from `item_repurchase`, shrunk towards the user's own mean interval)
+      × recency (half-life `recs_buy_again_half_life_days` since the last purchase), relative
+      to the user's best buy-again item (1 for it).
     The blend: `recs_buy_again_weight` × buy-again + the rest × similarity / the user's best
     similarity. Items the user interacted with are removed unless they may come back (a
     `recs_recommend_again` event on them). Users with fewer than `recs_min_history_items`
@@ -178,30 +178,39 @@ bought as (
                 'interactions.first_repeatable_at', 'interactions.last_repeatable_at'
             ) }} / 86400.0
             + 2 * coalesce(item_repurchase.repurchase_interval_days, 0)
-        ) / (interactions.repeatable_events - 1 + 2) as interval_days,
-        max(interactions.repeatable_events) over (
-            partition by interactions.user_id
-        ) as most_events
+        ) / (interactions.repeatable_events - 1 + 2) as interval_days
     from interactions
     inner join item_repurchase on interactions.product_id = item_repurchase.product_id
     where interactions.repeatable_events > 0
 
 ),
 
-buy_again as (
+bought_scored as (
 
     select
         user_id,
         product_id,
-        repurchase_rate * repeatable_events / most_events
+        repurchase_rate * repeatable_events
         * case
             when interval_days <= 0 then 1.0
             else least(1.0, (days_since + {{ var('recs_buy_again_horizon_days') }}) / interval_days)
         end
         {%- if var('recs_buy_again_half_life_days') > 0 %}
         * power(2.0, -days_since / {{ var('recs_buy_again_half_life_days') }})
-        {%- endif %} as score
+        {%- endif %} as raw_score
     from bought
+
+),
+
+{#- relative to the user's best buy-again item, as similarity is to their best similar item -#}
+buy_again as (
+
+    select
+        user_id,
+        product_id,
+        raw_score / max(raw_score) over (partition by user_id) as score
+    from bought_scored
+    where raw_score > 0
 
 ),
 

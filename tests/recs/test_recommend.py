@@ -66,11 +66,11 @@ def test_a_known_user_gets_named_items_scored_by_similarity(
 def test_what_the_user_bought_comes_back_as_buy_again(
     warehouse: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """u3 bought E twice, 10 days apart, the latest 10 days ago: due (0.5 x 2/2 x 1)."""
+    """u3 bought E twice, 10 days apart, the latest 10 days ago: due, and their only purchase."""
     report, _ = recommend(warehouse, capsys, "--user", "u3", "--k", "2")
     got = [(r["product_id"], r["reason"], r["from"]) for r in report["recommendations"]]
     assert got == [("E", "buy_again", "buy again"), ("A", "popular_in_segment", "popular")]
-    assert report["recommendations"][0]["score"] == pytest.approx(0.5)
+    assert report["recommendations"][0]["score"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(

@@ -63,23 +63,23 @@ AFFINITIES = {"P": 2.0, "Q": 1.0, "R": 0.5}
 def test_buy_again_blends_with_similar_items_as_the_table_does() -> None:
     got = recommend_explained(BOUGHT, [], AFFINITIES, k=4, purchases=PURCHASES)
     assert [(s.item, s.reason, s.detail) for s in got] == [
-        ("P", "buy_again", None),  # 0.5 x 3/3 x due 1: blend 0.25
+        ("P", "buy_again", None),  # 0.5 x 3 x due 1 = 1.5, the best: 1, blend 0.5
         ("S", "similar_to", "P"),  # 2 x 0.2 = 0.4 of the best 1.0 (R): blend 0.2
-        ("Q", "buy_again", None),  # 0.4 x 1/3 x (1 + 7)/20: blend 0.027
+        ("Q", "buy_again", None),  # 0.4 x 1 x (1 + 7)/20 = 0.16 of 1.5: blend 0.053
         ("D", "popular_in_segment", "*"),  # R was only viewed: removed
     ]
-    assert got[0].score == pytest.approx(0.5)
-    assert got[2].score == pytest.approx(0.4 / 3 * 0.4)
+    assert got[0].score == pytest.approx(1.0)
+    assert got[2].score == pytest.approx(0.16 / 1.5)
 
 
 def test_an_item_bought_recently_is_less_due_than_one_bought_long_ago() -> None:
     # interval 10 days: bought 1 day ago -> (1 + 7)/10 = 0.8; 5 days ago -> 1.0 (capped)
-    assert buy_again_score((1, 1.0, 1.0), 1, 1.0, 10.0, 7.0) == pytest.approx(0.8)
-    assert buy_again_score((1, 5.0, 5.0), 1, 1.0, 10.0, 7.0) == pytest.approx(1.0)
+    assert buy_again_score((1, 1.0, 1.0), 1.0, 10.0, 7.0) == pytest.approx(0.8)
+    assert buy_again_score((1, 5.0, 5.0), 1.0, 10.0, 7.0) == pytest.approx(1.0)
     # the user's own rhythm counts: 4 purchases 30 days apart pull the item's 10 days to 25.7
-    assert buy_again_score((4, 90.0, 1.0), 4, 1.0, 10.0, 7.0) == pytest.approx(8 / ((89 + 20) / 5))
+    assert buy_again_score((4, 90.0, 1.0), 1.0, 10.0, 7.0) == pytest.approx(4 * 8 / ((89 + 20) / 5))
     # recency: a purchase one half-life old counts half
-    assert buy_again_score((1, 30.0, 30.0), 1, 1.0, 10.0, 7.0, 30.0) == pytest.approx(0.5)
+    assert buy_again_score((1, 30.0, 30.0), 1.0, 10.0, 7.0, 30.0) == pytest.approx(0.5)
 
 
 def test_without_purchases_nothing_seen_comes_back_and_weight_one_ranks_purchases_first() -> None:
