@@ -13,6 +13,11 @@
 {%- set product_events = ref('product_events') -%}
 {%- set sessions = ref('sessions') -%}
 {%- set interaction_log = source('recs', 'interaction_log') -%}
+{#- a log loaded before event types existed has no event_type column: all `interaction` -#}
+{%- set log_has_type = from_log and execute and (
+    adapter.get_columns_in_relation(interaction_log) | map(attribute='name') | map('lower')
+    | select('equalto', 'event_type') | list | length > 0
+) -%}
 
 with
 
@@ -31,7 +36,11 @@ events as (
         cast(item_id as {{ dbt.type_string() }}) as product_id,
         cast(interacted_at as timestamp) as interacted_at,
         cast(coalesce(weight, 1) as double) as weight,
+        {%- if log_has_type %}
         coalesce(event_type, 'interaction') as event_type
+        {%- else %}
+        'interaction' as event_type
+        {%- endif %}
     from interaction_log
 
 ),
