@@ -140,7 +140,9 @@ per_user_item as (
         min(interacted_at) as first_interacted_at,
         max(interacted_at) as last_interacted_at,
         {%- if again %}
-        {%- set is_again %}event_type in ({% for t in again %}{{ persona.quote_literal(t) }}{{ ', ' if not loop.last }}{% endfor %}){% endset %}
+        {%- set quoted = [] -%}
+        {%- for t in again %}{% do quoted.append(persona.quote_literal(t)) %}{% endfor -%}
+        {%- set is_again = 'event_type in (' ~ quoted | join(', ') ~ ')' %}
         count(distinct case when {{ is_again }} then interacted_at end) as repeatable_events,
         min(case when {{ is_again }} then interacted_at end) as first_repeatable_at,
         max(case when {{ is_again }} then interacted_at end) as last_repeatable_at,

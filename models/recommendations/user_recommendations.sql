@@ -162,8 +162,8 @@ similar_items as (
 
 ),
 
-{#- an item is due when days since the last purchase + the horizon reach its interval: the
-    item's median, shrunk towards the user's own mean interval (2 gaps' worth of prior) -#}
+{# an item is due when days since the last purchase + the horizon reach its interval: the
+    item's median, shrunk towards the user's own mean interval (2 gaps' worth of prior) #}
 bought as (
 
     select
@@ -171,8 +171,9 @@ bought as (
         interactions.product_id,
         interactions.repeatable_events,
         item_repurchase.repurchase_rate,
-        {{ persona.seconds_between('interactions.last_repeatable_at', 'interactions.training_end') }}
-        / 86400.0 as days_since,
+        {{ persona.seconds_between(
+            'interactions.last_repeatable_at', 'interactions.training_end'
+        ) }} / 86400.0 as days_since,
         (
             {{ persona.seconds_between(
                 'interactions.first_repeatable_at', 'interactions.last_repeatable_at'
@@ -202,7 +203,7 @@ bought_scored as (
 
 ),
 
-{#- relative to the user's best buy-again item, as similarity is to their best similar item -#}
+{# relative to the user's best buy-again item, as similarity is to their best similar item #}
 buy_again as (
 
     select
@@ -254,8 +255,8 @@ global_popular as (
 
 ),
 
-{#- rank_score orders a user's candidates within a source: the blend for personal ones
-    (0..1), 1 / popularity rank for popular ones -#}
+{# rank_score orders a user's candidates within a source: the blend for personal ones
+    (0..1), 1 / popularity rank for popular ones #}
 candidates as (
 
     select
@@ -307,7 +308,7 @@ candidates as (
 
 ),
 
-{#- a seen item stays out unless the user has an event of a recommend-again type on it -#}
+{# a seen item stays out unless the user has an event of a recommend-again type on it #}
 unseen as (
 
     select candidates.* from candidates
