@@ -32,7 +32,7 @@ Recommendation = tuple[str, float]
 Purchase = tuple[int, float, float]
 
 DEFAULT_PARAMS = {
-    "buy_again_weight": 0.8,
+    "buy_again_weight": 1.0,
     "buy_again_horizon_days": 30.0,
     "buy_again_half_life_days": 60.0,
 }
@@ -157,7 +157,8 @@ def recommend_explained(
     if best > 0:
         for item, score in similar.items():
             reason = Scored(item, score, "similar_to", because[item][1])
-            candidates[item] = ((1 - w) * score / best, reason)
+            # at weight 1 similar items still rank among themselves, after every purchase
+            candidates[item] = (max(1 - w, 1e-6) * score / best, reason)
     raw = {
         item: buy_again_score(purchase, *rules.repurchase[item], horizon, half_life)
         for item, purchase in bought.items()

@@ -263,7 +263,8 @@ candidates as (
         user_id,
         product_id,
         score,
-        {{ 1 - w }} * score / max(score) over (partition by user_id) as rank_score,
+        {#- at weight 1 similar items still rank among themselves, after every purchase #}
+        {{ [1 - w, 1e-6] | max }} * score / max(score) over (partition by user_id) as rank_score,
         1 as source_priority,
         'similarity' as recommended_by,
         'similar_to' as reason,

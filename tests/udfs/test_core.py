@@ -112,3 +112,12 @@ def test_invariants_of_a_live_call(session, affinities, bought, k) -> None:
     assert all(s.reason != "buy_again" or s.item in bought for s in got)
     plain = recommend(BOUGHT, session, affinities, k, purchases=bought)
     assert plain == [(s.item, s.score) for s in got]
+
+
+def test_at_weight_one_similar_items_follow_purchases_in_their_own_order() -> None:
+    rules = RuleSet.from_rows(
+        "v", [("P", "Z", 0.9), ("P", "M", 0.3)], repurchase=[("P", 0.5, 9.0)],
+        params={"buy_again_weight": 1.0},
+    )  # fmt: skip
+    got = recommend_explained(rules, [], {"P": 1.0}, k=3, purchases={"P": (2, 10.0, 1.0)})
+    assert [s.item for s in got] == ["P", "Z", "M"]  # not M before Z by id
