@@ -351,8 +351,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
               f"{b[f'recall@{k}']:>11.4f}")  # fmt: skip
     for name, value in report["chosen"].items():
         print(f"  {name}: {json.dumps(value)}")
-    where = "not written (--dry-run)" if args.dry_run else f"written to {project}"
-    print(f"chosen values {where}; the next retrain records them in rule_set_versions")
+    if args.dry_run:
+        print("chosen values not written (--dry-run)")
+    else:
+        print(f"chosen values written to {project}; the next retrain records them and their "
+              "score in rule_set_versions")  # fmt: skip
     return 0
 
 
