@@ -4,8 +4,9 @@ At ``slots`` evaluation times spread over the last ``backtest_days`` of the hist
 cadence (hour, day, week, month) serves the rule set it would have trained at its latest
 boundary at or before that time (training end = the boundary). Quality is nDCG@k (and
 precision@k) on the next ``horizon_hours`` of interactions with items the user had not touched
-before. Cost is what the cadence spends per day: mean measured retrain seconds times retrains per
-day. Every retrain is the project's dbt retrain on a scratch DuckDB (``recs.retrain``).
+before (or with any item, when the rule set recommends items again: buy-again). Cost is what
+the cadence spends per day: mean measured retrain seconds times retrains per day. Every
+retrain is the project's dbt retrain on a scratch DuckDB (``recs.retrain``).
 
 The recommendation rule: start from the least frequent cadence and move to the next more
 frequent one only while that raises nDCG@k by at least ``min_gain`` (relative, default 2%);
@@ -42,7 +43,8 @@ select
     coalesce(m.user_id, p.domain_userid) as user_id,
     p.product_id as item_id,
     p.derived_tstamp as interacted_at,
-    cast(case p.ecommerce_action {weights} else 0 end as double) as weight
+    cast(case p.ecommerce_action {weights} else 0 end as double) as weight,
+    p.ecommerce_action as event_type
 from {schema}.product_events as p
 left join {schema}.identity_map as m
     on m.device_id_type = 'domain_userid' and m.device_id = p.domain_userid
@@ -55,7 +57,7 @@ def events_log(
     schema: str = "derived",
     weights: dict[str, float] | None = None,
 ) -> list[Row]:
-    """The event history of a built warehouse as an interaction log."""
+    """The event history of a built warehouse as an interaction log (with each event's type)."""
     weights = weights or {"product_view": 1, "add_to_cart": 3, "transaction": 5}
     cases = " ".join(f"when '{a}' then {w}" for a, w in weights.items())
     return con.execute(EVENTS_LOG_QUERY.format(weights=cases, schema=schema)).fetchall()
@@ -83,8 +85,11 @@ def backtest(
     min_gain: float = 0.02,
     dbt_vars: dict[str, Any] | None = None,
     progress: Callable[[int, int, datetime], None] | None = None,
+    repeats: bool = False,
 ) -> dict[str, Any]:
-    """The backtest's report (see the module's docstring). ``progress(done, total, boundary)``
+    """The backtest's report (see the module's docstring). ``repeats``: the rule set may
+    recommend items again (``recs_recommend_again``), so a user's next interactions with items
+    seen before count too. ``progress(done, total, boundary)``
     is called before each retrain (``done`` of ``total`` finished, the next one training up to
     ``boundary``) and once after the last (``boundary`` then the last one's)."""
     started = time.perf_counter()
@@ -129,12 +134,13 @@ def backtest(
         for t, boundary in zip(times, plan[cadence], strict=True):
             seen: dict[str, set[str]] = defaultdict(set)
             truth: dict[str, set[str]] = defaultdict(set)
-            for user, item, ts, _ in rows:
+            for user, item, ts, *_ in rows:
                 if ts <= boundary:
                     seen[user].add(item)
-                elif t < ts <= t + horizon and item not in seen[user]:
+                elif t < ts <= t + horizon and (repeats or item not in seen[user]):
                     truth[user].add(item)
-            truth = {u: items - seen[u] for u, items in truth.items() if items - seen[u]}
+            if not repeats:
+                truth = {u: items - seen[u] for u, items in truth.items() if items - seen[u]}
             scores = ranking_metrics(truth, recs[boundary], k)
             ndcg.append(scores[f"ndcg@{k}"])
             precision.append(scores[f"precision@{k}"])

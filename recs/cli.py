@@ -17,9 +17,15 @@ Then (as `persona recs COMMAND`, or `python -m udfs COMMAND`):
     export-log --out log.csv
         the warehouse's product events as an interaction log user_id,item_id,timestamp,weight
     evaluate --interactions log.csv --k 10 --split stratified --ratio 0.75
-        split per user, retrain the same dbt models on the training part in a scratch DuckDB,
-        score MAP, nDCG@k, Precision@k, Recall@k (Microsoft Recommenders' definitions) next
-        to a popularity baseline; --json prints one object
+        split (per user; temporal also one global time cut), retrain the same dbt models on
+        the training part in a scratch DuckDB, score MAP, nDCG@k, Precision@k, Recall@k
+        (Microsoft Recommenders' definitions) next to popularity and buy-again baselines;
+        --json prints one object
+    tune [--interactions log.csv] [--max-retrains 16] [--dry-run]
+        a bounded search over the rule set's parameters (similarity, half-life, neighbours,
+        buy-again on/off and its blend), each scored by nDCG@k after one time cut on the
+        warehouse's events; writes the chosen values into dbt_project.yml (recs_tuning says
+        when and how well), which the next retrain records and cadence uses
     cadence [--interactions log.csv] [--out cadence.png]
         backtest retraining every hour/day/week/month: next-period nDCG@k against training
         cost, the cadence where a higher frequency stops paying, and with --out a chart (the
@@ -37,7 +43,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +138,12 @@ group by product_id
 """
 
 
+PURCHASES = """
+select product_id, repeatable_events, first_repeatable_at, last_repeatable_at
+from derived.interactions where user_id = ? and repeatable_events > 0
+"""
+
+
 def _user_context(con: Any, user: str | None, items: list[str]) -> tuple[dict[str, float], str]:
     """The user's affinities, and a note saying what the context is when it is thin."""
     affinities = dict(
@@ -152,18 +164,39 @@ def _user_context(con: Any, user: str | None, items: list[str]) -> tuple[dict[st
     return affinities, f"{why}: {fallback}"
 
 
+def _purchases(con: Any, user: str | None) -> dict[str, tuple[int, float, float]]:
+    """What the user bought (events of a recs_recommend_again type): times, and days since the
+    first and the latest, measured from now (a live call)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    days = lambda at: (now - at).total_seconds() / 86400  # noqa: E731
+    rows = con.execute(PURCHASES, [user]).fetchall()
+    return {item: (n, days(first), days(last)) for item, n, first, last in rows}
+
+
+def _why(reason: str, detail: str | None) -> str:
+    """A recommendation's reason as a page would say it."""
+    if reason == "similar_to":
+        return f"similar to {detail}"
+    if reason == "buy_again":
+        return "buy again"
+    return "popular" if detail in (None, "*") else f"popular in {detail}"
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from udfs.duckdb import register
+    from udfs.duckdb import WITH_PURCHASES, register
 
     con = _connect(args)
     rules = register(con)
     items = [i for i in (args.items or "").split(",") if i]
     affinities, note = _user_context(con, args.user, items)
+    purchases = _purchases(con, args.user)
     unknown_items = [i for i in items if i not in rules.neighbours]
     [scored] = con.execute(
-        "select persona_recommend(?, ?, ?, ?)",
-        [items, list(affinities), list(affinities.values()), args.k],
-    ).fetchone()
+        f"select {WITH_PURCHASES}(?, ?, ?, ?, ?, ?, ?, ?)",
+        [items, list(affinities), list(affinities.values()), list(purchases),
+         [p[0] for p in purchases.values()], [p[1] for p in purchases.values()],
+         [p[2] for p in purchases.values()], args.k],
+    ).fetchone()  # fmt: skip
     ids = [r["product_id"] for r in scored]
     names = {r[0]: r[1:] for r in con.execute(PRODUCT_NAMES, [ids]).fetchall()}
     recommendations = [
@@ -173,8 +206,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             "product_name": names.get(r["product_id"], (None, None))[0],
             "category": names.get(r["product_id"], (None, None))[1],
             "score": r["score"],
-            # the core fills with popular items at score 0 when the neighbours run out
-            "from": "similar items" if r["score"] > 0 else "popular items",
+            "reason": r["reason"],
+            "reason_detail": r["reason_detail"],
+            "from": _why(r["reason"], r["reason_detail"]),
         }
         for rank, r in enumerate(scored, 1)
     ]
@@ -230,7 +264,7 @@ def cmd_export_log(args: argparse.Namespace) -> int:
     rows = events_log(_connect(args))
     with open(args.out, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["user_id", "item_id", "timestamp", "weight"])
+        writer.writerow(["user_id", "item_id", "timestamp", "weight", "event_type"])
         writer.writerows(rows)
     print(f"{len(rows):,} interactions -> {args.out}", file=sys.stderr)
     return 0
@@ -272,17 +306,63 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     k = args.k
-    print(f"{report['rows']:,} interactions, {report['users']:,} test users, "
-          f"{args.split} split {args.ratio}, k={k}, {report['seconds']:.1f} s")  # fmt: skip
-    print(f"{'metric':<14}{'persona':>10}{'popularity':>12}")
-    for key in ("map", f"map@{k}", f"ndcg@{k}", f"precision@{k}", f"recall@{k}"):
-        print(f"{key:<14}{report[key]:>10.4f}{report['baseline'][key]:>12.4f}")
+    print(f"{report['rows']:,} interactions, ratio {args.ratio}, k={k}, "
+          f"{report['seconds']:.1f} s")  # fmt: skip
+    for name, part in report["splits"].items():
+        cut = f", train up to {part['cut']}" if "cut" in part else ""
+        print(f"\n{name} split: {part['users']:,} test users{cut}")
+        print(f"{'metric':<14}{'persona':>10}{'popularity':>12}{'buy-again':>11}")
+        for key in ("map", f"map@{k}", f"ndcg@{k}", f"precision@{k}", f"recall@{k}"):
+            base = part["baselines"]
+            print(f"{key:<14}{part[key]:>10.4f}{base['popularity'][key]:>12.4f}"
+                  f"{base['buy_again'][key]:>11.4f}")  # fmt: skip
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from recs import tune
+    from recs.cadence import events_log
+    from recs.evaluate import read_log
+
+    project = Path(args.project_file)
+    if not project.is_file():
+        raise InputError(f"{project}: no such dbt_project.yml (see --project-file)")
+    rows = read_log(Path(args.interactions)) if args.interactions else events_log(_connect(args))
+    with _retrain_progress("tuning retrains") as progress:
+        report = tune.tune(
+            rows, k=args.k, ratio=args.ratio, max_retrains=args.max_retrains,
+            base_vars=tune.project_vars(project), dbt_vars=_vars(args.var),
+            progress=lambda done, total, _: progress(done, total, datetime.now()),
+        )  # fmt: skip
+    if not args.dry_run:
+        report["written"] = tune.write(project, report)
+    if args.json:
+        print(json.dumps(report, default=str))
+        return 0
+    k = args.k
+    print(f"{len(report['trials'])} retrains, {report['test_users']:,} users scored after "
+          f"{report['cut']}, {report['seconds']:.1f} s")  # fmt: skip
+    print(f"{'':<22}{'nDCG@' + str(k):>10}{'recall@' + str(k):>11}")
+    print(f"{'tuned':<22}{report[f'ndcg@{k}']:>10.4f}{report[f'recall@{k}']:>11.4f}")
+    print(f"{'current values':<22}{report['default'][f'ndcg@{k}']:>10.4f}"
+          f"{report['default'][f'recall@{k}']:>11.4f}")  # fmt: skip
+    for name, b in report["baselines"].items():
+        print(f"{name.replace('_', '-') + ' baseline':<22}{b[f'ndcg@{k}']:>10.4f}"
+              f"{b[f'recall@{k}']:>11.4f}")  # fmt: skip
+    for name, value in report["chosen"].items():
+        print(f"  {name}: {json.dumps(value)}")
+    if args.dry_run:
+        print("chosen values not written (--dry-run)")
+    else:
+        print(f"chosen values written to {project}; the next retrain records them and their "
+              "score in rule_set_versions")  # fmt: skip
     return 0
 
 
 def cmd_cadence(args: argparse.Namespace) -> int:
     from recs.cadence import backtest, events_log, plot, require_plots
     from recs.evaluate import read_log
+    from recs.tune import project_vars, recommend_again
 
     if args.out:
         require_plots()  # before the backtest, which takes minutes
@@ -298,6 +378,7 @@ def cmd_cadence(args: argparse.Namespace) -> int:
             min_gain=args.min_gain,
             dbt_vars=_vars(args.var),
             progress=progress,
+            repeats=recommend_again(project_vars() | _vars(args.var)),
         )
     if args.out:
         report["png"] = str(plot(report, args.k, Path(args.out)))
@@ -316,10 +397,11 @@ def cmd_cadence(args: argparse.Namespace) -> int:
 # --- the parser -------------------------------------------------------------------------------
 
 WAREHOUSE_HELP = "warehouse file (default $PERSONA_DUCKDB or warehouse.duckdb)"
+ROOT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project.yml"
 
 
 def add_commands(sub: Any) -> None:
-    """Add recommend, deploy, export-log, evaluate and cadence to ``sub`` (a subparsers
+    """Add recommend, deploy, export-log, evaluate, cadence and tune to ``sub`` (a subparsers
     action), so that `persona recs` and `python -m udfs` share one definition."""
     raw = argparse.RawDescriptionHelpFormatter
 
@@ -361,7 +443,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--interactions", required=True,
                    help="CSV user_id,item_id,timestamp[,weight]")  # fmt: skip
     p.add_argument("--k", type=_count, default=10)
-    p.add_argument("--split", choices=["stratified", "temporal"], default="stratified")
+    p.add_argument(
+        "--split",
+        choices=["stratified", "temporal", "global"],
+        default="stratified",
+        help="per user at random, per user by time (adds `global`), or one time cut",
+    )
     p.add_argument("--ratio", type=_share, default=0.75, help="training share per user")
     p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -384,6 +471,25 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cadence)
+
+    p = sub.add_parser(
+        "tune", help="search the rule set's parameters on a backtest; write the best",
+        formatter_class=raw,
+        description="A bounded search over similarity, half-life, neighbours and buy-again "
+        "(on/off, blend weight, horizon), each candidate a real retrain scored by nDCG@k after "
+        "one global time cut; writes the chosen values into dbt_project.yml's vars.",
+        epilog="example: %(prog)s --max-retrains 12 --dry-run",
+    )  # fmt: skip
+    p.add_argument("--interactions", help="CSV log (default: the warehouse's product events)")
+    p.add_argument("--duckdb", help=WAREHOUSE_HELP)
+    p.add_argument("--k", type=_count, default=10)
+    p.add_argument("--ratio", type=_share, default=0.8, help="share of the history before the cut")
+    p.add_argument("--max-retrains", type=_count, default=16)
+    p.add_argument("--project-file", default=str(ROOT_PROJECT), help="the dbt_project.yml to write")
+    p.add_argument("--dry-run", action="store_true", help="report, write nothing")
+    p.add_argument("--var", action="append", default=[], help="dbt var override KEY=VALUE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tune)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m udfs") -> int:

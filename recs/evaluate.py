@@ -1,6 +1,12 @@
-"""Offline quality: split an interaction log per user, retrain the project's dbt models on the
-training part in a scratch DuckDB, and score the held-out part (``recs.metrics``), next to a
-popularity baseline computed from the same training part."""
+"""Offline quality: split an interaction log, retrain the project's dbt models on the training
+part in a scratch DuckDB, and score the held-out part (``recs.metrics``), next to two baselines
+computed from the same training part: popularity (the most-used items the user has not seen)
+and buy-again (the user's own most frequent past items). A rule set that loses to either on a
+catalog is worse than doing nothing clever there, and the report says so in the same run.
+
+Splits: ``stratified`` (a random share of each user's rows), ``temporal`` (each user's earliest
+share) and, always beside ``temporal``, ``global``: one time cut T for everyone (train before
+T, test after, users with history before T), which is how a deployed model lives."""
 
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ import duckdb
 from recs import retrain
 from recs.metrics import ranking_metrics
 
-Row = tuple[str, str, Any, float]
+# user_id, item_id, timestamp, weight[, event_type]
+Row = tuple[Any, ...]
 
 COLUMNS = ("user_id", "item_id", "timestamp", "weight")
 TIMESTAMPS = "an ISO 8601 timestamp such as 2026-01-31 12:00:00, or epoch seconds"
@@ -32,7 +39,8 @@ class InputError(ValueError):
 
 def read_log(path: Path) -> list[Row]:
     """A CSV (or TSV) with user_id, item_id, timestamp[, weight] (header names, or that order
-    without a header; weight, or rating, defaults to 1). DuckDB sniffs the dialect and header;
+    without a header; weight, or rating, defaults to 1; an ``event_type`` column, as
+    ``export-log`` writes, is kept). DuckDB sniffs the dialect and header;
     the values are read as text and checked here, so a bad one is reported by line and column
     rather than as a failed cast somewhere in the file. Timestamps are ISO 8601 (an offset is
     converted to UTC) or epoch seconds (UTC); weights are finite numbers >= 0."""
@@ -58,6 +66,7 @@ def read_log(path: Path) -> list[Row]:
         raise InputError(f"{path}: no interactions" + (" (only a header)" if header else ""))
     at = {name: columns.index(name) for name in COLUMNS[:3]}
     weight_at = next((columns.index(c) for c in ("weight", "rating") if c in columns), None)
+    type_at = columns.index("event_type") if "event_type" in columns else None
     first_line = 2 if header else 1  # a line per row: a log's fields hold no line breaks
     epoch = _is_number(text[0][at["timestamp"]])
     rows: list[Row] = []
@@ -72,7 +81,8 @@ def read_log(path: Path) -> list[Row]:
             if weight_at is None
             else _weight(values[weight_at], f"{where} {columns[weight_at]}")
         )
-        rows.append((user, item, _timestamp(ts, epoch, where), weight))
+        row = (user, item, _timestamp(ts, epoch, where), weight)
+        rows.append(row if type_at is None else (*row, values[type_at]))
     return rows
 
 
@@ -109,9 +119,22 @@ def _weight(text: str | None, where: str) -> float:
     return value
 
 
+def global_cut(rows: list[Row], ratio: float) -> datetime:
+    """The time T before which ``ratio`` of the interactions happened."""
+    times = sorted(r[2] for r in rows)
+    return times[min(max(round(ratio * len(times)) - 1, 0), len(times) - 1)]
+
+
 def split(rows: list[Row], how: str, ratio: float, seed: int = 42) -> tuple[list[Row], list[Row]]:
     """Per user: ``stratified`` keeps a random ``ratio`` of each user's rows for training (as
-    Recommenders' python_stratified_split), ``temporal`` the earliest (python_chrono_split)."""
+    Recommenders' python_stratified_split), ``temporal`` the earliest (python_chrono_split).
+    ``global``: rows at or before ``global_cut`` train; later rows of users who have training
+    rows test (a user first seen after T is nobody's to personalise)."""
+    if how == "global":
+        cut = global_cut(rows, ratio)
+        train = [r for r in rows if r[2] <= cut]
+        known = {r[0] for r in train}
+        return train, [r for r in rows if r[2] > cut and r[0] in known]
     by_user: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_user[row[0]].append(row)
@@ -136,7 +159,7 @@ def popularity_baseline(train: list[Row], users: set[str], k: int) -> dict[str, 
     """The k items with most distinct training users that the user has not seen."""
     seen: dict[str, set[str]] = defaultdict(set)
     item_users: dict[str, set[str]] = defaultdict(set)
-    for user, item, _, _ in train:
+    for user, item, *_ in train:
         seen[user].add(item)
         item_users[item].add(user)
     ranked = sorted(item_users, key=lambda i: (-len(item_users[i]), i))
@@ -144,6 +167,51 @@ def popularity_baseline(train: list[Row], users: set[str], k: int) -> dict[str, 
     for user in users:
         out[user] = [i for i in ranked[: k + len(seen[user])] if i not in seen[user]][:k]
     return out
+
+
+def buy_again_baseline(train: list[Row], users: set[str], k: int) -> dict[str, list[str]]:
+    """The user's own k most frequent training items (most interactions, then latest, then id):
+    what a shop that only says "buy it again" would show. Users without history get none."""
+    counts: dict[str, dict[str, list]] = defaultdict(dict)
+    for user, item, at, *_ in train:
+        if user in users:
+            seen = counts[user].setdefault(item, [0, at])
+            seen[0] += 1
+            seen[1] = max(seen[1], at)
+    out: dict[str, list[str]] = {}
+    for user in users:
+        mine = counts.get(user, {})
+        out[user] = sorted(mine, key=lambda i: (-mine[i][0], -mine[i][1].timestamp(), i))[:k]
+    return out
+
+
+def score_split(
+    train: list[Row], test: list[Row], k: int, variables: dict[str, Any], path: Path
+) -> dict[str, Any]:
+    """Retrain on ``train`` into ``path`` and score the rule set and both baselines on ``test``."""
+    truth: dict[str, set[str]] = defaultdict(set)
+    for user, item, *_ in test:
+        truth[user].add(item)
+    con = duckdb.connect(str(path))
+    retrain.load_log(con, train)
+    con.close()
+    retrain_seconds = retrain.run(path, variables).seconds
+    con = duckdb.connect(str(path))
+    predicted = retrain.latest_recommendations(con)
+    con.close()
+    baselines = {
+        "popularity": ranking_metrics(truth, popularity_baseline(train, set(truth), k), k),
+        "buy_again": ranking_metrics(truth, buy_again_baseline(train, set(truth), k), k),
+    }
+    return {
+        **ranking_metrics(truth, predicted, k),
+        "baseline": baselines["popularity"],  # the key of earlier reports
+        "baselines": baselines,
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "users": len(truth),
+        "retrain_seconds": round(retrain_seconds, 3),
+    }
 
 
 def evaluate(
@@ -155,44 +223,38 @@ def evaluate(
     dbt_vars: dict[str, Any] | None = None,
     warehouse: Path | None = None,
 ) -> dict[str, Any]:
-    """Retrain on the training split with the dbt models and score the test split."""
+    """Retrain on the training split with the dbt models and score the test split. The report's
+    top level is ``how``'s split; ``splits`` holds every split run (``temporal`` adds
+    ``global``, the same ratio as one time cut)."""
     started = time.perf_counter()
     if k < 1:
         raise InputError(f"k must be a whole number >= 1, got {k}")
     if not 0 < ratio < 1:
         raise InputError(f"ratio must be between 0 and 1 (the training share), got {ratio}")
-    train, test = split(rows, how, ratio)
-    if not train or not test:
-        part, fix = ("test", "lower") if train else ("train on", "raise")
-        raise InputError(
-            f"nothing left to {part}: with ratio {ratio} the {how} split put every one of "
-            f"{len(rows):,} interactions on one side ({fix} the ratio, or give users more "
-            "interactions)"
-        )
-    truth: dict[str, set[str]] = defaultdict(set)
-    for user, item, _, _ in test:
-        truth[user].add(item)
+    hows = [how, "global"] if how == "temporal" else [how]
+    parts = {h: split(rows, h, ratio) for h in hows}
+    for h, (train, test) in parts.items():
+        if not train or not test:
+            part, fix = ("test", "lower") if train else ("train on", "raise")
+            raise InputError(
+                f"nothing left to {part}: with ratio {ratio} the {h} split put every one of "
+                f"{len(rows):,} interactions on one side ({fix} the ratio, or give users more "
+                "interactions)"
+            )
     variables = {"recs_top_k": k, "recs_training_days": None} | (dbt_vars or {})
+    splits: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="persona-evaluate-") as tmp:
-        path = warehouse or Path(tmp) / "evaluate.duckdb"
-        con = duckdb.connect(str(path))
-        retrain.load_log(con, train)
-        con.close()
-        retrain_seconds = retrain.run(path, variables).seconds
-        con = duckdb.connect(str(path))
-        predicted = retrain.latest_recommendations(con)
-        con.close()
-    baseline = popularity_baseline(train, set(truth), k)
+        for h, (train, test) in parts.items():
+            path = warehouse if warehouse and h == how else Path(tmp) / f"evaluate-{h}.duckdb"
+            splits[h] = score_split(train, test, k, variables, path)
+            if h == "global":
+                splits[h]["cut"] = global_cut(rows, ratio).isoformat(sep=" ")
     return {
-        **ranking_metrics(truth, predicted, k),
-        "baseline": ranking_metrics(truth, baseline, k),
+        **splits[how],
+        "splits": splits,
         "rows": len(rows),
-        "train_rows": len(train),
-        "test_rows": len(test),
-        "users": len(truth),
         "k": k,
         "split": how,
         "ratio": ratio,
-        "retrain_seconds": round(retrain_seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }

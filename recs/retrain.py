@@ -25,24 +25,28 @@ class RetrainError(RuntimeError):
 
 
 def load_log(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple] | str) -> int:
-    """Replace the interaction log with ``rows`` (user_id, item_id, interacted_at, weight) or
-    with the result of a query text selecting those columns."""
+    """Replace the interaction log with ``rows`` (user_id, item_id, interacted_at, weight[,
+    event_type]; no type reads as ``interaction``) or with the result of a query text selecting
+    those columns."""
     con.execute("create schema if not exists recs_input")
     con.execute(f"drop table if exists {LOG_TABLE}")
     con.execute(
         f"create table {LOG_TABLE} (user_id varchar, item_id varchar, "
-        "interacted_at timestamp, weight double)"
+        "interacted_at timestamp, weight double, event_type varchar)"
     )
     if isinstance(rows, str):
-        con.execute(f"insert into {LOG_TABLE} {rows}")
+        con.execute(f"insert into {LOG_TABLE} (user_id, item_id, interacted_at, weight) {rows}")
     else:
-        columns = list(zip(*rows, strict=True)) or [(), (), (), ()]
+        rows = list(rows)
+        columns = [list(c) for c in zip(*(r[:4] for r in rows), strict=True)] or [[], [], [], []]
+        types = [r[4] if len(r) > 4 else None for r in rows]
         batch = pa.table(
             {
                 "user_id": pa.array(columns[0], pa.string()),
                 "item_id": pa.array(columns[1], pa.string()),
                 "interacted_at": pa.array(columns[2], pa.timestamp("us")),
                 "weight": pa.array(columns[3], pa.float64()),
+                "event_type": pa.array(types, pa.string()),
             }
         )
         con.register("log_batch", batch)

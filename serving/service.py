@@ -478,7 +478,7 @@ class Api:
         the user's affinities; the fallback is the popular items of the user's best-matching
         segment: the smallest segment they are in that has popular items, else the
         new-visitor segment, else everyone's ('*')."""
-        from udfs.core import recommend
+        from udfs.core import recommend_explained
 
         if rules is None:
             return {"items": [], "rule_set_version": None, "as_of": None, "strategy": "none"}
@@ -488,11 +488,12 @@ class Api:
                             key=lambda s: (sizes.get(s, 0), s))  # fmt: skip
         fallback = self.new_visitor_segment if popular.get(self.new_visitor_segment) else "*"
         segment = candidates[0] if candidates else fallback
-        scored = dataclasses.replace(base, popular=tuple(popular.get(segment, ())))
-        top = recommend(scored, context, affinities, k)
-        live = any(score > 0 for _, score in top)
+        scored = dataclasses.replace(base, popular=tuple(popular.get(segment, ())), segment=segment)
+        top = recommend_explained(scored, context, affinities, k)
+        live = any(s.score > 0 for s in top)
         return {
-            "items": [{"product_id": item, "score": score} for item, score in top],
+            "items": [{"product_id": s.item, "score": s.score, "reason": s.reason,
+                       "reason_detail": s.detail} for s in top],
             "rule_set_version": rules["version"], "as_of": rules.get("as_of"),
             "strategy": "live" if live else f"popular:{segment}",
             "precomputed": (precomputed or {}).get("recommendations", [])[:k],

@@ -2,25 +2,34 @@
 
     select persona_recommend(['sku-0001'], list(product_id), list(affinity), 10)
     from derived.interactions where user_id = 'u1';
-    -- [{'product_id': 'sku-0042', 'score': 0.83}, ...]
+    -- [{'product_id': 'sku-0042', 'score': 0.83, 'reason': 'similar_to',
+    --   'reason_detail': 'sku-0001'}, ...]
 
 Arguments: the session's items, the user's affinity items and their weights (parallel lists;
-NULL lists count as empty) and k. DuckDB functions live in a connection, so the serving
-process registers it on its connection (``register``) after each retrain.
+NULL lists count as empty) and k. ``persona_recommend_with_purchases`` takes, before k, what
+the user bought (items, times bought, days since the first and since the latest purchase:
+parallel lists) and adds buy-again. DuckDB functions live in a connection, so the serving
+process registers them on its connection (``register``) after each retrain.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 
 import duckdb
 
-from udfs.core import RuleSet, recommend
+from udfs.core import DEFAULT_PARAMS as BLEND
+from udfs.core import RuleSet, Scored, recommend_explained
 
 FUNCTION = "persona_recommend"
+WITH_PURCHASES = "persona_recommend_with_purchases"
+_TEXT, _NUMBER = duckdb.sqltype("VARCHAR"), duckdb.sqltype("DOUBLE")
 RESULT = duckdb.list_type(
-    duckdb.struct_type({"product_id": duckdb.sqltype("VARCHAR"), "score": duckdb.sqltype("DOUBLE")})
+    duckdb.struct_type(
+        {"product_id": _TEXT, "score": _NUMBER, "reason": _TEXT, "reason_detail": _TEXT}
+    )
 )
 
 
@@ -37,7 +46,36 @@ def load_rule_set(con: duckdb.DuckDBPyConnection, schema: str = "derived") -> Ru
     versions = {r[0] for r in similarity} | {r[0] for r in popular}
     if len(versions) != 1:
         raise LookupError(f"expected one served rule-set version in {schema}, found {versions}")
-    return RuleSet.from_rows(versions.pop(), [r[1:] for r in similarity], [r[1] for r in popular])
+    version = versions.pop()
+    repurchase: list = []
+    params: dict[str, float] = {}
+    with contextlib.suppress(duckdb.CatalogException):  # a warehouse built before buy-again
+        repurchase = con.execute(
+            f"select product_id, repurchase_rate, repurchase_interval_days "
+            f"from {schema}.current_item_repurchase"
+        ).fetchall()
+        found = con.execute(
+            f"select parameters_json from {schema}.rule_set_versions where rule_set_version = ?",
+            [version],
+        ).fetchall()
+        blend = json.loads(found[0][0] or "{}") if found else {}
+        params = {k: blend[k] for k in BLEND if k in blend}
+    return RuleSet.from_rows(
+        version, [r[1:] for r in similarity], [r[1] for r in popular], repurchase, params
+    )
+
+
+def _rows(top: list[Scored]) -> list[dict[str, object]]:
+    return [
+        {"product_id": s.item, "score": s.score, "reason": s.reason, "reason_detail": s.detail}
+        for s in top
+    ]
+
+
+def _replace(con: duckdb.DuckDBPyConnection, name: str, fn: Callable, args: list) -> None:
+    with contextlib.suppress(duckdb.InvalidInputException):  # not registered yet
+        con.remove_function(name)
+    con.create_function(name, fn, args, RESULT, null_handling="special", side_effects=False)
 
 
 def register(
@@ -57,22 +95,36 @@ def register(
         k: int | None,
     ) -> list[dict[str, object]]:
         affinities = dict(zip(affinity_items or (), affinity_weights or (), strict=False))
-        top = recommend(rules, session_items or (), affinities, 10 if k is None else k)
-        return [{"product_id": item, "score": score} for item, score in top]
+        return _rows(
+            recommend_explained(rules, session_items or (), affinities, 10 if k is None else k)
+        )
 
-    with contextlib.suppress(duckdb.InvalidInputException):  # not registered yet
-        con.remove_function(name)
-    con.create_function(
-        name,
-        persona_recommend,
-        [
-            duckdb.list_type(duckdb.sqltype("VARCHAR")),
-            duckdb.list_type(duckdb.sqltype("VARCHAR")),
-            duckdb.list_type(duckdb.sqltype("DOUBLE")),
-            duckdb.sqltype("INTEGER"),
-        ],
-        RESULT,
-        null_handling="special",
-        side_effects=False,
-    )
+    def with_purchases(
+        session_items: Sequence[str] | None,
+        affinity_items: Sequence[str] | None,
+        affinity_weights: Sequence[float] | None,
+        purchase_items: Sequence[str] | None,
+        purchase_counts: Sequence[int] | None,
+        first_days_ago: Sequence[float] | None,
+        last_days_ago: Sequence[float] | None,
+        k: int | None,
+    ) -> list[dict[str, object]]:
+        affinities = dict(zip(affinity_items or (), affinity_weights or (), strict=False))
+        purchases = {
+            i: (int(n), float(f), float(la))
+            for i, n, f, la in zip(purchase_items or (), purchase_counts or (),
+                                   first_days_ago or (), last_days_ago or (), strict=False)
+            if i is not None and n is not None and f is not None and la is not None
+        }  # fmt: skip
+        top = recommend_explained(
+            rules, session_items or (), affinities, 10 if k is None else k, purchases=purchases
+        )
+        return _rows(top)
+
+    texts, numbers = duckdb.list_type(_TEXT), duckdb.list_type(_NUMBER)
+    k_type = duckdb.sqltype("INTEGER")
+    _replace(con, name, persona_recommend, [texts, texts, numbers, k_type])
+    _replace(con, WITH_PURCHASES if name == FUNCTION else f"{name}_with_purchases", with_purchases,
+             [texts, texts, numbers, texts, duckdb.list_type(duckdb.sqltype("BIGINT")), numbers,
+              numbers, k_type])  # fmt: skip
     return rules

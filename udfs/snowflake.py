@@ -10,6 +10,10 @@ function at the new version's file (older files stay on the stage, for rollback)
                              array_agg(affinity), 10)
     from derived.interactions where user_id = 'u1';
 
+Each item comes back with its ``reason`` and ``reason_detail``; ``persona_recommend_with_purchases``
+takes what the user bought (items, times, days since the first and the latest purchase) before
+k and adds buy-again, as ``udfs.duckdb`` does.
+
 Tested in Snowpark's local testing mode (stage, registration and calls). Only a real account
 shows: the permanent function and its grants, the stage upload of a large rule set, the import
 read from ``snowflake_import_directory`` in the Python sandbox, and the latency of a call.
@@ -17,12 +21,14 @@ read from ``snowflake_import_directory`` in the Python sandbox, and the latency 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from udfs import core
+from udfs.core import DEFAULT_PARAMS as BLEND
 from udfs.core import RuleSet
 
 if TYPE_CHECKING:
@@ -58,6 +64,7 @@ def session_from_env() -> Session:
 
 def load_rule_set(session: Session, schema: str = "derived") -> RuleSet:
     """The served version, read with the DataFrame API (no SQL text: local testing has none)."""
+    from snowflake.snowpark.exceptions import SnowparkSQLException
     from snowflake.snowpark.functions import col
 
     similarity = (
@@ -76,10 +83,30 @@ def load_rule_set(session: Session, schema: str = "derived") -> RuleSet:
     }
     if len(versions) != 1:
         raise LookupError(f"expected one served rule-set version in {schema}, found {versions}")
+    version = versions.pop()
+    repurchase: list[tuple[str, float, float | None]] = []
+    params: dict[str, float] = {}
+    try:  # a warehouse built before buy-again has neither
+        repurchase = [
+            (r["PRODUCT_ID"], r["REPURCHASE_RATE"], r["REPURCHASE_INTERVAL_DAYS"])
+            for r in session.table(f"{schema}.current_item_repurchase").collect()
+        ]
+        found = (
+            session.table(f"{schema}.rule_set_versions")
+            .filter(col("RULE_SET_VERSION") == version)
+            .collect()
+        )
+    except SnowparkSQLException:
+        found = []
+    if found:
+        blend = json.loads(found[0]["PARAMETERS_JSON"] or "{}")
+        params = {k: blend[k] for k in BLEND if k in blend}
     return RuleSet.from_rows(
-        versions.pop(),
+        version,
         [(r["PRODUCT_ID"], r["SIMILAR_PRODUCT_ID"], r["SIMILARITY"]) for r in similarity],
         [r["PRODUCT_ID"] for r in popular],
+        repurchase,
+        params,
     )
 
 
@@ -94,14 +121,13 @@ def publish(session: Session, rules: RuleSet, stage: str = STAGE) -> str:
     return f"@{stage}/{rules.version}/{RULE_FILE}"
 
 
-def make_handler(rule_file: str = RULE_FILE) -> Any:
-    """The UDF body: loads ``rule_file`` from the UDF's imports on first call, then keeps it."""
+def make_handler(rule_file: str = RULE_FILE, *, with_purchases: bool = False) -> Any:
+    """The UDF body: loads ``rule_file`` from the UDF's imports on first call, then keeps it.
+    ``with_purchases``: the 8-argument form (purchases before k)."""
     loaded: dict[str, RuleSet] = {}
 
-    # Snowpark reads these hints (a NULL argument arrives as None all the same)
-    def persona_recommend(
-        session_items: list, affinity_items: list, affinity_weights: list, k: int
-    ) -> list:
+    def score(session_items: list, affinity_items: list, affinity_weights: list, k: Any,
+              purchases: dict[str, core.Purchase] | None = None) -> list:  # fmt: skip
         import sys
 
         rules = loaded.get("rules")
@@ -115,10 +141,32 @@ def make_handler(rule_file: str = RULE_FILE) -> Any:
             if i is not None and w is not None
         }
         session = [str(i) for i in session_items or () if i is not None]
-        top = core.recommend(rules, session, affinities, 10 if k is None else int(k))
-        return [{"product_id": item, "score": score} for item, score in top]
+        top = core.recommend_explained(
+            rules, session, affinities, 10 if k is None else int(k), purchases=purchases
+        )
+        return [{"product_id": s.item, "score": s.score, "reason": s.reason,
+                 "reason_detail": s.detail} for s in top]  # fmt: skip
 
-    return persona_recommend
+    # Snowpark reads these hints (a NULL argument arrives as None all the same)
+    def persona_recommend(
+        session_items: list, affinity_items: list, affinity_weights: list, k: int
+    ) -> list:
+        return score(session_items, affinity_items, affinity_weights, k)
+
+    def persona_recommend_with_purchases(
+        session_items: list, affinity_items: list, affinity_weights: list,
+        purchase_items: list, purchase_counts: list, first_days_ago: list, last_days_ago: list,
+        k: int,
+    ) -> list:  # fmt: skip
+        purchases = {
+            str(i): (int(n), float(f), float(la))
+            for i, n, f, la in zip(purchase_items or (), purchase_counts or (),
+                                   first_days_ago or (), last_days_ago or (), strict=False)
+            if None not in (i, n, f, la)
+        }  # fmt: skip
+        return score(session_items, affinity_items, affinity_weights, k, purchases)
+
+    return persona_recommend_with_purchases if with_purchases else persona_recommend
 
 
 def deploy(
@@ -130,7 +178,7 @@ def deploy(
     create_stage: bool = True,
     permanent: bool = True,
 ) -> UserDefinedFunction:
-    """Publish ``rules`` and (re)register the UDF ``name`` reading them."""
+    """Publish ``rules`` and (re)register the UDFs ``name`` and ``name``_with_purchases."""
     import cloudpickle
     from snowflake.snowpark.types import ArrayType, FloatType, IntegerType, StringType
 
@@ -139,18 +187,14 @@ def deploy(
     rule_path = publish(session, rules, stage)
     # the warehouse has no `udfs` package: ship the core's code inside the pickled function
     cloudpickle.register_pickle_by_value(core)
+    texts, numbers = ArrayType(StringType()), ArrayType(FloatType())
+    common = {"return_type": ArrayType(), "imports": [rule_path], "is_permanent": permanent,
+              "stage_location": f"@{stage}" if permanent else None, "replace": True}  # fmt: skip
+    session.udf.register(
+        make_handler(with_purchases=True), name=f"{name}_with_purchases",
+        input_types=[texts, texts, numbers, texts, ArrayType(IntegerType()), numbers, numbers,
+                     IntegerType()], **common,
+    )  # fmt: skip
     return session.udf.register(
-        make_handler(),
-        name=name,
-        input_types=[
-            ArrayType(StringType()),
-            ArrayType(StringType()),
-            ArrayType(FloatType()),
-            IntegerType(),
-        ],
-        return_type=ArrayType(),
-        imports=[rule_path],
-        is_permanent=permanent,
-        stage_location=f"@{stage}" if permanent else None,
-        replace=True,
+        make_handler(), name=name, input_types=[texts, texts, numbers, IntegerType()], **common
     )

@@ -8,10 +8,16 @@
 {%- set from_log = var('recs_interactions_from') == 'interaction_log' -%}
 {%- set weights = var('recs_event_weights') -%}
 {%- set half_life_s = var('recs_half_life_days') * 86400 -%}
+{%- set again = persona.recs_recommend_again() -%}
 {#- both inputs are referenced whichever is read, so dbt knows them at parse time -#}
 {%- set product_events = ref('product_events') -%}
 {%- set sessions = ref('sessions') -%}
 {%- set interaction_log = source('recs', 'interaction_log') -%}
+{#- a log loaded before event types existed has no event_type column: all `interaction` -#}
+{%- set log_has_type = from_log and execute and (
+    adapter.get_columns_in_relation(interaction_log) | map(attribute='name') | map('lower')
+    | select('equalto', 'event_type') | list | length > 0
+) -%}
 
 with
 
@@ -29,7 +35,12 @@ events as (
         cast(user_id as {{ dbt.type_string() }}) as user_id,
         cast(item_id as {{ dbt.type_string() }}) as product_id,
         cast(interacted_at as timestamp) as interacted_at,
-        cast(coalesce(weight, 1) as double) as weight
+        cast(coalesce(weight, 1) as double) as weight,
+        {%- if log_has_type %}
+        coalesce(event_type, 'interaction') as event_type
+        {%- else %}
+        'interaction' as event_type
+        {%- endif %}
     from interaction_log
 
 ),
@@ -62,7 +73,8 @@ events as (
             when {{ persona.quote_literal(action) }} then {{ weight }}
             {%- endfor %}
             else 0
-        end as double) as weight
+        end as double) as weight,
+        product_events.ecommerce_action as event_type
     from product_events
     left join sessions
         on product_events.domain_sessionid = sessions.domain_sessionid
@@ -127,6 +139,18 @@ per_user_item as (
         ) as affinity,
         min(interacted_at) as first_interacted_at,
         max(interacted_at) as last_interacted_at,
+        {%- if again %}
+        {%- set quoted = [] -%}
+        {%- for t in again %}{% do quoted.append(persona.quote_literal(t)) %}{% endfor -%}
+        {%- set is_again = 'event_type in (' ~ quoted | join(', ') ~ ')' %}
+        count(distinct case when {{ is_again }} then interacted_at end) as repeatable_events,
+        min(case when {{ is_again }} then interacted_at end) as first_repeatable_at,
+        max(case when {{ is_again }} then interacted_at end) as last_repeatable_at,
+        {%- else %}
+        0 as repeatable_events,
+        cast(null as timestamp) as first_repeatable_at,
+        cast(null as timestamp) as last_repeatable_at,
+        {%- endif %}
         min(training_start) as training_start,
         min(training_end) as training_end
     from in_window
@@ -149,6 +173,9 @@ final as (
         ) as affinity_rank,
         first_interacted_at,
         last_interacted_at,
+        repeatable_events,
+        first_repeatable_at,
+        last_repeatable_at,
         training_start,
         training_end
     from per_user_item

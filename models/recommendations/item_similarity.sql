@@ -7,9 +7,33 @@
     popular item costs one row per co-occurring user within that bound; the output is at most
     items × recs_neighbours. Each retrain appends a version (delete+insert by version). -#}
 {%- set metric = var('recs_similarity') -%}
-{%- if metric not in ('jaccard', 'lift', 'cosine') -%}
-    {{ exceptions.raise_compiler_error("recs_similarity must be jaccard, lift or cosine, not " ~ metric) }}
+{%- if metric not in ('jaccard', 'lift', 'cosine', 'ease') -%}
+    {{ exceptions.raise_compiler_error("recs_similarity must be jaccard, lift, cosine or ease, not " ~ metric) }}
 {%- endif -%}
+{%- if metric == 'ease' %}
+{#- EASE: weights learned in closed form by the Python model item_weights_ease -#}
+with ease as (
+
+    select * from {{ ref('item_weights_ease') }}
+
+),
+
+final as (
+
+    select
+        {{ persona.rule_set_version() }} as rule_set_version,
+        product_id,
+        neighbour_rank,
+        similar_product_id,
+        similarity,
+        cooccurrence_users
+    from ease
+    where neighbour_rank <= {{ var('recs_neighbours') }}
+
+)
+
+select * from final
+{%- else %}
 
 with interactions as (
 
@@ -93,3 +117,4 @@ final as (
 )
 
 select * from final
+{%- endif %}

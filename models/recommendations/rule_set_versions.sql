@@ -3,7 +3,8 @@
     publishes the version (serving reads the newest row). Its post-hook deletes the rule rows
     of all but the newest `recs_versions_kept` versions (this table keeps every row). -#}
 {{ config(post_hook="{{ persona.prune_rule_sets(this, [
-    ref('item_similarity'), ref('popular_items'), ref('user_recommendations')
+    ref('item_similarity'), ref('popular_items'), ref('user_recommendations'),
+    ref('item_repurchase')
 ]) }}") }}
 {%- set parameters = {
     'interactions_from': var('recs_interactions_from'),
@@ -17,6 +18,10 @@
     'max_items_per_user': var('recs_max_items_per_user'),
     'top_k': var('recs_top_k'),
     'remove_seen': var('recs_remove_seen'),
+    'recommend_again': persona.recs_recommend_again(),
+    'buy_again_weight': var('recs_buy_again_weight'),
+    'buy_again_horizon_days': var('recs_buy_again_horizon_days'),
+    'buy_again_half_life_days': var('recs_buy_again_half_life_days'),
     'min_history_items': var('recs_min_history_items'),
     'popular_items': var('recs_popular_items'),
 } -%}
@@ -48,6 +53,13 @@ user_recommendations as (
 
 ),
 
+item_repurchase as (
+
+    select * from {{ ref('item_repurchase') }}
+    where rule_set_version = {{ persona.rule_set_version() }}
+
+),
+
 training as (
 
     select
@@ -69,12 +81,18 @@ final as (
         training.training_end,
         {{ persona.quote_literal(var('recs_similarity')) }} as similarity,
         {{ persona.quote_literal(tojson(parameters)) }} as parameters_json,
+        {%- if var('recs_tuning', none) is not none %}
+        {{ persona.quote_literal(tojson(var('recs_tuning'))) }} as tuning_json,
+        {%- else %}
+        cast(null as {{ dbt.type_string() }}) as tuning_json,
+        {%- endif %}
         training.interactions_rows,
         training.user_count,
         training.item_count,
         (select count(*) from item_similarity) as item_similarity_rows,
         (select count(*) from popular_items) as popular_items_rows,
         (select count(*) from user_recommendations) as user_recommendations_rows,
+        (select count(*) from item_repurchase) as item_repurchase_rows,
         '{{ invocation_id }}' as invocation_id
     from training
 

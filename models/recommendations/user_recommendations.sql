@@ -1,14 +1,29 @@
-{#- One row per user × rank of a rule-set version: the top `recs_top_k` items for each user.
-    Scores are SAR's: the user's time-decayed affinity for each item they interacted with (their
-    first `recs_max_items_per_user` by affinity) times that item's similarity to a neighbour,
-    summed per neighbour. Items the user has already interacted with are removed
-    (`recs_remove_seen`). Users with fewer than `recs_min_history_items` items, and slots the
-    neighbours cannot fill, fall back to popular items of the user's segment
-    (`segment_membership`), then overall. Suppressions of `audiences` remove an item, a
-    category, or (neither given) every recommendation of that user. With
+{#- One row per user × rank of a rule-set version: the top `recs_top_k` items for each user,
+    each with its reason. Personal candidates first, ranked by a blend:
+    - `similar_to`: SAR's score, the user's time-decayed affinity for each item they interacted
+      with (their first `recs_max_items_per_user` by affinity) times that item's similarity to
+      a neighbour, summed per neighbour; `reason_detail` names the item that contributed most;
+    - `buy_again`: items the user bought before (events of a `recs_recommend_again` type),
+      scored item repurchase rate × the user's purchases of it × how due it is (days since
+      their last purchase plus `recs_buy_again_horizon_days` against the repurchase interval:
+      the item's median from `item_repurchase`, shrunk towards the user's own mean interval)
+      × recency (half-life `recs_buy_again_half_life_days` since the last purchase), relative
+      to the user's best buy-again item (1 for it).
+    The blend: `recs_buy_again_weight` × buy-again + the rest × similarity / the user's best
+    similarity. Items the user interacted with are removed unless they may come back (a
+    `recs_recommend_again` event on them). Users with fewer than `recs_min_history_items`
+    items get no similarity candidates; they and slots left empty fall back to popular items
+    of the user's segment (`segment_membership`), then overall (`popular_in_segment`,
+    `reason_detail` the segment, '*' for everyone). Suppressions of `audiences` remove an
+    item, a category, or (neither given) every recommendation of that user. With
     `recs_interactions_from: interaction_log` neither segments nor audiences are read.
     Cost: at most users × recs_max_items_per_user × recs_neighbours candidate rows, plus
     users × recs_popular_items per fallback list, before the top K is cut. -#}
+{%- set again = persona.recs_recommend_again() -%}
+{%- set w = var('recs_buy_again_weight') -%}
+{%- if w is not number or w < 0 or w > 1 -%}
+    {{ exceptions.raise_compiler_error("recs_buy_again_weight must be a number from 0 to 1, not " ~ w) }}
+{%- endif -%}
 {%- set from_log = var('recs_interactions_from') == 'interaction_log' -%}
 {#- every input referenced whichever is read, so lineage and run order see them all; a plain
     log's users have no segments or audiences, so with it those are not read -#}
@@ -35,6 +50,13 @@ item_similarity as (
 popular_items as (
 
     select * from {{ ref('popular_items') }}
+    where rule_set_version = {{ persona.rule_set_version() }}
+
+),
+
+item_repurchase as (
+
+    select * from {{ ref('item_repurchase') }}
     where rule_set_version = {{ persona.rule_set_version() }}
 
 ),
@@ -126,7 +148,10 @@ similar_items as (
     select
         interactions.user_id,
         item_similarity.similar_product_id as product_id,
-        sum(interactions.affinity * item_similarity.similarity) as score
+        sum(interactions.affinity * item_similarity.similarity) as score,
+        {{ persona.arg_max(
+            'interactions.product_id', 'interactions.affinity * item_similarity.similarity'
+        ) }} as reason_detail
     from interactions
     inner join item_similarity on interactions.product_id = item_similarity.product_id
     inner join history on interactions.user_id = history.user_id
@@ -134,6 +159,59 @@ similar_items as (
         interactions.affinity_rank <= {{ var('recs_max_items_per_user') }}
         and history.items >= {{ var('recs_min_history_items') }}
     group by interactions.user_id, item_similarity.similar_product_id
+
+),
+
+{# an item is due when days since the last purchase + the horizon reach its interval: the
+    item's median, shrunk towards the user's own mean interval (2 gaps' worth of prior) #}
+bought as (
+
+    select
+        interactions.user_id,
+        interactions.product_id,
+        interactions.repeatable_events,
+        item_repurchase.repurchase_rate,
+        {{ persona.seconds_between(
+            'interactions.last_repeatable_at', 'interactions.training_end'
+        ) }} / 86400.0 as days_since,
+        (
+            {{ persona.seconds_between(
+                'interactions.first_repeatable_at', 'interactions.last_repeatable_at'
+            ) }} / 86400.0
+            + 2 * coalesce(item_repurchase.repurchase_interval_days, 0)
+        ) / (interactions.repeatable_events - 1 + 2) as interval_days
+    from interactions
+    inner join item_repurchase on interactions.product_id = item_repurchase.product_id
+    where interactions.repeatable_events > 0
+
+),
+
+bought_scored as (
+
+    select
+        user_id,
+        product_id,
+        repurchase_rate * repeatable_events
+        * case
+            when interval_days <= 0 then 1.0
+            else least(1.0, (days_since + {{ var('recs_buy_again_horizon_days') }}) / interval_days)
+        end
+        {%- if var('recs_buy_again_half_life_days') > 0 %}
+        * power(2.0, -days_since / {{ var('recs_buy_again_half_life_days') }})
+        {%- endif %} as raw_score
+    from bought
+
+),
+
+{# relative to the user's best buy-again item, as similarity is to their best similar item #}
+buy_again as (
+
+    select
+        user_id,
+        product_id,
+        raw_score / max(raw_score) over (partition by user_id) as score
+    from bought_scored
+    where raw_score > 0
 
 ),
 
@@ -153,6 +231,7 @@ segment_popular as (
 
     select
         user_segment.user_id,
+        user_segment.segment,
         popular_items.product_id,
         cast(popular_items.user_count as double) as score,
         popular_items.popularity_rank
@@ -176,25 +255,44 @@ global_popular as (
 
 ),
 
+{# rank_score orders a user's candidates within a source: the blend for personal ones
+    (0..1), 1 / popularity rank for popular ones #}
 candidates as (
 
     select
         user_id,
         product_id,
         score,
-        0 as tie_break,
+        {#- at weight 1 similar items still rank among themselves, after every purchase #}
+        {{ [1 - w, 1e-6] | max }} * score / max(score) over (partition by user_id) as rank_score,
         1 as source_priority,
-        'similarity' as recommended_by
+        'similarity' as recommended_by,
+        'similar_to' as reason,
+        reason_detail
     from similar_items
+    union all
+    select
+        user_id,
+        product_id,
+        score,
+        {{ w }} * score as rank_score,
+        1 as source_priority,
+        'buy_again' as recommended_by,
+        'buy_again' as reason,
+        cast(null as {{ dbt.type_string() }}) as reason_detail
+    from buy_again
+    where score > 0
     {%- if segments is not none %}
     union all
     select
         user_id,
         product_id,
         score,
-        popularity_rank as tie_break,
+        1.0 / popularity_rank as rank_score,
         2 as source_priority,
-        'popular_segment' as recommended_by
+        'popular_segment' as recommended_by,
+        'popular_in_segment' as reason,
+        segment as reason_detail
     from segment_popular
     {%- endif %}
     union all
@@ -202,15 +300,16 @@ candidates as (
         user_id,
         product_id,
         score,
-        popularity_rank as tie_break,
+        1.0 / popularity_rank as rank_score,
         3 as source_priority,
-        'popular_global' as recommended_by
+        'popular_global' as recommended_by,
+        'popular_in_segment' as reason,
+        '*' as reason_detail
     from global_popular
 
 ),
 
-{%- if var('recs_remove_seen') %}
-
+{# a seen item stays out unless the user has an event of a recommend-again type on it #}
 unseen as (
 
     select candidates.* from candidates
@@ -219,19 +318,10 @@ unseen as (
         where
             interactions.user_id = candidates.user_id
             and interactions.product_id = candidates.product_id
+            and coalesce(interactions.repeatable_events, 0) = 0
     )
 
 ),
-
-{%- else %}
-
-unseen as (
-
-    select * from candidates
-
-),
-
-{%- endif %}
 
 {%- if audiences is not none %}
 
@@ -270,19 +360,20 @@ allowed as (
 
 shortlist as (
 
-    {#- An item can come from up to three sources, so each user's first 3K candidates hold K
-        distinct items: one window cuts the candidates (users x items x neighbours) to 3K rows
+    {#- An item can come from up to four sources, so each user's first 4K candidates hold K
+        distinct items: one window cuts the candidates (users x items x neighbours) to 4K rows
         per user before duplicates go and the exact ranking runs. Its order is one number
-        (source first, then score), which DuckDB runs as a per-user top-N instead of a sort
-        (about 2x faster for the whole model at 1M interactions). rank(), not row_number():
-        candidates tied at the cut (popular items with equal user counts) are all kept, so
-        which of them survive is not left to the engine (DuckDB and Snowflake picked
-        different ones, tests/snowflake/test_differential.py); the exact ranking decides. -#}
+        (source first, then rank_score, which is at most 1), which DuckDB runs as a per-user
+        top-N instead of a sort (about 2x faster for the whole model at 1M interactions).
+        rank(), not row_number(): candidates tied at the cut (popular items with equal user
+        counts) are all kept, so which of them survive is not left to the engine (DuckDB and
+        Snowflake picked different ones, tests/snowflake/test_differential.py); the exact
+        ranking decides. -#}
     select * from allowed
     qualify rank() over (
         partition by user_id
-        order by (4 - source_priority) * 1e12 + score desc
-    ) <= 3 * {{ var('recs_top_k') }}
+        order by (4 - source_priority) * 1e3 + rank_score desc
+    ) <= 4 * {{ var('recs_top_k') }}
 
 ),
 
@@ -290,7 +381,8 @@ best_source as (
 
     select * from shortlist
     qualify row_number() over (
-        partition by user_id, product_id order by source_priority asc, score desc, tie_break asc
+        partition by user_id, product_id
+        order by source_priority asc, rank_score desc, reason asc
     ) = 1
 
 ),
@@ -301,7 +393,7 @@ ranked as (
         *,
         row_number() over (
             partition by user_id
-            order by source_priority asc, score desc, tie_break asc, product_id asc
+            order by source_priority asc, rank_score desc, product_id asc
         ) as recommendation_rank
     from best_source
 
@@ -315,7 +407,9 @@ final as (
         recommendation_rank,
         product_id,
         score,
-        recommended_by
+        recommended_by,
+        reason,
+        reason_detail
     from ranked
     where recommendation_rank <= {{ var('recs_top_k') }}
 

@@ -19,7 +19,8 @@ from tests.models.conftest import Dbt
 
 K = 10
 RULE_MODELS = ("interactions", "item_similarity", "popular_items", "user_recommendations",
-               "rule_set_versions", "current_item_similarity", "current_popular_items",
+               "item_repurchase", "rule_set_versions", "current_item_similarity",
+               "current_popular_items", "current_item_repurchase",
                "current_user_recommendations")  # fmt: skip
 
 

@@ -19,9 +19,16 @@ create table derived.current_item_similarity as select * from (values
 create table derived.current_popular_items as select * from (values
     ('v1', '*', 'A', 1), ('v1', '*', 'E', 2), ('v1', 'some_segment', 'F', 1)
 ) t(rule_set_version, segment, product_id, popularity_rank);
-create table derived.interactions as select * from (values ('u1', 'B', 2.0))
-    t(user_id, product_id, affinity);
-create table derived.users as select * from (values ('u1'), ('u2')) t(user_id);
+create table derived.interactions as select * from (values
+    ('u1', 'B', 2.0, 0, null, null), ('u3', 'E', 1.0, 2, now()::timestamp - interval 20 days,
+    now()::timestamp - interval 10 days)
+) t(user_id, product_id, affinity, repeatable_events, first_repeatable_at, last_repeatable_at);
+create table derived.current_item_repurchase as select * from (values ('v1', 'E', 0.5, 10.0))
+    t(rule_set_version, product_id, repurchase_rate, repurchase_interval_days);
+create table derived.rule_set_versions as select * from (values
+    ('v1', '{"buy_again_weight": 0.5, "buy_again_horizon_days": 7, "buy_again_half_life_days": 0}')
+) t(rule_set_version, parameters_json);
+create table derived.users as select * from (values ('u1'), ('u2'), ('u3')) t(user_id);
 create table derived.product_events as select * from (values
     ('A', 'Trail shoe', 'shoes'), ('B', 'Wool sock', 'socks'), ('C', 'Rain jacket', 'outerwear'),
     ('E', 'Water bottle', 'gear')
@@ -51,7 +58,18 @@ def test_a_known_user_gets_named_items_scored_by_similarity(
     assert report["notes"] == []
     # context A (1) + B (2): C = 0.2 + 2 * 0.4 = 1.0; A and B are seen; E fills from popular
     got = [(r["product_id"], r["product_name"], r["from"]) for r in report["recommendations"]]
-    assert got == [("C", "Rain jacket", "similar items"), ("E", "Water bottle", "popular items")]
+    assert got == [("C", "Rain jacket", "similar to B"), ("E", "Water bottle", "popular")]
+    assert report["recommendations"][0]["score"] == pytest.approx(1.0)
+    assert [r["reason"] for r in report["recommendations"]] == ["similar_to", "popular_in_segment"]
+
+
+def test_what_the_user_bought_comes_back_as_buy_again(
+    warehouse: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """u3 bought E twice, 10 days apart, the latest 10 days ago: due, and their only purchase."""
+    report, _ = recommend(warehouse, capsys, "--user", "u3", "--k", "2")
+    got = [(r["product_id"], r["reason"], r["from"]) for r in report["recommendations"]]
+    assert got == [("E", "buy_again", "buy again"), ("A", "popular_in_segment", "popular")]
     assert report["recommendations"][0]["score"] == pytest.approx(1.0)
 
 
@@ -76,7 +94,7 @@ def test_the_table_names_the_products_and_the_note_goes_to_stderr(
 ) -> None:
     assert main(["recommend", "--duckdb", warehouse, "--user", "nobody", "--items", "Z"]) == 0
     captured = capsys.readouterr()
-    assert "Trail shoe" in captured.out and "popular items" in captured.out
+    assert "Trail shoe" in captured.out and "popular" in captured.out
     assert "user 'nobody' is unknown" in captured.err
     assert "scoring the session's items alone" in captured.err
     assert "not in rule set v1 (no neighbours): Z" in captured.err

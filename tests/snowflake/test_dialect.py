@@ -94,8 +94,10 @@ def test_rule_sets_are_versioned_tables_outside_the_refresh(compiled: Path) -> N
         "item_similarity": "incremental",
         "popular_items": "incremental",
         "user_recommendations": "incremental",
+        "item_repurchase": "incremental",
         "rule_set_versions": "incremental",
         "current_item_similarity": "view",
+        "current_item_repurchase": "view",
         "current_popular_items": "view",
         "current_user_recommendations": "view",
     }

@@ -67,3 +67,17 @@ def test_redeploy_switches_to_the_new_version(session: Session) -> None:
         call_udf("persona_recommend", col("S"), col("AI"), col("AW"), col("K")).alias("R")
     ).collect()[0]
     assert [r["product_id"] for r in row["R"]] == ["Q"]
+
+
+def test_the_purchases_form_adds_buy_again_with_reasons(session: Session) -> None:
+    rules = RuleSet.from_rows("v3", [("A", "B", 0.5)], ["D"], repurchase=[("A", 0.8, 7.0)])
+    snowflake.deploy(session, rules, create_stage=False, permanent=False)
+    df = session.create_dataframe(
+        [[[], ["A"], [1.0], ["A"], [3], [14.0], [6.0], 3]],
+        schema=["S", "AI", "AW", "PI", "PN", "PF", "PL", "K"],
+    )
+    args = [col(c) for c in ("S", "AI", "AW", "PI", "PN", "PF", "PL", "K")]
+    [row] = df.select(call_udf("persona_recommend_with_purchases", *args).alias("R")).collect()
+    got = [(r["product_id"], r["reason"], r["reason_detail"]) for r in row["R"]]
+    assert got == [("A", "buy_again", None), ("B", "similar_to", "A"),
+                   ("D", "popular_in_segment", "*")]  # fmt: skip
