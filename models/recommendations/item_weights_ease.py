@@ -37,13 +37,17 @@ def model(dbt, session):
     dbt.config(materialized="table")
     lam = float(dbt.config.get("ease_lambda"))
     neighbours = int(dbt.config.get("neighbours"))
-    pairs = dbt.ref("interactions").query(
-        "interactions",
-        PAIRS.format(
-            max_items_per_user=int(dbt.config.get("max_items_per_user")),
-            max_items=int(dbt.config.get("ease_max_items")),
-        ),
-    ).fetchnumpy()
+    pairs = (
+        dbt.ref("interactions")
+        .query(
+            "interactions",
+            PAIRS.format(
+                max_items_per_user=int(dbt.config.get("max_items_per_user")),
+                max_items=int(dbt.config.get("ease_max_items")),
+            ),
+        )
+        .fetchnumpy()
+    )
     items, codes = np.unique(np.concatenate([pairs["i"], pairs["j"]]), return_inverse=True)
     n = len(items)
     i, j = codes[: len(pairs["i"])], codes[len(pairs["i"]) :]
