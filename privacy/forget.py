@@ -98,9 +98,10 @@ def tables(cur: Any) -> list[Table]:
         )
         names = {c.lower() for c, _ in cols}
         bucketed = not ids and not raw and "bucket_start" in names and schema.lower() != "atomic"
-        nested = tuple(  # DuckDB's JSON columns (on Snowflake: not yet, docs/privacy.md)
-            f"json_extract_string({quote(c)}, '$[0].{key}')"
-            for c, kind in cols if kind == "JSON" and c.lower() in ENTITY_IDS
+        nested = tuple(
+            _nested(c, kind, key)
+            for c, kind in cols if kind in ("JSON", "ARRAY", "VARIANT")
+            and c.lower() in ENTITY_IDS
             for key in ENTITY_IDS[c.lower()]
         )  # fmt: skip
         if ids or raw or bucketed or nested:
@@ -113,6 +114,13 @@ def tables(cur: Any) -> list[Table]:
         return (1 if t.name.lower() == "identity_map" else 0, t.label)
 
     return sorted(found, key=order)
+
+
+def _nested(column: str, kind: str, key: str) -> str:
+    """The first entity's ``key``: DuckDB's JSON column, or Snowflake's ARRAY / VARIANT."""
+    if kind == "JSON":
+        return f"json_extract_string({quote(column)}, '$[0].{key}')"
+    return f"{quote(column)}[0]:{key}::varchar"
 
 
 @dataclass

@@ -324,7 +324,7 @@ class BatchSync:
         from udfs.duckdb import load_rule_set
 
         try:
-            rules = load_rule_set(con, self.schema)
+            rules = load_rule_set(con, self.schema, self.dialect.param)
         except LookupError as exc:  # no published rule set yet
             log.debug("no rule set to serve: %s", exc)
             return

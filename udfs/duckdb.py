@@ -33,8 +33,11 @@ RESULT = duckdb.list_type(
 )
 
 
-def load_rule_set(con: duckdb.DuckDBPyConnection, schema: str = "derived") -> RuleSet:
-    """The served version: current_item_similarity and current_popular_items (segment '*')."""
+def load_rule_set(con: duckdb.DuckDBPyConnection, schema: str = "derived",
+                  param: str = "?") -> RuleSet:  # fmt: skip
+    """The served version: current_item_similarity and current_popular_items (segment '*').
+    ``param``: the connection's placeholder (a Snowflake cursor's is ``%s``: serving/batch.py
+    reads the served rule set from Snowflake with this function too)."""
     similarity = con.execute(
         f"select rule_set_version, product_id, similar_product_id, similarity "
         f"from {schema}.current_item_similarity order by product_id, neighbour_rank"
@@ -55,7 +58,8 @@ def load_rule_set(con: duckdb.DuckDBPyConnection, schema: str = "derived") -> Ru
             f"from {schema}.current_item_repurchase"
         ).fetchall()
         found = con.execute(
-            f"select parameters_json from {schema}.rule_set_versions where rule_set_version = ?",
+            f"select parameters_json from {schema}.rule_set_versions "
+            f"where rule_set_version = {param}",
             [version],
         ).fetchall()
         blend = json.loads(found[0][0] or "{}") if found else {}

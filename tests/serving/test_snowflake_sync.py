@@ -20,7 +20,8 @@ fakesnow = pytest.importorskip("fakesnow")
 snowflake_connector = pytest.importorskip("snowflake.connector")
 
 SERVING = ("profiles", "segment_membership", "current_user_recommendations", "identity_map",
-           "interactions", "current_item_similarity", "current_popular_items")  # fmt: skip
+           "interactions", "current_item_similarity", "current_popular_items",
+           "current_item_repurchase", "rule_set_versions")  # fmt: skip
 # DuckDB's column types as dbt-snowflake creates them
 TYPES = {"VARCHAR": "varchar", "BIGINT": "number(38,0)", "INTEGER": "number(38,0)",
          "HUGEINT": "number(38,0)", "DOUBLE": "float", "FLOAT": "float",
