@@ -38,7 +38,7 @@ import orjson
 
 from serving.definitions import NAME_RE, EventRef, Property, compile_property
 from serving.errors import AlreadyExists, BadRequest, DefinitionError, NotFound
-from serving.stream import SEEN_IDS, epoch
+from serving.stream import SEEN_IDS, epoch, item_events
 
 log = logging.getLogger("persona.serving.event_logs")
 
@@ -340,16 +340,14 @@ class EventLogs:
         os.replace(tmp, self.path)
 
     # --- the loader's side
-    def observe_item(self, item: Any) -> Any:
-        """The pipeline's validate hook (an Event dict or a Chunk), returned as is; never
-        raises (a bug here must not stop the loader): failures are logged."""
+    def observe_item(self, item: Any, events: list[Mapping[str, Any]] | None = None) -> Any:
+        """The pipeline's validate hook (an Event dict or a Chunk), returned as is
+        (``events``: its rows, when the caller has them already); never raises (a bug here
+        must not stop the loader): failures are logged."""
         try:
-            table = getattr(item, "table", None)
-            if table is not None:
-                if table.num_rows:
-                    self.observe(table.to_pylist())
-            elif isinstance(item, dict):
-                self.observe([item])
+            events = item_events(item) if events is None else events
+            if events:
+                self.observe(events)
         except Exception:
             log.exception("event logs: an event could not be buffered")
         return item

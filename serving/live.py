@@ -417,7 +417,12 @@ class Live:
                             suppression=forgetter.step)  # fmt: skip
 
         def accepted(item: Any) -> Any:
-            return event_logs.observe_item(engine.observe_item(validate(item)))
+            item = validate(item)
+            try:  # a chunk's rows, converted once for both
+                events = stream.item_events(item)
+            except Exception:  # never stops the loader: each consumer converts (and logs)
+                events = None
+            return event_logs.observe_item(engine.observe_item(item, events), events)
 
         def committed(_: Any) -> None:
             engine.committed()

@@ -206,16 +206,14 @@ class StreamEngine:
         self.listeners: list[Callable[[list[Mapping[str, Any]], set[tuple[str, str]]], None]] = []
 
     # --- the loader's side
-    def observe_item(self, item: Any) -> Any:
+    def observe_item(self, item: Any, events: list[Mapping[str, Any]] | None = None) -> Any:
         """The pipeline's validate hook: an Event dict, a FailedEvent or a Chunk; returned as
-        is. Never raises (a bug here must not stop the loader): failures are logged."""
+        is (``events``: its rows, when the caller has them already). Never raises (a bug here
+        must not stop the loader): failures are logged."""
         try:
-            table = getattr(item, "table", None)
-            if table is not None:
-                if table.num_rows:
-                    self.observe(table.to_pylist())
-            elif isinstance(item, dict):
-                self.observe([item])
+            events = item_events(item) if events is None else events
+            if events:
+                self.observe(events)
         except Exception:
             log.exception("stream attributes: an event could not be aggregated")
         return item
@@ -357,6 +355,15 @@ class StreamEngine:
             touched = self._apply(history, list(self.groups.values()), pending=False)
         self._write(touched)
         return len(touched)
+
+
+def item_events(item: Any) -> list[Mapping[str, Any]]:
+    """The accepted events a pipeline item holds: a Chunk's rows, an Event dict; none for a
+    FailedEvent. The live process converts a chunk once for every consumer of its rows."""
+    table = getattr(item, "table", None)
+    if table is not None:
+        return table.to_pylist() if table.num_rows else []
+    return [item] if isinstance(item, dict) else []
 
 
 def window(group: Group, lifetime: float = LIFETIME_WINDOW_SECONDS) -> float:
