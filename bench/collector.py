@@ -37,18 +37,10 @@ from pathlib import Path
 
 import orjson
 
+from serving.memory import rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except FileNotFoundError:  # gone meanwhile
-        pass
-    return 0.0
 
 
 def _cpu_seconds(pid: int) -> tuple[float, float]:
@@ -202,7 +194,7 @@ def run(
     started = time.perf_counter()
     client.start()
     while True:  # read the result while the client runs: a full pipe would block its exit
-        memory.append((time.perf_counter() - started, *(_rss_mb(p) for p in pids.values())))
+        memory.append((time.perf_counter() - started, *(rss_mb(p) for p in pids.values())))
         try:
             events, timeline, refused = out.get(timeout=0.25)
             break

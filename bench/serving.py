@@ -49,6 +49,8 @@ from typing import Any
 
 import orjson
 
+from serving.memory import rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token-" + "x" * 32
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
@@ -388,33 +390,53 @@ async def soak(api: int, collector: int, reads: list[bytes], devices: list[str],
                event_rate: float) -> dict:  # fmt: skip
     """Reads (service reads and decides of the warehouse's devices, alternating) and events at
     the same time, both open loop; read latency per 10-second window. The events: tp2 POSTs of
-    a page view and four product views, from a bounded crowd of visitors (``VISITORS`` new
-    devices, and now and then one of the warehouse's), each in a session of ``SESSION_S``: the
-    stream state grows while the crowd arrives, then should stay flat."""
+    a page view and four product views from a crowd of ``VISITORS`` devices (and now and then
+    one of the warehouse's), each in one session for the soak. The crowd is seen once first
+    (``_arrive``), so the soak measures a steady state: the stream keys stay as many, and
+    memory that grows is a leak, not visitors."""
     batch = 5
+    rng = random.Random(1)
+    crowd = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(VISITORS)]
+    arrived = await _arrive(collector, crowd)
     events_task = asyncio.create_task(
-        _events(collector, devices, products, seconds, event_rate / batch)
+        _events(collector, devices, crowd, products, seconds, event_rate / batch)
     )
     result = await open_loop(api, reads, read_rate, seconds, connections=32, window=10)
     sent = await events_task
     return {"reads": result, "event_requests": sent, "events_per_request": batch,
-            "visitors": VISITORS, "session_s": SESSION_S}  # fmt: skip
+            "visitors": VISITORS, "crowd_arrival_s": arrived}  # fmt: skip
 
 
-VISITORS = 20_000  # the soak's crowd of new devices
-SESSION_S = 1800  # a soak visitor's session changes this often
+VISITORS = 20_000  # the soak's crowd of devices
 KNOWN_SHARE = 0.02  # of the soak's event requests, from the warehouse's own devices
 
 
-async def _events(port: int, devices: list[str], products: list[str], seconds: float,
-                  rate: float) -> dict:  # fmt: skip
+def _session(device: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{device}-soak"))
+
+
+async def _arrive(port: int, crowd: list[str], per_request: int = 25) -> float:
+    """A page view from each of the crowd in its soak session, ``per_request`` visitors a
+    POST (a tp2 body may hold several devices' events), as fast as the collector takes them."""
+    conn = await Conn.open(port)
+    started = time.perf_counter()
+    for start in range(0, len(crowd), per_request):
+        events = [visit(d, _session(d), [])[0] for d in crowd[start : start + per_request]]
+        status, answer = await conn.request(tp2(events))
+        if status != 200:
+            raise RuntimeError(f"the collector answered {status}: {answer[:200]!r}")
+    conn.close()
+    return round(time.perf_counter() - started, 2)
+
+
+async def _events(port: int, devices: list[str], crowd: list[str], products: list[str],
+                  seconds: float, rate: float) -> dict:  # fmt: skip
     conns = [await Conn.open(port) for _ in range(4)]
     slots = itertools.count()
     start = time.perf_counter() + 0.05
     stop = start + seconds
     acked = errors = 0
     rng = random.Random(1)
-    crowd = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(VISITORS)]
 
     async def worker(conn: Conn) -> None:
         nonlocal acked, errors
@@ -422,9 +444,8 @@ async def _events(port: int, devices: list[str], products: list[str], seconds: f
             if (wait := due - time.perf_counter()) > 0:
                 await asyncio.sleep(wait)
             device = rng.choice(devices if rng.random() < KNOWN_SHARE else crowd)
-            period = int(time.time() // SESSION_S)
-            session = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{device}-{period}"))
-            status, _ = await conn.request(tp2(visit(device, session, rng.sample(products, 4))))
+            status, _ = await conn.request(tp2(visit(device, _session(device),
+                                                     rng.sample(products, 4))))  # fmt: skip
             if status == 200:
                 acked += 1
             else:
@@ -488,14 +509,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rss_mb(pid: int) -> float:
-    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process, threads included."""
     with contextlib.suppress(FileNotFoundError, ProcessLookupError):
@@ -554,15 +567,23 @@ class Live:
         self.started = time.perf_counter()
         self.collector_pid: int | None = None
         self._last: tuple[float, float, float] | None = None
+        # (s, phase, /health's memory: the process's own account of DuckDB and the state)
+        self.accounts: list[tuple[float, str, dict]] = []
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
+        ticks = 0
         while not self._stop.wait(0.25):
+            ticks += 1
+            if ticks % 40 == 0:  # every 10 s
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    self.accounts.append((time.perf_counter() - self.started, self.phase,
+                                          self.health().get("memory") or {}))  # fmt: skip
             if self.collector_pid is None:
                 self.collector_pid = _collector_pid(self.proc.pid)
-            collector = _rss_mb(self.collector_pid) if self.collector_pid else 0.0
+            collector = rss_mb(self.collector_pid) if self.collector_pid else 0.0
             self.samples.append((time.perf_counter() - self.started, self.phase,
-                                 _rss_mb(self.proc.pid), collector))  # fmt: skip
+                                 rss_mb(self.proc.pid), collector))  # fmt: skip
             live, (busy, total) = _cpu_s(self.proc.pid), _machine_cpu()
             if self._last is not None:
                 phase, (live0, busy0, total0) = self.phase, self._last
@@ -629,6 +650,17 @@ class Live:
         return {"live_start": rows[0][2], "live_end": rows[-1][2],
                 "live_min": min(r[2] for r in rows), "live_max": max(r[2] for r in rows),
                 "collector_max": max(r[3] for r in rows)}  # fmt: skip
+
+
+def _minutes(rows: list[tuple]) -> list[list[tuple]]:
+    """``rows`` (time first) in whole minutes from the first."""
+    out: list[list[tuple]] = []
+    for row in rows:
+        minute = int((row[0] - rows[0][0]) // 60)
+        while len(out) <= minute:
+            out.append([])
+        out[minute].append(row)
+    return [m for m in out if m]
 
 
 def _in_client(job: str, **kwargs: Any) -> dict:
@@ -707,11 +739,16 @@ def run(out: Path, *, users: int = 2000, days: int = 30, seconds: float = 20,
                                 devices=ids, products=products, seconds=soak_seconds,
                                 read_rate=500, event_rate=500)  # fmt: skip
             soak_rows = [s for s in live.samples if s[1] == "soak"]
-            soaked["rss_mb_per_minute"] = [
-                round(max(r[2] for r in soak_rows if int((r[0] - soak_rows[0][0]) // 60) == m), 1)
-                for m in range(int((soak_rows[-1][0] - soak_rows[0][0]) // 60) + 1)
-            ]
+            soaked["rss_mb_per_minute"] = [round(max(r[2] for r in minute), 1)
+                                           for minute in _minutes(soak_rows)]  # fmt: skip
             soaked["rss_mb"] = live.rss(["soak"])
+            # the process's own account, the last sample of each minute: DuckDB's memory and
+            # the stream keys (steady: the crowd arrived before the soak)
+            accounts = [a for a in live.accounts if a[1] == "soak" and a[2]]
+            soaked["per_minute"] = {
+                field: [minute[-1][2].get(field) for minute in _minutes(accounts)]
+                for field in ("duckdb_mb", "stream_keys")
+            }
         health = live.health()
     finally:
         live.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import fcntl
 import json
+import logging
 import os
 import queue
 import threading
@@ -32,6 +33,8 @@ from loader.settings import DEFAULT
 Record = dict[str, Any]
 
 SEGMENT_BYTES = 64 * 1024 * 1024
+
+log = logging.getLogger("persona.spool")
 
 
 @dataclass(frozen=True, order=True)
@@ -126,20 +129,46 @@ class Spool:
                 os.fsync(self._fh.fileno())
                 METRICS.observe_fsync(time.perf_counter() - started)
                 self._written = Position(self._segment, self._fh.tell())
-                if self._written.offset >= SEGMENT_BYTES:
-                    self._rotate()
-            except OSError as exc:
+            except Exception as exc:  # this thread outlives any failure: its callers wait on it
+                self._undo_partial()
                 for _, done in group:
                     done.set_exception(exc)
                 continue
-            for _, done in group:
+            for _, done in group:  # on disk: acknowledged, whatever the rotation does
                 done.set_result(None)
+            if self._written.offset >= SEGMENT_BYTES:
+                self._rotate()
+
+    def _undo_partial(self) -> None:
+        """After a failed write (a full disk): the file reopened without what its buffer still
+        held, and cut back to the last write that succeeded, so the next write starts a line
+        rather than gluing onto half a record. The failed requests are retried by their
+        clients (the collector answered 500); if the file cannot be reopened now, the next
+        write fails the same way and tries again."""
+        try:
+            self._fh.close()
+        except (OSError, ValueError):  # its buffer's flush fails again: the bytes are dropped
+            pass
+        try:
+            os.truncate(self._path, self._written.offset)
+            self._fh = _private(self._path)
+        except OSError as exc:
+            log.warning("spool: could not reopen %s after a failed write: %s", self._path, exc)
 
     def _rotate(self) -> None:
+        """The next segment, opened before the current one is closed: when it cannot be opened
+        (no file handles, a full disk) the writer goes on in the current segment and tries
+        again after the next write, rather than being left with no file."""
+        path = self._segment_path(self._segment + 1)
+        try:
+            fh = _private(path)
+        except OSError as exc:
+            log.warning("spool: could not start %s (%s); writing on in %s", path.name, exc,
+                        self._path.name)  # fmt: skip
+            return
         self._fh.close()
         self._segment += 1
-        self._path = self._segment_path(self._segment)
-        self._fh = _private(self._path)
+        self._path, self._fh = path, fh
         self._written = Position(self._segment, 0)
 
     def close(self) -> None:

@@ -44,8 +44,8 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         help="YAML of stream attribute groups and services (serving/attributes.yml); '' for none",
     )  # fmt: skip
     p.add_argument(
-        "--refresh-seconds", type=float, default=1.0,
-        help="refresh when events arrived, at most once per this many seconds (1); each refresh "
+        "--refresh-seconds", type=float, default=0.5,
+        help="refresh when events arrived, at most once per this many seconds (0.5); each refresh "
         "replays the SQL of dbt's last run of the realtime models",
     )  # fmt: skip
     p.add_argument(

@@ -13,6 +13,7 @@ wake-up; the API keeps serving the last good snapshot meanwhile (``/health`` say
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import signal
@@ -32,6 +33,7 @@ from serving.batch import ROOT, BatchSync, builtin_groups
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
 from serving.event_logs import EventLogs
+from serving.memory import duckdb_mb, rss_mb, trim
 from serving.plan import (
     Plan,
     PlanFailed,
@@ -56,6 +58,8 @@ SERVED_MODELS = (
 )  # fmt: skip
 # How often the refresh loop wakes up without events (to see the hour turn, retention due).
 IDLE_REFRESH_SECONDS = 60.0
+# How often the refresh loop samples where the memory goes (/health's ``memory``).
+MEMORY_SAMPLE_SECONDS = 10.0
 # Retention (privacy.retention): first an hour after start, then daily.
 RETENTION_FIRST_SECONDS = 3600.0
 RETENTION_EVERY_SECONDS = 86400.0
@@ -69,7 +73,7 @@ class Settings:
     token: str
     online_store: str = "memory"
     definitions: Path | None = DEFINITIONS
-    refresh_seconds: float = 1.0  # at least this long between the starts of two refreshes
+    refresh_seconds: float = 0.5  # at least this long between the starts of two refreshes
     dbt_seconds: float = 600.0  # dbt itself (not the replayed plan) at least this often; 0: once
     # every model at least this often; the refreshes between replay only what is served
     all_models_seconds: float = 30.0
@@ -322,6 +326,22 @@ class Live:
         self.stop_event = threading.Event()
         self.loaded = threading.Event()  # a batch was committed since the last refresh
         self.errors: list[BaseException] = []
+        self.memory: dict[str, Any] = {}  # the last sample (/health)
+        self._sampled = 0.0
+
+    def _sample_memory(self, con: duckdb.DuckDBPyConnection, engine: stream.StreamEngine) -> None:
+        """After a refresh: the allocator's free pages back to the system (serving/memory.py),
+        and, every ``MEMORY_SAMPLE_SECONDS``, where the memory goes."""
+        trimmed = os.environ.get("PERSONA_NO_TRIM") is None and trim()
+        if time.monotonic() - self._sampled < MEMORY_SAMPLE_SECONDS:
+            return
+        self._sampled = time.monotonic()
+        try:
+            held = duckdb_mb(con.cursor())
+        except duckdb.Error:  # never fails the loop: the sample waits for the next one
+            return
+        self.memory = {"rss_mb": round(rss_mb(), 1), "duckdb_mb": held,
+                       "stream_keys": len(engine.state), "trimmed": trimmed}  # fmt: skip
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -408,7 +428,8 @@ class Live:
         api.event_logs, api.pseudonyms = event_logs, Pseudonyms(load_salt(s.state_dir))
         api.refresh_status = lambda: {**refresher.status(),
                                       **(snapshot.status() if snapshot else {}),
-                                      **self.interventions.status()}  # fmt: skip
+                                      **self.interventions.status(),
+                                      "memory": self.memory}  # fmt: skip
         loading = LoaderSettings(source=s.source, spool=str(s.spool))
         privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)
         source = open_source(s.source, loading, privacy=privacy)
@@ -474,6 +495,7 @@ class Live:
                     refreshed_hour = int(time.time() // 3600)
                     with forgetter.exclusive:  # a forget request waits for the refresh
                         refresher.refresh()
+                    self._sample_memory(con, engine)
                 elif not s.refresh:
                     self.loaded.clear()
                 if s.retention and time.monotonic() >= retention_due:

@@ -65,3 +65,49 @@ def test_a_half_written_record_from_a_crash_is_cut_not_glued(tmp_path: Path) -> 
     again.append([{"n": 3}]).result(timeout=5)
     assert [r["n"] for _, r in drain(again, again.committed)] == [1, 3]
     again.close()
+
+
+def test_the_writer_outlives_a_segment_it_cannot_open(tmp_path: Path, monkeypatch) -> None:
+    """No file handles left (EMFILE) when a segment is full: the writer keeps the current one
+    and rotates later, and every append still completes (a dead writer thread would leave
+    every later request waiting for ever)."""
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 200)
+    s = Spool(tmp_path)
+    real, failing = spool_module._private, {"on": True}
+
+    def opener(path: Path, flags: int = spool_module.os.O_APPEND):
+        if failing["on"] and path != s._path:
+            raise OSError(24, "Too many open files")
+        return real(path, flags)
+
+    monkeypatch.setattr(spool_module, "_private", opener)
+    for i in range(10):
+        s.append([{"n": i, "pad": "x" * 40}]).result(timeout=5)
+    assert len(list(tmp_path.glob("spool-*.jsonl"))) == 1  # could not rotate: wrote on
+    failing["on"] = False
+    for i in range(10, 20):
+        s.append([{"n": i, "pad": "x" * 40}]).result(timeout=5)
+    assert len(list(tmp_path.glob("spool-*.jsonl"))) > 1  # rotated once it could
+    assert [r["n"] for _, r in drain(s, s.committed)] == list(range(20))
+    s.close()
+
+
+def test_a_failed_write_is_cut_and_the_next_one_lands_whole(tmp_path: Path, monkeypatch) -> None:
+    """A write that fails half-way (a full disk) fails its requests, leaves no half record
+    behind, and the writer goes on once the disk has room."""
+    s = Spool(tmp_path)
+    s.append([{"n": 0}]).result(timeout=5)
+    fsync, full = spool_module.os.fsync, {"on": True}
+
+    def flaky_fsync(fd: int) -> None:
+        if full["on"]:
+            full["on"] = False
+            raise OSError(28, "No space left on device")
+        fsync(fd)
+
+    monkeypatch.setattr(spool_module.os, "fsync", flaky_fsync)
+    with pytest.raises(OSError, match="No space"):
+        s.append([{"n": 1, "pad": "lost"}]).result(timeout=5)
+    s.append([{"n": 2}]).result(timeout=5)
+    assert [r["n"] for _, r in drain(s, s.committed)] == [0, 2]
+    s.close()
