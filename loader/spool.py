@@ -11,6 +11,7 @@ acknowledged event is never lost, and at worst the batch in flight is loaded twi
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import fcntl
 import json
 import logging
@@ -145,10 +146,9 @@ class Spool:
         rather than gluing onto half a record. The failed requests are retried by their
         clients (the collector answered 500); if the file cannot be reopened now, the next
         write fails the same way and tries again."""
-        try:
+        # its buffer's flush fails again: the bytes it held are dropped with it
+        with contextlib.suppress(OSError, ValueError):
             self._fh.close()
-        except (OSError, ValueError):  # its buffer's flush fails again: the bytes are dropped
-            pass
         try:
             os.truncate(self._path, self._written.offset)
             self._fh = _private(self._path)
