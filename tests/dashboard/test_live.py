@@ -232,7 +232,7 @@ def test_forget_without_a_live_process_runs_persona_forget_when_the_file_is_free
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(warehouse, copy)
     user = top_customer(copy)
-    ids, events = ids_and_events(copy, user)
+    _, events = ids_and_events(copy, user)
     at = open_forget(app("customer", PERSONA_DUCKDB=str(copy)), user)
     assert any(f"Runs `persona forget` on {copy}" in c.value for c in at.caption)
     press_anyway(at)  # not confirmed
