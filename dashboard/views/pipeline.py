@@ -151,8 +151,8 @@ def _live() -> None:
     if endpoints.collector is None and endpoints.api is None:
         st.info(
             f"Not connected to a live process: set {live.COLLECTOR_ENV} and {live.API_ENV} "
-            "(or run `persona dashboard --collector http://127.0.0.1:8081 --api "
-            "http://127.0.0.1:8080`, the addresses `persona serve` listens on) to see the "
+            "(or run `persona dashboard --collector http://127.0.0.1:9090 --api "
+            "http://127.0.0.1:8080`, the addresses `make live` serves on) to see the "
             "collector's and the loader's health and the refresh here."
         )
         return
