@@ -168,12 +168,16 @@ def panel(source: ui.Source, user: str, kind: str) -> None:
         "Delete every row about them and every device and session stitched to them, in every "
         "table (docs/privacy.md); counted first, done only once you type their id again.",
     )
+    _action(source, user, kind)
     ui.show_source(
         "Counted by `privacy.forget.preview` on the dashboard's read-only connection: the ids "
         "are resolved as `persona forget` resolves them (every device, browser and session "
         "seen with any of them), then each table's rows holding one are counted with the "
         "delete's own conditions (bound values)."
     )
+
+
+def _action(source: ui.Source, user: str, kind: str) -> None:
     try:
         how = route(source, live.Endpoints.from_env())
     except live.LiveError as exc:

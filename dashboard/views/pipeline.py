@@ -98,11 +98,11 @@ LOADER = (
      "committed to atomic.events"),
     ("Events failed", 'persona_events_total{status="failed"}', style.count,
      "committed to atomic.failed_events"),
-    ("Events suppressed", "persona_events_suppressed_total", style.count,
-     "dropped: an id they carry was forgotten"),
+    ("Suppressed", "persona_events_suppressed_total", style.count,
+     "events dropped: an id they carry was forgotten"),
     ("Batches", "persona_batches_total", style.count, None),
     ("Last batch", "persona_batch_rows", style.count, "events in the last committed batch"),
-    ("Receipt → commit", "persona_end_to_end_latency_seconds", style.duration,
+    ("Latency", "persona_end_to_end_latency_seconds", style.duration,
      "collector receipt to warehouse commit, of the newest event in the last batch"),
 )  # fmt: skip
 
@@ -142,12 +142,16 @@ def _live() -> None:
     except live.LiveError as exc:
         st.warning(str(exc))
         return
+    _health(endpoints)
     ui.show_source(
         "The collector's `/metrics` (Prometheus text; loader/metrics.py says what each series "
-        "means) and the API's `/health`, each read with a "
+        "means) and the API's `/health`, both read at once, each with a "
         f"{live.TIMEOUT:g} s timeout: `{endpoints.collector or live.COLLECTOR_ENV}/metrics`, "
         f"`{endpoints.api or live.API_ENV}/health`."
     )
+
+
+def _health(endpoints: live.Endpoints) -> None:
     if endpoints.collector is None and endpoints.api is None:
         st.info(
             f"Not connected to a live process: set {live.COLLECTOR_ENV} and {live.API_ENV} "
