@@ -41,6 +41,7 @@ MODES = {
 RESULT, RESET = "forget_result", "forget_reset"
 WIDGETS = ("customer_search", "customer_top", "forget_open", "forget_confirm", "forget_mode")
 BUSY = 3  # persona forget's exit status when another process holds the file
+OFFLINE_TIMEOUT = 3600.0  # seconds: a forget reads every table; a big warehouse takes a while
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -90,14 +91,20 @@ def run_offline(warehouse: Path, kind: str, value: str, mode: str,
     """``persona forget`` in a child process, then its audit row (read-only). Retried briefly
     when the file is busy: another page's run may have it open read-only for a moment."""
     command = [sys.executable, "-m", "persona", "forget", _flag(kind, value), "--mode", mode,
-               "--warehouse", str(warehouse)]  # fmt: skip
+               "--warehouse", str(warehouse.resolve())]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
     started = time.monotonic()
     close_run()  # this run's own read-only connection would keep the writer out
     for attempt in range(attempts):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
-                              timeout=3600)  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env,
+                                  timeout=OFFLINE_TIMEOUT)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise live.LiveError(
+                f"persona forget did not finish in {OFFLINE_TIMEOUT:.0f} s and was stopped; "
+                "run it again (it resumes where it stopped: `persona forget --status`)"
+            ) from None
         if done.returncode != BUSY or attempt == attempts - 1:
             break
         time.sleep(0.5)
@@ -129,7 +136,7 @@ def _audit(warehouse: Path, value: str) -> dict[str, Any]:
     close_run()
     if rows.empty:
         return {}
-    row = rows.iloc[0].to_dict()
+    row: dict[str, Any] = rows.iloc[0].to_dict()
     row["rows_removed"] = json.loads(row["rows_removed"] or "{}")
     return row
 

@@ -107,12 +107,10 @@ def read(url: str, timeout: float = TIMEOUT) -> Reading:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body = response.read().decode("utf-8", errors="replace")
-        values: dict[str, Any] = (
-            dict(parse_metrics(body)) if url.endswith("/metrics") else json.loads(body)
-        )
+        values: Any = parse_metrics(body) if url.endswith("/metrics") else json.loads(body)
         if not isinstance(values, dict):
             return Reading(url, None, "not a JSON object")
-        return Reading(url, values)
+        return Reading(url, dict(values))
     except (OSError, ValueError) as exc:  # URLError, timeouts, refused, bad JSON
         return Reading(url, None, _why(exc, timeout))
 
