@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,6 +133,18 @@ def test_pipeline_says_what_to_set_and_a_dead_endpoint_does_not_hang(app, wareho
     down = [w.value for w in at.warning]
     assert f"Collector at {dead}/metrics is down: connection refused." in down
     assert f"API at {dead}/health is down: connection refused." in down
+
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        quiet = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        at = app("pipeline", PERSONA_COLLECTOR_URL=quiet, PERSONA_API_URL=quiet)
+        took = time.monotonic() - started
+    assert_clean(at)
+    down = [w.value for w in at.warning]
+    assert f"Collector at {quiet}/metrics is down: no answer in 1 s." in down
+    assert took < 10  # both read at once, each given 1 s
 
     at = app("pipeline", PERSONA_API_URL="127.0.0.1:8080")
     assert any("PERSONA_API_URL: want a URL like" in w.value for w in at.warning)
