@@ -235,7 +235,7 @@ def _action(source: ui.Source, user: str, kind: str) -> None:
                 result = run_offline(Path(source.location), kind, user, mode)
                 where = f"by `persona forget` on {source.location}"
     except live.LiveError as exc:
-        st.error(f"Nothing was forgotten: {exc}")
+        st.error(f"{user} was not forgotten: {exc}")
         return
     st.session_state[RESULT] = {**result, "user": user, "via": where}
     st.session_state[RESET] = True

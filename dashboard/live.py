@@ -153,9 +153,22 @@ def forget(endpoints: Endpoints, kind: str, value: str, mode: str,
         with contextlib.suppress(ValueError, AttributeError):
             detail = json.loads(detail).get("detail", detail)
         hint = f" (check {TOKEN_ENV})" if exc.code == 401 else ""
-        raise LiveError(f"{endpoints.api} refused the request: {exc.code} {detail}{hint}") from None
+        state = (
+            "nothing was deleted"
+            if exc.code < 500 or exc.code == 503  # 503: the loader or refresh did not pause
+            else "the server's log says why; GET /v1/forget lists the requests"
+        )
+        raise LiveError(
+            f"{endpoints.api} refused the request: {exc.code} {detail}{hint}; {state}"
+        ) from None
     except (OSError, ValueError) as exc:
-        raise LiveError(f"{endpoints.api} did not answer: {_why(exc, timeout)}") from None
+        why = _why(exc, timeout)
+        state = (
+            "it may still be running there: GET /v1/forget lists the requests"
+            if why.startswith("no answer")
+            else "nothing was deleted"
+        )
+        raise LiveError(f"{endpoints.api} did not answer ({why}); {state}") from None
     if not isinstance(answer, dict):
         raise LiveError(f"{endpoints.api} answered something other than a JSON object")
     answer["seconds"] = round(time.monotonic() - started, 2)

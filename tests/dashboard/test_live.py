@@ -188,7 +188,7 @@ def press_anyway(at: AppTest) -> None:
 
 
 def test_forget_through_the_live_process_only_once_the_id_is_typed_again(
-    server: LiveServer, app
+    server: LiveServer, app, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     snapshot = snapshot_path(server.warehouse)
     user = top_customer(snapshot)
@@ -215,6 +215,14 @@ def test_forget_through_the_live_process_only_once_the_id_is_typed_again(
 
     at.text_input(key="forget_confirm").input(user).run()
     assert not at.button(key="forget_go").disabled
+    monkeypatch.setenv("PERSONA_API_TOKEN", "not-the-token")  # refused: one line, no trace
+    at.button(key="forget_go").click().run()
+    assert not at.exception and not at.success
+    (refused,) = at.error
+    assert "401" in refused.value and "nothing was deleted" in refused.value
+    assert ids_and_events(snapshot, user)[1] == events
+
+    monkeypatch.setenv("PERSONA_API_TOKEN", TOKEN)
     at.button(key="forget_go").click().run()
     assert_clean(at)
     (request,) = requests.get(f"{server.api}/v1/forget", headers=server.headers(),
