@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dashboard import live
+
 APP = Path(__file__).resolve().parent / "app.py"
 
 
@@ -54,11 +56,27 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dashboard") -
         "--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     parser.add_argument("--duckdb", help="warehouse file (default $PERSONA_DUCKDB)")
+    parser.add_argument(
+        "--api", metavar="URL",
+        help=f"the live process's API (default ${live.API_ENV}): the Pipeline page shows its "
+        f"refresh, and Customer 360 forgets through it (token from ${live.TOKEN_ENV})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--collector", metavar="URL",
+        help=f"the live process's collector (default ${live.COLLECTOR_ENV}): the Pipeline page "
+        "shows its and the loader's counters from /metrics",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port: want 1-65535, got {args.port}")
     if args.duckdb:
         os.environ["PERSONA_DUCKDB"] = args.duckdb
+    for flag, key in (("api", live.API_ENV), ("collector", live.COLLECTOR_ENV)):
+        if getattr(args, flag) is not None:
+            try:
+                os.environ[key] = live.check_url(f"--{flag}", getattr(args, flag))
+            except live.LiveError as exc:
+                parser.error(str(exc))
     os.environ["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
     os.environ["STREAMLIT_SERVER_HEADLESS"] = "true"
     from streamlit.web import cli

@@ -189,6 +189,14 @@ def run_query(source: Source, sql: str, params: Sequence[Any] = ()) -> pd.DataFr
     return frame
 
 
+def duckdb_cursor(source: Source) -> Any:
+    """A cursor on the run's read-only DuckDB connection, for code that takes one
+    (``privacy.forget.preview``); closed with the run's connection."""
+    if source.kind == "snowflake":
+        raise Unavailable("not on Snowflake: this reads the DuckDB warehouse")
+    return _open_duckdb(Path(source.location)).cursor()
+
+
 def column_exists(source: Source, schema: str, table: str, column: str) -> bool:
     """Whether a table has a column (for tables other parts of Persona may not have built)."""
     found = run_query(

@@ -117,3 +117,15 @@ def ago(then: datetime | None, now: datetime | None = None) -> str:
         return "never"
     now = now or datetime.now(UTC).replace(tzinfo=None)  # the warehouse keeps naive UTC
     return duration((now - then) / timedelta(seconds=1)) + " ago"
+
+
+def size(n_bytes: Any) -> str:
+    """Bytes as a person reads them: 512 B, 12.3 KB, 4.5 MB (powers of 1,000)."""
+    if n_bytes is None or pd.isna(n_bytes):
+        return NOTHING
+    value = float(n_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(value) < 1000 or unit == "GB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1000
+    return NOTHING  # unreachable

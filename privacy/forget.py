@@ -185,16 +185,9 @@ def raw_pattern(value: str) -> str:
     return rf"(^|[^A-Za-z0-9_.%-])({alternatives})([^A-Za-z0-9_-]|$)"
 
 
-def delete_rows(cur: Any, table: Table, ids: set[str], removed_events: bool,
-                engine: str = "duckdb") -> int:  # fmt: skip
-    """Delete the rows of ``table`` that hold an id (``forget_ids`` holds them already)."""
-    if table.bucketed:
-        if not removed_events:
-            return 0
-        cur.execute(f"select count(*) from {table.qualified}")
-        count = int(cur.fetchone()[0])
-        cur.execute(f"delete from {table.qualified}")
-        return count
+def _where(table: Table, ids: set[str], engine: str) -> tuple[str, list[str]] | None:
+    """The condition (and its bound values) for the rows of ``table`` that hold an id of the
+    set (``forget_ids`` holds them already); None when nothing in it can."""
     conditions = [f"{e} in (select id from forget_ids)"
                   for e in [quote(c) for c in table.identifiers] + list(table.nested)]  # fmt: skip
     params: list[str] = []
@@ -206,14 +199,61 @@ def delete_rows(cur: Any, table: Table, ids: set[str], removed_events: bool,
             else:
                 conditions.append(f"regexp_matches({quote(column)}, ?)")
                 params.append(raw_pattern(value))
-    if not conditions:
+    return (" or ".join(conditions), params) if conditions else None
+
+
+def count_rows(cur: Any, table: Table, ids: set[str], engine: str = "duckdb") -> int:
+    """How many rows ``delete_rows`` deletes from a table with identifiers (reads only)."""
+    if table.bucketed:
+        cur.execute(f"select count(*) from {table.qualified}")
+        return int(cur.fetchone()[0])
+    where = _where(table, ids, engine)
+    if where is None:
         return 0
-    where = " or ".join(conditions)
-    cur.execute(f"select count(*) from {table.qualified} where {where}", params)
-    count = int(cur.fetchone()[0])
+    cur.execute(f"select count(*) from {table.qualified} where {where[0]}", where[1])
+    return int(cur.fetchone()[0])
+
+
+def delete_rows(cur: Any, table: Table, ids: set[str], removed_events: bool,
+                engine: str = "duckdb") -> int:  # fmt: skip
+    """Delete the rows of ``table`` that hold an id (``forget_ids`` holds them already)."""
+    if table.bucketed and not removed_events:
+        return 0
+    count = count_rows(cur, table, ids, engine)
     if count:
-        cur.execute(f"delete from {table.qualified} where {where}", params)
+        if table.bucketed:
+            cur.execute(f"delete from {table.qualified}")
+        else:
+            where = _where(table, ids, engine)
+            assert where is not None
+            cur.execute(f"delete from {table.qualified} where {where[0]}", where[1])
     return count
+
+
+@dataclass
+class Preview:
+    """What a forget of an id would delete, counted without changing anything."""
+
+    ids_resolved: int
+    rows: dict[str, int]  # table -> rows holding one of the ids
+    emptied: dict[str, int]  # identifier-free aggregates emptied (and rebuilt by the refresh)
+
+
+def preview(cur: Any, value: str) -> Preview:
+    """Count, per table, the rows a delete of ``value`` removes: the same resolution and the
+    same conditions as ``forget``, on any connection that may create a temporary table (a
+    read-only DuckDB connection may)."""
+    found = tables(cur)
+    resolved = resolve(cur, [value], found)
+    _load_ids(cur, resolved.ids)
+    try:
+        rows = {t.label: count_rows(cur, t, resolved.ids) for t in found if not t.bucketed}
+    finally:
+        cur.execute("drop table if exists forget_ids")
+    removes_events = any(rows.get(t.label) for t in found
+                         if t.raw or t.name.lower() == "events")  # fmt: skip
+    emptied = {t.label: count_rows(cur, t, set()) for t in found if t.bucketed and removes_events}
+    return Preview(len(resolved), {k: n for k, n in rows.items() if n}, emptied)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import style, ui
+from dashboard import forget, style, ui
 from dashboard.source import column_exists
 
 st.title("Customer 360")
@@ -161,6 +161,8 @@ def _profile(profile: pd.Series, segments: pd.DataFrame) -> None:
     )
 
 
+forget.show_result()  # the last forget's outcome, before the search (its widgets are reset)
+
 with ui.guard("Customer 360"):
     source = ui.current_source()
     left, right = st.columns([2, 1])
@@ -267,3 +269,9 @@ with ui.guard("Customer 360"):
             ui.query(source, INTERVENTIONS, [user, user, user]),
             empty="None fired for this customer.",
         )
+
+    # a customer who never logged in is known by their device id
+    anonymous = profile.iloc[0].get("is_identified") is not None and not bool(
+        profile.iloc[0]["is_identified"]
+    )
+    forget.panel(source, user, "domain_userid" if anonymous else "user_id")

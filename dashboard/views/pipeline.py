@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import style, ui
+from dashboard import live, style, ui
 
 st.title("Pipeline")
 st.caption(
@@ -80,9 +80,113 @@ order by error_type, failed_at desc
 """
 
 
+# what the Pipeline page shows of the collector's /metrics (loader/metrics.py): label, series,
+# format, what it means
+COLLECTOR = (
+    ("Requests accepted", 'persona_collector_requests_total{status="accepted"}', style.count,
+     "spooled, then acknowledged to the tracker"),
+    ("Requests refused", 'persona_collector_requests_total{status="refused"}', style.count,
+     "413/414/431: too large; 503: spool full"),
+    ("Spool not yet loaded", "persona_spool_pending_bytes", style.size,
+     "acknowledged but not yet committed to the warehouse: the loader's backlog"),
+    ("Open connections", "persona_collector_open_connections", style.count, None),
+    ("Collector restarts", "persona_collector_restarts_total", style.count,
+     "times its HTTP process died and was started again"),
+)  # fmt: skip
+LOADER = (
+    ("Events loaded", 'persona_events_total{status="good"}', style.count,
+     "committed to atomic.events"),
+    ("Events failed", 'persona_events_total{status="failed"}', style.count,
+     "committed to atomic.failed_events"),
+    ("Suppressed", "persona_events_suppressed_total", style.count,
+     "events dropped: an id they carry was forgotten"),
+    ("Batches", "persona_batches_total", style.count, None),
+    ("Last batch", "persona_batch_rows", style.count, "events in the last committed batch"),
+    ("Latency", "persona_end_to_end_latency_seconds", style.duration,
+     "collector receipt to warehouse commit, of the newest event in the last batch"),
+)  # fmt: skip
+
+
+def _age(seconds: object) -> str:
+    return "never" if seconds is None else f"{style.duration(seconds)} ago"
+
+
+# what it shows of the API's /health (serving/live.py): label, key, format, what it means
+API = (
+    ("Refreshes", "refreshes", style.count, "dbt refresh cycles since the process started"),
+    ("Refresh failures", "refresh_failures", style.count, None),
+    ("Last refresh", "last_refresh_age_s", _age, "when the last refresh succeeded"),
+    ("Refresh took", "last_refresh_seconds", style.duration, None),
+    ("Snapshot published", "snapshot_age_s", _age, "the read-only copy other processes read"),
+)  # fmt: skip
+
+
+def _metrics(reading: live.Reading, rows: tuple, prefix: str = "") -> None:
+    assert reading.values is not None
+    cols = st.columns(len(rows))
+    for col, (label, key, fmt, help_text) in zip(cols, rows, strict=True):
+        value = reading.values.get(key)
+        shown = style.NOTHING if value is None and fmt is not _age else fmt(value)
+        col.metric(label, shown, help=f"{prefix}{key}" + (f": {help_text}" if help_text else ""))
+
+
+def _live() -> None:
+    """The live process's health, read now from its endpoints (counters since it started)."""
+    ui.heading(
+        "Live process",
+        "The collector's and the loader's counters since `persona serve` started (/metrics), "
+        "and its refresh (/health), read now.",
+    )
+    try:
+        endpoints = live.Endpoints.from_env()
+    except live.LiveError as exc:
+        st.warning(str(exc))
+        return
+    _health(endpoints)
+    ui.show_source(
+        "The collector's `/metrics` (Prometheus text; loader/metrics.py says what each series "
+        "means) and the API's `/health`, both read at once, each with a "
+        f"{live.TIMEOUT:g} s timeout: `{endpoints.collector or live.COLLECTOR_ENV}/metrics`, "
+        f"`{endpoints.api or live.API_ENV}/health`."
+    )
+
+
+def _health(endpoints: live.Endpoints) -> None:
+    if endpoints.collector is None and endpoints.api is None:
+        st.info(
+            f"Not connected to a live process: set {live.COLLECTOR_ENV} and {live.API_ENV} "
+            "(or run `persona dashboard --collector http://127.0.0.1:9090 --api "
+            "http://127.0.0.1:8080`, the addresses `make live` serves on) to see the "
+            "collector's and the loader's health and the refresh here."
+        )
+        return
+    collector, api = live.read_health(endpoints)
+    for name, reading, env in (("Collector", collector, live.COLLECTOR_ENV),
+                               ("API", api, live.API_ENV)):  # fmt: skip
+        if reading is None:
+            st.caption(f"{name}: not configured (set {env} to see it).")
+        elif not reading.up:
+            st.warning(f"{name} at {reading.url} is down: {reading.error}.")
+    if collector is not None and collector.up:
+        st.markdown(f"**Collector** up at {endpoints.collector}")
+        _metrics(collector, COLLECTOR)
+        st.markdown("**Loader** (in the live process)")
+        _metrics(collector, LOADER)
+    if api is not None and api.up:
+        assert api.values is not None
+        uptime = style.duration(api.values.get("uptime_s"))
+        st.markdown(f"**API and refresh** up at {endpoints.api} for {uptime}")
+        _metrics(api, API, prefix="/health ")
+        if error := api.values.get("last_refresh_error"):
+            st.warning(f"The last refresh failed: {str(error).splitlines()[0][:300]}")
+
+
 def _series(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     return frame.assign(kind=kind)[["bucket_start", "kind", "events"]]
 
+
+with ui.guard("live health"):
+    _live()
 
 with ui.guard("Pipeline"):
     source = ui.current_source()

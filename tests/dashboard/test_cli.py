@@ -31,3 +31,14 @@ def test_streamlit_runs_headless_without_usage_statistics() -> None:
     assert settings["--browser.gatherUsageStats"] == "false"
     assert settings["--client.showErrorDetails"] == "none"
     assert settings["--server.address"] == "127.0.0.1" and settings["--server.port"] == "8501"
+
+
+def test_a_live_url_that_is_not_one_fails_naming_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["dashboard", "--api", "127.0.0.1:8080"])
+    assert exited.value.code == 2
+    assert "--api: want a URL like http://127.0.0.1:8080, got '127.0.0.1:8080'" in (
+        capsys.readouterr().err
+    )

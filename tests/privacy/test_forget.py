@@ -4,6 +4,7 @@ audited without the id, and a request killed halfway resumes."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -74,6 +75,26 @@ def test_forget_leaves_no_table_or_view_holding_the_user_or_their_devices(
     assert removed["atomic.failed_events"] == 2
     # everyone else is still there
     assert after["atomic.events"] > before["atomic.events"] / 2
+
+
+def test_preview_on_a_read_only_connection_counts_what_the_forget_removes(
+    built: Built, warehouse: Path
+) -> None:
+    """The dashboard's "what will be deleted": counted read-only, then equal, table by table,
+    to what the forget removes (its audit row)."""
+    before = hashlib.sha256(warehouse.read_bytes()).hexdigest()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        shown = fg.preview(con.cursor(), built.user)
+    assert hashlib.sha256(warehouse.read_bytes()).hexdigest() == before
+    assert shown.rows["atomic.events"] > 0 and shown.rows["atomic.failed_events"] == 2
+    assert shown.ids_resolved == len(resolved(warehouse, built.user))
+    with duckdb.connect(str(warehouse)) as con:
+        outcome = fg.forget(con, fg.Ids("user_id", built.user), "delete_only", SALT.encode())
+    removed = outcome.request.rows_removed
+    assert {t: n for t, n in removed.items() if n} == shown.rows | shown.emptied
+    assert shown.emptied  # the hourly aggregates, rebuilt by the next refresh
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert fg.preview(con.cursor(), built.user).rows == {}
 
 
 def test_compacted_file_no_longer_holds_the_user(
