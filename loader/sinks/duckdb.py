@@ -132,7 +132,15 @@ class DuckDBSink:
             )
             con.execute("USE warehouse")
             return con
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
+            if damaged(exc):
+                raise TerminalSinkError(
+                    f"cannot open {self.path}: the file is damaged ({exc}). Move it aside and "
+                    "restore a copy (or rebuild: the loader recreates an empty warehouse); "
+                    "events not yet loaded wait in the spool meanwhile"
+                ) from exc
+            if not isinstance(exc, duckdb.IOException):
+                raise
             if holder := lock_holder(exc):
                 raise TransientSinkError(
                     f"cannot open {self.path}: {holder} has it open, and {ONE_WRITER}"
@@ -244,3 +252,10 @@ class DuckDBSink:
 
     def close(self) -> None:
         self.con.close()
+
+
+def damaged(exc: BaseException) -> bool:
+    """DuckDB's words for a file that is not (or no longer) a database: retrying will not
+    help, and "another process holds it" would send its owner looking for the wrong thing."""
+    text = str(exc)
+    return "not a valid DuckDB database file" in text or "Corrupt database file" in text

@@ -15,7 +15,7 @@ from loader import pipeline
 from loader.batch import Batch
 from loader.contract import ATOMIC_FIELDS, FIELDS
 from loader.enriched import parse_line
-from loader.errors import TransientSinkError
+from loader.errors import TerminalSinkError, TransientSinkError
 from loader.failed import FailedEvent
 from loader.sinks.duckdb import EVENTS_DDL, DuckDBSink
 
@@ -212,3 +212,21 @@ def test_a_file_another_process_holds_is_a_transient_error_naming_it(
     message = str(error.value)
     assert message.startswith(f"cannot open {db}: PID {holder.pid} (")
     assert message.endswith("has it open, and DuckDB allows one writing process per file")
+
+
+@pytest.mark.parametrize("start", [100, 4096 + 100])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_damaged_file_says_so_and_is_not_retried(tmp_path: Path, start: int,
+                                                   streaming: bool) -> None:  # fmt: skip
+    """A file with DuckDB's magic whose header or blocks fail their checksums (a file with
+    no magic is refused before DuckDB opens it: ``refuse_non_database``): a terminal error
+    saying the file is damaged, not "another process may hold it" (which sent its owner
+    looking for a process that was not there)."""
+    db = tmp_path / "w.duckdb"
+    DuckDBSink(db).close()
+    data = bytearray(db.read_bytes())
+    data[start : start + 64] = bytes(b ^ 0xFF for b in data[start : start + 64])
+    db.write_bytes(bytes(data))
+    with pytest.raises(TerminalSinkError, match="the file is damaged") as error:
+        DuckDBSink.streaming(db) if streaming else DuckDBSink(db)
+    assert "another process" not in str(error.value).lower()
