@@ -14,10 +14,13 @@ official ``snowplow-signals`` SDK reading attributes back over HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,15 @@ import pytest
 import requests
 from snowplow_signals import SignalsSandbox
 
+from loader.enriched import parse_line
+from loader.errors import ConfigError
+from loader.sources.kafka import parse_uri
+from loader.sources.synthetic import SyntheticConfig, generate_lines
+from serving.batch import SNOWFLAKE
 from serving.live import Live, Settings
-from serving.snowflake import SnowflakeWarehouse
+from serving.snowflake import KAFKA_GROUP, SnowflakeWarehouse, connector, stream_source
+from serving.visitors import known_visitors
+from tests.loader.kafka_broker import CLIENT, Produced
 from tests.loader.live_collector import free_port
 from tests.serving.conftest import TOKEN, copy_warehouse
 from tests.serving.fakesnow_tables import copy_serving_tables
@@ -41,11 +51,12 @@ SYNC_SECONDS = 0.3
 class Running:
     """One live process against the fake account, on a thread of this test."""
 
-    def __init__(self, snow: Fakesnow, tmp: Path) -> None:
+    def __init__(self, snow: Fakesnow, tmp: Path, source: str | None = None) -> None:
         self.collector_port, api_port = free_port(), free_port()
         self.api = f"http://127.0.0.1:{api_port}"
         settings = Settings(
-            source=f"http://127.0.0.1:{self.collector_port}", listen=f"127.0.0.1:{api_port}",
+            source=source or f"http://127.0.0.1:{self.collector_port}",
+            listen=f"127.0.0.1:{api_port}",
             warehouse="", token=TOKEN, target="snowflake", sync_seconds=SYNC_SECONDS,
             state_dir=tmp / "state", spool=str(tmp / "spool"), snapshot=None,
             batch_seconds=0.1,
@@ -94,8 +105,8 @@ def snow(demo: Path, tmp_path: Path) -> Iterator[Fakesnow]:
 def serve(snow: Fakesnow, tmp_path: Path) -> Iterator[Callable[[], Running]]:
     started: list[Running] = []
 
-    def start() -> Running:
-        started.append(Running(snow, tmp_path))
+    def start(source: str | None = None) -> Running:
+        started.append(Running(snow, tmp_path, source))
         return started[-1]
 
     yield start
@@ -122,6 +133,10 @@ def sessions_7d(running: Running, user: str) -> Any:
     return got["sessions_7d"]
 
 
+def sql_count(snow: Fakesnow, column: str, value: str) -> int:
+    return int(sql(snow, f"select count(*) from atomic.events where {column} = %s", (value,))[0][0])
+
+
 def test_serve_follows_snowflake_and_the_stream_and_outlives_a_failed_sync(serve, snow) -> None:
     running = serve()
     health = running.health()
@@ -143,9 +158,9 @@ def test_serve_follows_snowflake_and_the_stream_and_outlives_a_failed_sync(serve
     shop = {"name": "shop", "attribute_key": "domain_userid", "identifier": duid}
     got = wait_for(lambda: sdk.get_service_attributes(**shop), lambda g: g.get("cart_value"))
     assert {k: got[k] for k in EXPECTED} == EXPECTED
-    wait_for(lambda: {"n": sql(snow, "select count(*) from atomic.events "
-                                     "where domain_userid = %s", (duid,))[0][0]},
-             lambda g: g["n"] == 5, 10)  # fmt: skip
+    wait_for(lambda: {"n": sql_count(snow, "domain_userid", duid)}, lambda g: g["n"] == 5, 10)
+    with contextlib.closing(snow.instance.connect(database=DATABASE)) as con:
+        assert duid in {v.domain_userid for v in known_visitors(con.cursor(), SNOWFLAKE.param)}
 
     # a failing sync: the API keeps the last good values, /health says how stale, a log line
     sql(snow, "create table profiles_kept as select * from profiles")
@@ -173,3 +188,51 @@ def test_serve_follows_snowflake_and_the_stream_and_outlives_a_failed_sync(serve
     assert rebuilt == got
     assert sessions_7d(again, user) == before + 6
     again.stop()
+
+
+def test_a_kafka_consumer_group_of_its_own_feeds_the_stream_only(serve, snow, kafka_broker) -> None:
+    """``--source kafka://``: stream attributes from the topic, in the group persona-serving
+    (the URI names none), committed there; nothing is written to Snowflake (another loader,
+    in its own group, does that)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    lines = []  # a day of synthetic shoppers, their events restamped within the last minutes
+    for i, line in enumerate(generate_lines(SyntheticConfig(users=4, days=1, seed=13))):
+        values = line.split("\t")
+        values[3] = (now - timedelta(seconds=600 - i % 600)).isoformat(sep=" ")
+        lines.append("\t".join(values))
+    events = [e for e in map(parse_line, lines) if isinstance(e, dict)]
+    session = Counter(e["domain_sessionid"] for e in events if e["event_name"] == "page_view")
+    sid, views = session.most_common(1)[0]
+    topic = kafka_broker.create_topic(1)
+    produced = Produced(kafka_broker, topic)
+    produced.send((line.encode() for line in lines), lambda _i: 0)
+    produced.flush()
+    settings = "&".join(f"{k}={v}" for k, v in CLIENT.items())
+    running = serve(stream_source(f"kafka://{kafka_broker.bootstrap}/{topic}?"
+                                  f"offset_reset=earliest&{settings}"))  # fmt: skip
+    body = {"attributes": ["session_activity_v1:page_views"],
+            "attribute_keys": {"domain_sessionid": [sid]}}  # fmt: skip
+
+    def page_views() -> dict[str, Any]:
+        got = requests.post(f"{running.api}/api/v1/get-online-attributes", json=body,
+                            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)  # fmt: skip
+        return {"n": got.json()["page_views"][0]}
+
+    wait_for(page_views, lambda g: g["n"] == views, 30)
+    kafka_broker.await_commit(KAFKA_GROUP, topic, produced.ends())
+    assert sql_count(snow, "domain_sessionid", sid) == 0
+    running.stop()
+
+
+def test_the_kafka_group_is_this_process_s_own_unless_named() -> None:
+    assert stream_source("kafka://b:9092/t") == (
+        f"kafka://b:9092/t?group={KAFKA_GROUP}&offset_reset=latest")  # fmt: skip
+    named = stream_source("kafka://b:9092/t?group=mine&offset_reset=earliest&x.y=1")
+    assert parse_uri(named).group == "mine" and parse_uri(named).offset_reset == "earliest"
+    assert stream_source("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
+
+
+def test_missing_credentials_stop_the_start_naming_them(tmp_path: Path) -> None:
+    env = {"SNOWFLAKE_ACCOUNT": "acme-1"}
+    with pytest.raises(ConfigError, match="SNOWFLAKE_USER, SNOWFLAKE_PRIVATE_KEY_PATH"):
+        connector(env)
