@@ -504,7 +504,6 @@ class Live:
         self.loaded = threading.Event()  # a batch was committed since the last refresh
         self.errors: list[BaseException] = []
         self.interventions: Any = None  # serving.interventions.Interventions, where they run
-        self.api: Api | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -520,6 +519,7 @@ class Live:
 
         s = self.settings
         host, port = parse_listen(s.listen)
+        wh = self.warehouse = self.warehouse or open_warehouse(s)
         store = open_store(s.online_store)
         registry = new_registry(s.state_dir / "registry.json")
         if s.definitions is not None:
@@ -528,7 +528,6 @@ class Live:
         registry.load_published()
         engine = stream.StreamEngine(store, s.lifetime_window_seconds)
         engine.set_groups(registry.stream_groups())
-        wh = self.warehouse = self.warehouse or open_warehouse(s)
 
         def history(group: Group) -> Iterator[Mapping[str, Any]]:
             return wh.recent_events([group], stream.window(group, s.lifetime_window_seconds))
@@ -559,6 +558,7 @@ class Live:
             nonlocal served_profiles  # the profiles group, once the first sync typed it
             if not served_profiles and sync.profile_fields:
                 registry.add_builtin(builtin_groups(sync.profile_fields)[:1])
+                share_definitions(registry, store)
                 served_profiles = True
 
         sync.listeners.append(first_sync_listener)
@@ -568,7 +568,7 @@ class Live:
         share_definitions(registry, store)
         registry.changed.append(lambda: share_definitions(registry, store))
         forgetter = wh.forgetter
-        api = self.api = Api(registry, store, engine)
+        api = Api(registry, store, engine)
         api.event_logs, api.pseudonyms = event_logs, Pseudonyms(load_salt(s.state_dir))
         api.refresh_status = lambda: {
             **wh.status(),

@@ -172,7 +172,13 @@ class SnowflakeWarehouse(Warehouse):
         self.make_sink = sink or snowpipe_sink
         # the history's reads (at start, and when a group is published: the API's thread)
         # have their own session, so they never wait for a sync
-        self.reader = self.connect()
+        try:
+            self.reader = self.connect()
+        except Exception as exc:  # the connector's own message says which part failed
+            raise ConfigError(
+                f"--warehouse snowflake: cannot connect ({exc}); check SNOWFLAKE_ACCOUNT, the "
+                "user's key pair and SNOWFLAKE_ROLE (docs/serving.md, 'Against Snowflake')"
+            ) from exc
         self.lock = threading.Lock()
         self.syncer: Syncer | None = None
         self._sink: Any = None

@@ -32,6 +32,7 @@ from loader.enriched import parse_line
 from loader.errors import ConfigError
 from loader.sources.kafka import parse_uri
 from loader.sources.synthetic import SyntheticConfig, generate_lines
+from serving.__main__ import main as serve_main
 from serving.batch import SNOWFLAKE
 from serving.live import Live, Settings
 from serving.snowflake import KAFKA_GROUP, SnowflakeWarehouse, connector, stream_source
@@ -137,7 +138,9 @@ def sql_count(snow: Fakesnow, column: str, value: str) -> int:
     return int(sql(snow, f"select count(*) from atomic.events where {column} = %s", (value,))[0][0])
 
 
-def test_serve_follows_snowflake_and_the_stream_and_outlives_a_failed_sync(serve, snow) -> None:
+def test_serve_follows_snowflake_and_the_stream_and_outlives_a_failed_sync(
+    serve, snow, caplog: pytest.LogCaptureFixture
+) -> None:
     running = serve()
     health = running.health()
     assert health["warehouse"] == "snowflake" and health["refreshes"] >= 1, health
@@ -167,6 +170,7 @@ def test_serve_follows_snowflake_and_the_stream_and_outlives_a_failed_sync(serve
     sql(snow, "drop table profiles")
     failing = wait_for(running.health, lambda h: h["refresh_failures"] >= 2, 10)
     assert "profiles" in failing["last_refresh_error"], failing
+    assert "Snowflake sync failed (derived.profiles missing)" in caplog.text
     assert sessions_7d(running, user) == before + 5
     time.sleep(SYNC_SECONDS * 2)
     stale = running.health()
@@ -232,7 +236,24 @@ def test_the_kafka_group_is_this_process_s_own_unless_named() -> None:
     assert stream_source("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
 
 
-def test_missing_credentials_stop_the_start_naming_them(tmp_path: Path) -> None:
-    env = {"SNOWFLAKE_ACCOUNT": "acme-1"}
-    with pytest.raises(ConfigError, match="SNOWFLAKE_USER, SNOWFLAKE_PRIVATE_KEY_PATH"):
-        connector(env)
+def test_missing_credentials_stop_the_start_naming_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match="set SNOWFLAKE_USER, SNOWFLAKE_PRIVATE_KEY_PATH"):
+        connector({"SNOWFLAKE_ACCOUNT": "acme-1"})
+    for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PRIVATE_KEY_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PERSONA_TARGET", "snowflake")
+    monkeypatch.setattr("loader.logs.configure", lambda *_a, **_k: None)  # pytest's handlers stay
+    argv = ["--source", "http://127.0.0.1:9", "--listen", "127.0.0.1:0",
+            "--state-dir", str(tmp_path / "state")]  # fmt: skip
+    assert serve_main(argv) == 2
+    assert "set SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()  # nothing started
+
+    def refused() -> Any:
+        raise OSError("250001: incorrect username or password")
+
+    settings = Settings(source="-", listen="127.0.0.1:0", warehouse="", token="t")
+    with pytest.raises(ConfigError, match=r"cannot connect .*250001"):
+        SnowflakeWarehouse(settings, connect=refused)
