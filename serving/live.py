@@ -544,10 +544,10 @@ class Live:
                                lambda cols, secs: wh.recent_events([], secs, cols))  # fmt: skip
         event_logs.load()
         log.info("event logs rebuilt from the warehouse: %d entries", event_logs.rebuild())
-        groups = registry.stream_groups()
-        window = max((stream.window(g, s.lifetime_window_seconds) for g in groups), default=0)
+        streamed = registry.stream_groups()
+        window = max((stream.window(g, s.lifetime_window_seconds) for g in streamed), default=0)
         started = time.perf_counter()
-        keys = engine.rebuild(wh.recent_events(groups, window))
+        keys = engine.rebuild(wh.recent_events(streamed, window))
         log.info("stream attributes rebuilt from the warehouse: %d keys, %d events, %.2f s",
                  keys, engine.events, time.perf_counter() - started)  # fmt: skip
 
