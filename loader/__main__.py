@@ -8,9 +8,7 @@ python -m loader generate --users 100 --days 7 --seed 1 > events.tsv
 from __future__ import annotations
 
 import argparse
-import hashlib
 import signal
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -84,7 +82,7 @@ def load(argv: Sequence[str], prog: str = "python -m loader") -> int:
     from loader.progress import progress_reporter
     from loader.schema_policy import SchemaPolicy
     from loader.sources.base import Closable, Streaming
-    from loader.uris import open_sink, open_source
+    from loader.uris import default_channel, open_sink, open_source
     from loader.validate import Validate
 
     args = vars(_load_parser(prog).parse_args(argv))
@@ -97,12 +95,7 @@ def load(argv: Sequence[str], prog: str = "python -m loader") -> int:
     )  # fmt: skip
     privacy = Privacy.from_env(s.pii_fields, s.anonymize_ip_octets)
     source = open_source(s.source, s, enrich, privacy)
-    # one Snowflake channel per host and source: each resumes only from its own positions
-    source_key = hashlib.sha1(s.source.encode()).hexdigest()[:8]
-    sink = open_sink(
-        s.sink, s.channel or f"persona-{socket.gethostname()}-{source_key}",
-        streaming=not source.finite,
-    )  # fmt: skip
+    sink = open_sink(s.sink, s.channel or default_channel(s.source), streaming=not source.finite)
     validate = Validate(
         # the collector protects each record before its spool; the rest are protected here
         None if source.protects_privacy else privacy,

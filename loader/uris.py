@@ -78,6 +78,14 @@ def open_source(
     raise ConfigError(f"--source {uri!r} is not a source I know; use one of: {SOURCES_HELP}")
 
 
+def default_channel(source: str) -> str:
+    """One Snowflake channel per host and source: each resumes only from its own positions."""
+    import hashlib
+    import socket
+
+    return f"persona-{socket.gethostname()}-{hashlib.sha1(source.encode()).hexdigest()[:8]}"
+
+
 def open_sink(uri: str, channel: str = "", streaming: bool = False) -> Sink:
     """``streaming``: the source does not end (a collector, tail, Kafka), so the process runs
     for days; a finite source's sink is set up for a bulk load instead."""

@@ -26,10 +26,21 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         prog=prog,
         description="One process: the collector (or any loader source) → DuckDB, a refresh "
         "loop (dbt's realtime models), the online store and the decision API, Signals-"
-        "compatible. Token from PERSONA_API_TOKEN, warehouse from PERSONA_DUCKDB.",
+        "compatible; or the same over Snowflake (--warehouse snowflake). Token from "
+        "PERSONA_API_TOKEN, warehouse from PERSONA_DUCKDB.",
     )
     p.add_argument("--source", help=f"where events come from (not with --replica): {SOURCES_HELP}")
     p.add_argument("--listen", required=True, help="HOST:PORT of the API")
+    p.add_argument(
+        "--warehouse", choices=("duckdb", "snowflake"), default=None,
+        help="duckdb (PERSONA_DUCKDB, the default) or snowflake (SNOWFLAKE_* variables: its "
+        "dynamic tables refresh themselves, the serving tables are synced); default: "
+        "PERSONA_TARGET, as dbt's profile (docs/serving.md, 'Against Snowflake')",
+    )  # fmt: skip
+    p.add_argument(
+        "--sync-seconds", type=float, default=30.0,
+        help="snowflake: sync the serving tables' changed rows into the store this often (30)",
+    )  # fmt: skip
     p.add_argument(
         "--online-store", default="memory",
         help="memory (in this process, the default) or redis://HOST:PORT[/DB] (replicas share it)",
@@ -179,9 +190,22 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
                 f"--simulate posts to a collector: --source {args.source!r} is not one "
                 "(give --source http://127.0.0.1:9090)"
             )
+        target = args.warehouse or os.environ.get("PERSONA_TARGET", "duckdb").lower()
+        if target not in ("duckdb", "snowflake"):
+            raise ConfigError(f"PERSONA_TARGET={target!r}: duckdb or snowflake")
+        if args.sync_seconds <= 0:
+            raise ConfigError(f"--sync-seconds {args.sync_seconds}: give a positive number")
         warehouse = os.environ.get("PERSONA_DUCKDB", "warehouse.duckdb")
         snapshot = None if args.no_snapshot else Path(args.snapshot or snapshot_path(warehouse))
+        schema = "derived"
+        if target == "snowflake":  # no DuckDB file: no snapshot, no retention
+            from serving.snowflake import stream_source
+
+            snapshot, args.no_retention = None, True
+            args.source = stream_source(args.source)
+            schema = os.environ.get("SNOWFLAKE_SCHEMA", "DERIVED").lower()
         settings = Settings(
+            target=target, sync_seconds=args.sync_seconds, schema=schema,
             source=args.source, listen=args.listen, token=token, warehouse=warehouse,
             snapshot=snapshot, snapshot_seconds=args.snapshot_seconds,
             browser_origins=tuple(args.browser_origin), simulate=args.simulate,

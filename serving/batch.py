@@ -141,6 +141,11 @@ class Dialect:
     def name_of(self, identifier: str) -> str:
         return identifier
 
+    def dicts(self, con: Any, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+        """A query's rows as dicts by lower-case column name, fetched in chunks."""
+        for batch in con.sql(sql, params=params).to_arrow_reader(10_000):
+            yield from batch.to_pylist()
+
 
 @dataclass(frozen=True)
 class SnowflakeDialect(Dialect):
@@ -166,6 +171,14 @@ class SnowflakeDialect(Dialect):
     def name_of(self, identifier: str) -> str:
         return identifier.lower()  # unquoted identifiers are upper case in Snowflake
 
+    def dicts(self, con: Any, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+        """VARIANT and ARRAY values stay JSON text, as DuckDB's JSON columns arrive."""
+        cur = con.execute(sql, params)
+        names = [self.name_of(d[0]) for d in cur.description]
+        while rows := cur.fetchmany(10_000):
+            for row in rows:
+                yield dict(zip(names, row, strict=True))
+
 
 # snowflake.connector's type codes (FIELD_TYPES): 5 VARIANT, 9 OBJECT, 10 ARRAY
 _SNOWFLAKE_JSON_TYPES = {5, 9, 10}
@@ -178,11 +191,14 @@ class BatchSync:
     refresh loop calls it after each refresh, one at a time. ``con`` of ``sync`` is a DuckDB
     connection, or a Snowflake cursor with ``dialect=SNOWFLAKE``."""
 
-    def __init__(self, store: OnlineStore, schema: str = "derived",
-                 dialect: Dialect = DUCKDB) -> None:  # fmt: skip
+    def __init__(self, store: OnlineStore, schema: str = "derived", dialect: Dialect = DUCKDB,
+                 required: frozenset[str] = frozenset()) -> None:  # fmt: skip
         self.store = store
         self.schema = schema
         self.dialect = dialect
+        # tables whose absence fails the sync (the store keeps its last values) rather than
+        # leaving their keys alone: none in DuckDB, whose first refresh creates them
+        self.required = required
         self._digests: dict[str, dict[str, int]] = {}
         self._rules_version: str | None = None
         self.as_of: str | None = None
@@ -212,6 +228,8 @@ class BatchSync:
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         result = SyncResult()
         tables = self._tables(con)
+        if missing := sorted(self.required - tables):
+            raise LookupError(f"{', '.join(f'{self.schema}.{t}' for t in missing)} missing")
         with self._lock:
             s = self.schema
             agg = self.dialect.list_agg

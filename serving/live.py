@@ -12,8 +12,8 @@ wake-up; the API keeps serving the last good snapshot meanwhile (``/health`` say
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import re
 import shutil
 import signal
@@ -29,7 +29,7 @@ import duckdb
 
 from loader.errors import ConfigError
 from serving import stream
-from serving.batch import ROOT, BatchSync, builtin_groups
+from serving.batch import DUCKDB, ROOT, BatchSync, Dialect, builtin_groups
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
 from serving.event_logs import EventLogs
@@ -90,6 +90,8 @@ class Settings:
     simulate: float = 0.0  # synthetic visits a second posted to the collector (make live)
     memory_limit: str = "1GB"  # DuckDB's buffer pool in this process (checked: MEMORY_LIMIT)
     retention: Any = None  # privacy.retention rules applied daily; None: none
+    target: str = "duckdb"  # the warehouse: duckdb (PERSONA_DUCKDB) or snowflake (SNOWFLAKE_*)
+    sync_seconds: float = 30.0  # Snowflake: the serving tables synced this often
     interventions: Any = None  # serving.interventions.InterventionSettings (None: defaults)
 
 
@@ -109,34 +111,76 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def recent_events(con: duckdb.DuckDBPyConnection, groups: list[Group], since_seconds: float,
-                  columns: set[str] | None = None) -> Iterator[Mapping[str, Any]]:  # fmt: skip
-    """The events of the last ``since_seconds`` (by collector_tstamp) that ``groups`` read,
-    oldest first, with only the columns they need (or ``columns``)."""
-    existing = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns "
-        "where table_schema = 'atomic' and table_name = 'events'").fetchall()}  # fmt: skip
+def recent_events(con: Any, groups: list[Group], since_seconds: float,
+                  columns: set[str] | None = None,
+                  dialect: Dialect = DUCKDB) -> Iterator[Mapping[str, Any]]:  # fmt: skip
+    """The events of the last ``since_seconds`` (by collector_tstamp) in ``atomic.events``
+    that ``groups`` read, oldest first, with only the columns they need (or ``columns``):
+    DuckDB's (a connection) or Snowflake's (a connector cursor, ``dialect=SNOWFLAKE``)."""
+    from privacy.forget import quote
+
+    p = dialect.param
+    names = con.execute(
+        "select column_name from information_schema.columns where lower(table_schema) = "
+        f"{p} and lower(table_name) = {p} and table_catalog = current_database()",
+        ["atomic", "events"],
+    ).fetchall()
+    existing = {dialect.name_of(name): name for (name,) in names}
     if not existing:
         return
-    cols = sorted((stream.columns(groups) if columns is None else columns) & existing)
+    cols = sorted((stream.columns(groups) if columns is None else columns) & set(existing))
     since = datetime.fromtimestamp(time.time() - since_seconds, UTC).replace(tzinfo=None)
-    reader = con.sql(
-        f"select {', '.join(repr(c).replace(chr(39), chr(34)) for c in cols)} from atomic.events "
-        f"where collector_tstamp >= ? order by collector_tstamp",
-        params=[since],
-    ).to_arrow_reader(10_000)
-    for batch in reader:
-        yield from batch.to_pylist()
+    tstamp = quote(existing["collector_tstamp"])
+    yield from dialect.dicts(con, (
+        f"select {', '.join(quote(existing[c]) for c in cols)} from atomic.events "
+        f"where {tstamp} >= {p} order by {tstamp}"
+    ), [since])  # fmt: skip
 
 
-class Refresher:
+class Freshness:
+    """How the batch attributes keep up: each refresh (or sync) counted, the last one's error
+    kept, and what ``/health`` reports of it. A failure is logged; the store keeps the last
+    good values meanwhile."""
+
+    what = "refresh"
+
+    def __init__(self, sync: BatchSync) -> None:
+        self.sync = sync
+        self.last_ok: float | None = None
+        self.last_error: str | None = None
+        self.last_seconds: float | None = None
+        self.failures = 0
+        self.cycles = 0
+
+    def _failed(self, exc: BaseException) -> bool:
+        self.failures += 1
+        self.last_error = str(exc)[:2000]
+        log.error("%s failed (%s); serving the last good snapshot", self.what, self.last_error)
+        return False
+
+    def _succeeded(self, started: float) -> None:
+        self.cycles += 1
+        self.last_ok = time.time()
+        self.last_error = None
+        self.last_seconds = time.perf_counter() - started
+
+    def status(self) -> dict[str, Any]:
+        age = None if self.last_ok is None else round(time.time() - self.last_ok, 3)
+        seconds = None if self.last_seconds is None else round(self.last_seconds, 3)
+        return {"refreshes": self.cycles, "refresh_failures": self.failures,
+                "last_refresh_seconds": seconds, "last_refresh_age_s": age,
+                "last_refresh_error": self.last_error, "batch_as_of": self.sync.as_of}  # fmt: skip
+
+
+class Refresher(Freshness):
     """dbt's realtime models, in this process, then the batch sync.
 
     dbt runs the first refresh, then one every ``dbt_seconds``; the refreshes in between replay
     the SQL dbt's last run executed (serving/plan.py), about four times faster."""
 
     def __init__(self, settings: Settings, sync: BatchSync, con: duckdb.DuckDBPyConnection):
-        self.settings, self.sync, self.con = settings, sync, con
+        super().__init__(sync)
+        self.settings, self.con = settings, con
         self.work = settings.state_dir / "dbt"
         self.runner: Any = None
         self.recorder = PlanRecorder()
@@ -145,11 +189,6 @@ class Refresher:
         self.last_dbt = 0.0
         self.last_all = 0.0  # the last refresh of every model (dbt, or a whole replay)
         self.serving: set[str] = set()
-        self.last_ok: float | None = None
-        self.last_error: str | None = None
-        self.last_seconds: float | None = None
-        self.failures = 0
-        self.cycles = 0
         self.replays = 0
         self.served_replays = 0  # of which only the served models and what they read
         self.dbt_runs = 0
@@ -256,27 +295,16 @@ class Refresher:
                 self._dbt()
             synced = self.sync.sync(self.con.cursor())
         except Exception as exc:
-            self.failures += 1
-            self.last_error = str(exc)[:2000]
-            log.error("refresh failed (%s); serving the last good snapshot", self.last_error)
-            return False
-        self.cycles += 1
-        self.last_ok = time.time()
-        self.last_error = None
-        self.last_seconds = time.perf_counter() - started
+            return self._failed(exc)
+        self._succeeded(started)
         log.info("refreshed (%s) in %.2f s; %d keys synced", mode, self.last_seconds,
                  synced.keys)  # fmt: skip
         return True
 
     def status(self) -> dict[str, Any]:
-        age = None if self.last_ok is None else round(time.time() - self.last_ok, 3)
-        seconds = None if self.last_seconds is None else round(self.last_seconds, 3)
-        return {"refreshes": self.cycles, "refresh_failures": self.failures,
-                "refresh_replays": self.replays, "refresh_dbt_runs": self.dbt_runs,
-                "refresh_served_only": self.served_replays,
-                "last_refresh_seconds": seconds,
-                "last_refresh_age_s": age, "last_refresh_error": self.last_error,
-                "batch_as_of": self.sync.as_of}  # fmt: skip
+        return {**super().status(), "refresh_replays": self.replays,
+                "refresh_dbt_runs": self.dbt_runs,
+                "refresh_served_only": self.served_replays}  # fmt: skip
 
 
 class SnapshotPublisher:
@@ -320,28 +348,187 @@ class SnapshotPublisher:
         self.thread.join(timeout=120)
 
 
-class Live:
+class Warehouse:
+    """What differs between the warehouses a live process serves: where accepted events go
+    (``sink``), where recent events are read back (``recent_events``), and what keeps the
+    batch attributes fresh (``run``, on the main thread until the process stops). Everything
+    else (the store, the definitions, the stream attributes, the loader thread, the API) is
+    the same for every warehouse and lives in ``Live.run``."""
+
+    dialect: Dialect = DUCKDB
+    schema: str = "derived"
+    required: frozenset[str] = frozenset()  # serving tables whose absence fails a sync
+    freshness: Freshness | None = None
+    forgetter: Any = None  # privacy.live.LiveForget where forget requests run in this process
+
+    def recent_events(self, groups: list[Group], since_seconds: float,
+                      columns: set[str] | None = None) -> Iterator[Mapping[str, Any]]:  # fmt: skip
+        raise NotImplementedError
+
+    def cursor(self) -> Any:
+        """For the main thread's queries (the batch sync, the simulator's known visitors)."""
+        raise NotImplementedError
+
+    def sink(self, source: Any) -> Any:
+        """Where ``source``'s accepted events go (after the stream attributes saw them)."""
+        raise NotImplementedError
+
+    def first_sync(self, sync: BatchSync) -> None:
+        """The batch attributes at start, before anything listens to the sync's changes."""
+        synced = sync.sync(self.cursor())
+        log.info("batch attributes synced: %d keys", synced.keys)
+
+    def attach(self, live: Live, registry: Any, engine: stream.StreamEngine, store: Any,
+               sync: BatchSync) -> None:  # fmt: skip
+        """What this warehouse adds once the stream attributes and the sync exist."""
+
+    def status(self) -> dict[str, Any]:
+        return {} if self.freshness is None else self.freshness.status()
+
+    def run(self, live: Live) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Background work of this warehouse's own, stopped before the API is."""
+
+    def close(self) -> None:
+        """After the loader's last commit."""
+
+
+class DuckDBWarehouse(Warehouse):
+    """The embedded default: this process holds the DuckDB file, dbt refreshes its realtime
+    models in-process (``Refresher``), the snapshot publisher copies it for other processes'
+    SQL, forget requests and the daily retention run here (ARCHITECTURE.md, decision 10)."""
+
     def __init__(self, settings: Settings) -> None:
+        from loader.sinks.duckdb import DuckDBSink
+
+        s = self.settings = settings
+        self.schema = s.schema
+        self._sink = DuckDBSink(s.warehouse)  # in this process: dbt and the API share its database
+        self.con = duckdb.connect(s.warehouse)
+        # DuckDB's buffer pool takes up to 80% of the machine by default, and a live warehouse
+        # only grows: bounded, the process's memory stays flat (DuckDB spills what is bigger)
+        self.con.execute(f"SET memory_limit = '{s.memory_limit}'")
+        self.snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
+        self.publisher: SnapshotPublisher | None = None
+        self.refresher: Refresher | None = None
+
+    def recent_events(self, groups: list[Group], since_seconds: float,
+                      columns: set[str] | None = None) -> Iterator[Mapping[str, Any]]:  # fmt: skip
+        return recent_events(self.con.cursor(), groups, since_seconds, columns)
+
+    def cursor(self) -> Any:
+        return self.con.cursor()
+
+    def sink(self, source: Any) -> Any:
+        return self._sink
+
+    def attach(self, live: Live, registry: Any, engine: stream.StreamEngine, store: Any,
+               sync: BatchSync) -> None:  # fmt: skip
+        from privacy.live import LiveForget
+        from serving.interventions import attach
+
+        s, con, snapshot = self.settings, self.con, self.snapshot
+        self.freshness = self.refresher = Refresher(s, sync, con)
+        # interventions (serving/interventions): rules fired on the stream's and the sync's
+        # changes, recorded in the warehouse
+        live.interventions = attach(s.interventions, s.state_dir, registry, engine, store, con,
+                                    sync)  # fmt: skip
+        self.forgetter = LiveForget(
+            s.warehouse, con, store, engine,
+            after=None if snapshot is None else lambda: snapshot.publish(con),
+        )  # fmt: skip
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), **(self.snapshot.status() if self.snapshot else {})}
+
+    def run(self, live: Live) -> None:
+        """The refresh loop: dbt (or its replay) when batches landed, at most every
+        ``refresh_seconds``, and when the hour turns; retention when due."""
+        s, refresher, forgetter = self.settings, self.refresher, self.forgetter
+        assert refresher is not None
+        if self.snapshot is not None:  # SQL on what is served, from the start
+            self.publisher = SnapshotPublisher(self.snapshot, self.con, lambda: refresher.cycles)
+            self.publisher.start()
+        last_refresh = time.monotonic()
+        refreshed_hour = int(time.time() // 3600)
+        retention_due = time.monotonic() + RETENTION_FIRST_SECONDS
+        while True:
+            # awake when a batch lands; without events, every so often: the profiles'
+            # windows move with the clock
+            live.loaded.wait(IDLE_REFRESH_SECONDS)
+            if live.stop_event.is_set():
+                break
+            # without events, the models change only with the clock's hour (anomalies'
+            # window) and day (the profiles' windows): a refresh when the hour turns
+            idle = int(time.time() // 3600) != refreshed_hour
+            if s.refresh and (live.loaded.is_set() or idle):
+                spacing = s.refresh_seconds - (time.monotonic() - last_refresh)
+                if spacing > 0 and live.stop_event.wait(spacing):
+                    break
+                live.loaded.clear()  # before the refresh: a batch landing during it counts
+                last_refresh = time.monotonic()
+                refreshed_hour = int(time.time() // 3600)
+                with forgetter.exclusive:  # a forget request waits for the refresh
+                    refresher.refresh()
+                live.sample_memory(self.con)
+            elif not s.refresh:
+                live.loaded.clear()
+            if s.retention and time.monotonic() >= retention_due:
+                retention_due = time.monotonic() + RETENTION_EVERY_SECONDS
+                live._retention(forgetter, refresher)
+            if self.publisher is not None:
+                self.publisher.wake()
+
+    def stop(self) -> None:
+        if self.publisher is not None:
+            self.publisher.stop()
+
+    def close(self) -> None:
+        self._sink.close()
+        self.con.close()
+
+
+def open_warehouse(settings: Settings) -> Warehouse:
+    """The warehouse ``settings.target`` names."""
+    if settings.target == "snowflake":
+        from serving.snowflake import SnowflakeWarehouse
+
+        return SnowflakeWarehouse(settings)
+    if settings.target != "duckdb":
+        raise ConfigError(f"--warehouse {settings.target!r}: duckdb or snowflake")
+    return DuckDBWarehouse(settings)
+
+
+class Live:
+    def __init__(self, settings: Settings, warehouse: Warehouse | None = None) -> None:
         self.settings = settings
+        self.warehouse = warehouse  # None: open_warehouse(settings) when it runs
         self.stop_event = threading.Event()
         self.loaded = threading.Event()  # a batch was committed since the last refresh
         self.errors: list[BaseException] = []
+        self.interventions: Any = None  # serving.interventions.Interventions, where they run
         self.memory: dict[str, Any] = {}  # the last sample (/health)
         self._sampled = 0.0
+        self.engine: stream.StreamEngine | None = None
 
-    def _sample_memory(self, con: duckdb.DuckDBPyConnection, engine: stream.StreamEngine) -> None:
-        """After a refresh: the allocator's free pages back to the system (serving/memory.py),
-        and, every ``MEMORY_SAMPLE_SECONDS``, where the memory goes."""
-        trimmed = os.environ.get("PERSONA_NO_TRIM") is None and trim()
+    def sample_memory(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """After a refresh (or a sync): the allocator's free pages back to the system
+        (serving/memory.py), and, every ``MEMORY_SAMPLE_SECONDS``, where the memory goes
+        (``con``: the DuckDB this process holds, whose share is reported apart)."""
+        trimmed = trim()
         if time.monotonic() - self._sampled < MEMORY_SAMPLE_SECONDS:
             return
         self._sampled = time.monotonic()
-        try:
-            held = duckdb_mb(con.cursor())
-        except duckdb.Error:  # never fails the loop: the sample waits for the next one
-            return
-        self.memory = {"rss_mb": round(rss_mb(), 1), "duckdb_mb": held,
-                       "stream_keys": len(engine.state), "trimmed": trimmed}  # fmt: skip
+        sample: dict[str, Any] = {"rss_mb": round(rss_mb(), 1), "trimmed": trimmed}
+        if self.engine is not None:
+            sample["stream_keys"] = len(self.engine.state)
+        if con is not None:
+            # never fails the loop: the next sample will say
+            with contextlib.suppress(duckdb.Error):
+                sample["duckdb_mb"] = duckdb_mb(con.cursor())
+        self.memory = sample
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -352,30 +539,23 @@ class Live:
         from loader.privacy import Privacy
         from loader.schema_policy import SchemaPolicy
         from loader.settings import Settings as LoaderSettings
-        from loader.sinks.duckdb import DuckDBSink
         from loader.uris import open_source
         from loader.validate import Validate
 
         s = self.settings
         host, port = parse_listen(s.listen)
+        wh = self.warehouse = self.warehouse or open_warehouse(s)
         store = open_store(s.online_store)
         registry = new_registry(s.state_dir / "registry.json")
         if s.definitions is not None:
             groups, services = load_yaml(s.definitions)
             registry.load(groups, services, source=str(s.definitions))
         registry.load_published()
-        engine = stream.StreamEngine(store, s.lifetime_window_seconds)
+        engine = self.engine = stream.StreamEngine(store, s.lifetime_window_seconds)
         engine.set_groups(registry.stream_groups())
 
-        sink = DuckDBSink(s.warehouse)  # in this process: dbt and the API share its database
-        con = duckdb.connect(s.warehouse)
-        # DuckDB's buffer pool takes up to 80% of the machine by default, and a live warehouse
-        # only grows: bounded, the process's memory stays flat (DuckDB spills what is bigger)
-        con.execute(f"SET memory_limit = '{s.memory_limit}'")
-
         def history(group: Group) -> Iterator[Mapping[str, Any]]:
-            window = stream.window(group, s.lifetime_window_seconds)
-            return recent_events(con.cursor(), [group], window)
+            return wh.recent_events([group], stream.window(group, s.lifetime_window_seconds))
 
         def on_definition(old: Group | None, new: Group | None) -> None:
             if new is None:
@@ -385,57 +565,48 @@ class Live:
                 engine.add_group(new, history)
 
         registry.listeners.append(on_definition)
-        event_logs = EventLogs(
-            store,
-            s.state_dir / "event_logs.json",
-            lambda cols, secs: recent_events(con.cursor(), [], secs, cols),
-        )
+        event_logs = EventLogs(store, s.state_dir / "event_logs.json",
+                               lambda cols, secs: wh.recent_events([], secs, cols))  # fmt: skip
         event_logs.load()
         log.info("event logs rebuilt from the warehouse: %d entries", event_logs.rebuild())
-        groups = registry.stream_groups()
-        window = max((stream.window(g, s.lifetime_window_seconds) for g in groups), default=0)
+        streamed = registry.stream_groups()
+        window = max((stream.window(g, s.lifetime_window_seconds) for g in streamed), default=0)
         started = time.perf_counter()
-        keys = engine.rebuild(recent_events(con.cursor(), groups, window))
+        keys = engine.rebuild(wh.recent_events(streamed, window))
         log.info("stream attributes rebuilt from the warehouse: %d keys, %d events, %.2f s",
                  keys, engine.events, time.perf_counter() - started)  # fmt: skip
 
-        sync = BatchSync(store, s.schema)
-        synced = sync.sync(con.cursor())  # a warehouse `make demo` built serves at once
-        if sync.profile_fields:
-            registry.add_builtin(builtin_groups(sync.profile_fields)[:1])
-        log.info("batch attributes synced: %d keys", synced.keys)
-        refresher = Refresher(s, sync, con)
-        # interventions (serving/interventions): rules fired on the stream's and the sync's changes
-        from serving.interventions import attach
+        sync = BatchSync(store, wh.schema, wh.dialect, wh.required)
+        served_profiles = False
 
-        self.interventions = attach(s.interventions, s.state_dir, registry, engine, store, con,
-                                    sync)  # fmt: skip
+        def first_sync_listener(_con: Any, _result: Any) -> None:
+            nonlocal served_profiles  # the profiles group, once the first sync typed it
+            if not served_profiles and sync.profile_fields:
+                registry.add_builtin(builtin_groups(sync.profile_fields)[:1])
+                share_definitions(registry, store)
+                served_profiles = True
+
+        sync.listeners.append(first_sync_listener)
+        wh.first_sync(sync)  # a warehouse `make demo` built serves at once
+        wh.attach(self, registry, engine, store, sync)
         # the definitions, for API replicas over the same store (serving/replica.py)
         share_definitions(registry, store)
         registry.changed.append(lambda: share_definitions(registry, store))
-        snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
-
-        from privacy.live import LiveForget
-
-        forgetter = LiveForget(
-            s.warehouse,
-            con,
-            store,
-            engine,
-            after=None if snapshot is None else lambda: snapshot.publish(con),
-        )
+        forgetter = wh.forgetter
         api = Api(registry, store, engine)
         api.event_logs, api.pseudonyms = event_logs, Pseudonyms(load_salt(s.state_dir))
-        api.refresh_status = lambda: {**refresher.status(),
-                                      **(snapshot.status() if snapshot else {}),
-                                      **self.interventions.status(),
-                                      "memory": self.memory}  # fmt: skip
+        api.refresh_status = lambda: {
+            **wh.status(),
+            **(self.interventions.status() if self.interventions else {}),
+            "memory": self.memory,
+        }
         loading = LoaderSettings(source=s.source, spool=str(s.spool))
         privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)
         source = open_source(s.source, loading, privacy=privacy)
+        sink = wh.sink(source)
         validate = Validate(None if source.protects_privacy else privacy,
                             SchemaPolicy(known=sink.entity_columns()),
-                            suppression=forgetter.step)  # fmt: skip
+                            suppression=forgetter.step if forgetter else None)  # fmt: skip
 
         def accepted(item: Any) -> Any:
             item = validate(item)
@@ -453,7 +624,8 @@ class Live:
         def load() -> None:
             try:
                 pipeline.run(source, sink, batch_seconds=s.batch_seconds, on_commit=committed,
-                             validate=accepted, between=forgetter.between)  # fmt: skip
+                             validate=accepted,
+                             between=forgetter.between if forgetter else None)  # fmt: skip
             except BaseException as exc:
                 log.exception("the loader stopped")
                 self.errors.append(exc)
@@ -463,63 +635,32 @@ class Live:
         server = self._server(api, host, port, forgetter)
         loader = threading.Thread(target=load, name="loader", daemon=True)
         http = threading.Thread(target=server.run, name="api", daemon=True)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.stop())
+        if threading.current_thread() is threading.main_thread():  # (a test runs it on another)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: self.stop())
         loader.start()
         http.start()
         log.info("serving on http://%s:%d; collector on %s", host, port, s.source)
-        simulator = self._simulator(con)
-        publisher = None
-        if snapshot is not None:  # SQL on what is served, from the start (the API serves already)
-            publisher = SnapshotPublisher(snapshot, con, lambda: refresher.cycles)
-            publisher.start()
-        last_refresh = time.monotonic()
-        refreshed_hour = int(time.time() // 3600)
-        retention_due = time.monotonic() + RETENTION_FIRST_SECONDS
+        simulator = self._simulator(wh)
         try:
-            while True:
-                # awake when a batch lands; without events, every so often: the profiles'
-                # windows move with the clock
-                self.loaded.wait(IDLE_REFRESH_SECONDS)
-                if self.stop_event.is_set():
-                    break
-                # without events, the models change only with the clock's hour (anomalies'
-                # window) and day (the profiles' windows): a refresh when the hour turns
-                idle = int(time.time() // 3600) != refreshed_hour
-                if s.refresh and (self.loaded.is_set() or idle):
-                    spacing = s.refresh_seconds - (time.monotonic() - last_refresh)
-                    if spacing > 0 and self.stop_event.wait(spacing):
-                        break
-                    self.loaded.clear()  # before the refresh: a batch landing during it counts
-                    last_refresh = time.monotonic()
-                    refreshed_hour = int(time.time() // 3600)
-                    with forgetter.exclusive:  # a forget request waits for the refresh
-                        refresher.refresh()
-                    self._sample_memory(con, engine)
-                elif not s.refresh:
-                    self.loaded.clear()
-                if s.retention and time.monotonic() >= retention_due:
-                    retention_due = time.monotonic() + RETENTION_EVERY_SECONDS
-                    self._retention(forgetter, refresher)
-                if publisher is not None:
-                    publisher.wake()
+            wh.run(self)
         finally:
             if simulator is not None:
                 simulator.stop()
-            if publisher is not None:
-                publisher.stop()
-            self.interventions.hub.close()  # SSE responses end before the server stops
+            wh.stop()
+            if self.interventions is not None:
+                self.interventions.hub.close()  # SSE responses end before the server stops
             server.should_exit = True
             stop = getattr(source, "stop", None)
             if stop is not None:
                 stop()
             loader.join(timeout=60)
             http.join(timeout=10)
-            self.interventions.deliverer.stop()
+            if self.interventions is not None:
+                self.interventions.deliverer.stop()
             if hasattr(source, "close"):
                 source.close()
-            sink.close()
-            con.close()
+            wh.close()
             store.close()
         if (failure := getattr(source, "failure", None)) is not None:
             raise failure
@@ -544,14 +685,14 @@ class Live:
             with forgetter.exclusive:
                 refresher.refresh(full=True)
 
-    def _simulator(self, con: duckdb.DuckDBPyConnection) -> Any:
+    def _simulator(self, wh: Warehouse) -> Any:
         """``--simulate N``: N synthetic visits a second to this process's own collector."""
         from serving.visitors import Simulator, known_visitors
 
         s = self.settings
         if s.simulate <= 0:
             return None
-        simulator = Simulator(s.source, s.simulate, known_visitors(con.cursor()))
+        simulator = Simulator(s.source, s.simulate, known_visitors(wh.cursor(), wh.dialect.param))
         simulator.start()
         log.info("simulating %.1f visits a second (%d known visitors may return)",
                  s.simulate, len(simulator.known))  # fmt: skip

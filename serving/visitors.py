@@ -162,13 +162,14 @@ class Simulator:
         self.stopped.set()
 
 
-def known_visitors(con: object, limit: int = 500) -> list[Visitor]:
-    """Devices the warehouse knows, with their logins, to come back: the most active first."""
+def known_visitors(con: object, param: str = "?", limit: int = 500) -> list[Visitor]:
+    """Devices the warehouse knows, with their logins, to come back: the most active first
+    (``param``: the connection's placeholder, ``%s`` on Snowflake)."""
     try:
         rows = con.execute(  # type: ignore[attr-defined]
             "select domain_userid, any_value(user_id), any_value(network_userid) "
             "from atomic.events where domain_userid is not null group by 1 "
-            "order by count(*) desc limit ?",
+            f"order by count(*) desc limit {param}",
             [limit],
         ).fetchall()
     except Exception:  # an empty warehouse: everybody is new

@@ -5,31 +5,19 @@ SNOWFLAKE_USER, SNOWFLAKE_PRIVATE_KEY_PATH (key-pair auth), SNOWFLAKE_ROLE."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
-from persona.snowflake import check, setup
+from persona.snowflake import check, connection, setup
 
 
 def connect(role: str) -> Any:
     """A connector session from the environment (fails naming the missing variable)."""
     import snowflake.connector
 
-    missing = [
-        v
-        for v in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PRIVATE_KEY_PATH")
-        if not os.environ.get(v)
-    ]
-    if missing:
-        raise SystemExit(f"persona snowflake: set {', '.join(missing)} (key-pair auth)")
-    return snowflake.connector.connect(
-        account=os.environ["SNOWFLAKE_ACCOUNT"],
-        user=os.environ["SNOWFLAKE_USER"],
-        private_key_file=os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"],
-        private_key_file_pwd=os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE") or None,
-        role=os.environ.get("SNOWFLAKE_ROLE", role),
-    )
+    if absent := connection.missing():
+        raise SystemExit(f"persona snowflake: set {', '.join(absent)} (key-pair auth)")
+    return snowflake.connector.connect(**connection.options(role))
 
 
 def execute(cursor: Any, statements: list[str], out: Any = sys.stdout) -> None:

@@ -19,6 +19,7 @@ import requests
 from loader.enriched import parse_line
 from loader.sources.synthetic import SyntheticConfig, generate_lines
 from tests.conftest import ROOT
+from tests.loader.conftest import kafka_broker  # noqa: F401 - the fixture (Snowflake mode)
 from tests.loader.live_collector import free_port
 from tests.models.conftest import Dbt
 

@@ -15,23 +15,10 @@ import pytest
 from serving.batch import BATCH_META_KEY, SNOWFLAKE, BatchSync, batch_key
 from serving.stores.memory import MemoryStore
 from tests.serving.conftest import copy_warehouse
+from tests.serving.fakesnow_tables import copy_serving_tables
 
 fakesnow = pytest.importorskip("fakesnow")
 snowflake_connector = pytest.importorskip("snowflake.connector")
-
-SERVING = ("profiles", "segment_membership", "current_user_recommendations", "identity_map",
-           "interactions", "current_item_similarity", "current_popular_items",
-           "current_item_repurchase", "rule_set_versions")  # fmt: skip
-# DuckDB's column types as dbt-snowflake creates them
-TYPES = {"VARCHAR": "varchar", "BIGINT": "number(38,0)", "INTEGER": "number(38,0)",
-         "HUGEINT": "number(38,0)", "DOUBLE": "float", "FLOAT": "float",
-         "TIMESTAMP": "timestamp_ntz", "DATE": "date", "BOOLEAN": "boolean"}  # fmt: skip
-
-
-def snowflake_type(duck: str) -> str:
-    if duck.startswith("DECIMAL"):
-        return duck.replace("DECIMAL", "number")
-    return TYPES[duck]
 
 
 def widened(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -58,19 +45,7 @@ def snowflake(demo: Path, tmp_path: Path):
     with fakesnow.patch():
         con = snowflake_connector.connect(database="persona", schema="derived")
         cur = con.cursor()
-        cur.execute("create database if not exists persona")
-        cur.execute("create schema if not exists persona.derived")
-        duck = con._duck_conn  # fakesnow's own DuckDB: to copy the rows in bulk
-        duck.execute(f"attach '{warehouse}' as demo (read_only)")
-        for table in SERVING:
-            columns = duck.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_catalog = 'demo' and table_schema = 'derived' "
-                "and table_name = ? order by ordinal_position", [table]).fetchall()  # fmt: skip
-            ddl = ", ".join(f"{name} {snowflake_type(kind)}" for name, kind in columns)
-            cur.execute(f"create table {table} ({ddl})")
-            duck.execute(f"insert into persona.derived.{table} select * from demo.derived.{table}")
-        duck.execute("detach demo")
+        copy_serving_tables(cur, warehouse)
         yield cur, warehouse
         con.close()
 
