@@ -203,3 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{usage()}\npersona: error: unknown command {name!r} (choose from {choices})",
           file=sys.stderr)  # fmt: skip
     return 2
+
+
+if __name__ == "__main__":  # `python -m persona.cli`, as `python -m persona`
+    raise SystemExit(main())

@@ -79,12 +79,13 @@ def test_the_console_script_is_declared_and_runs_as_a_module() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["persona"] == "persona.cli:main"
     assert pyproject["project"]["name"] == "persona-warehouse"
-    result = subprocess.run(
-        [sys.executable, "-m", "persona", "--help"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: persona COMMAND")
+    for module in ("persona", "persona.cli"):
+        result = subprocess.run(
+            [sys.executable, "-m", module, "--help"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("usage: persona COMMAND"), module
 
 
 def test_the_old_module_commands_still_answer() -> None:
