@@ -747,7 +747,7 @@ def run(out: Path, *, users: int = 2000, days: int = 30, seconds: float = 20,
             accounts = [a for a in live.accounts if a[1] == "soak" and a[2]]
             soaked["per_minute"] = {
                 field: [minute[-1][2].get(field) for minute in _minutes(accounts)]
-                for field in ("duckdb_mb", "stream_keys")
+                for field in ("duckdb_mb", "duckdb_parts_mb", "stream_keys")
             }
         health = live.health()
     finally:

@@ -71,7 +71,7 @@ class Consent:
         con.execute("select count(*) from information_schema.columns where table_schema = "
                     "'atomic' and table_name = 'events' and column_name = ?", [COLUMN])  # fmt: skip
         withdrawn: list[str] = []
-        if con.fetchone()[0]:
+        if con.fetchall()[0][0]:  # to the end: a pending result keeps a transaction open
             con.execute(
                 f"select domain_userid, {COLUMN} from atomic.events where event_name = ? and "
                 "domain_userid is not null qualify row_number() over (partition by "

@@ -206,12 +206,12 @@ def count_rows(cur: Any, table: Table, ids: set[str], engine: str = "duckdb") ->
     """How many rows ``delete_rows`` deletes from a table with identifiers (reads only)."""
     if table.bucketed:
         cur.execute(f"select count(*) from {table.qualified}")
-        return int(cur.fetchone()[0])
+        return int(cur.fetchall()[0][0])
     where = _where(table, ids, engine)
     if where is None:
         return 0
     cur.execute(f"select count(*) from {table.qualified} where {where[0]}", where[1])
-    return int(cur.fetchone()[0])
+    return int(cur.fetchall()[0][0])
 
 
 def delete_rows(cur: Any, table: Table, ids: set[str], removed_events: bool,

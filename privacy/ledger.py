@@ -109,8 +109,8 @@ def unfinished(cur: Any, id_hash: str, mode: str) -> Request | None:
         "where id_hash = ? and mode = ? and status = ? order by requested_at desc limit 1",
         [id_hash, mode, RUNNING],
     )
-    row = cur.fetchone()
-    return None if row is None else _request(row)
+    rows = cur.fetchall()  # read to the end: a pending result holds its transaction open
+    return _request(rows[0]) if rows else None
 
 
 def requests(cur: Any) -> list[Request]:
@@ -134,7 +134,7 @@ def unsuppress(cur: Any, id_hash: str) -> int:
         f"(select request_id from {SUPPRESSED} where id_hash = ?)",
         [id_hash],
     )
-    count = int(cur.fetchone()[0])
+    count = int(cur.fetchall()[0][0])
     cur.execute(
         f"delete from {SUPPRESSED} where request_id in "
         f"(select request_id from {SUPPRESSED} where id_hash = ?)",

@@ -146,7 +146,7 @@ def apply(con: Any, rules: Sequence[Rule], at: datetime | None = None,
             target = f"{quote(schema)}.{quote(table)}"
             cur.execute("begin transaction")
             cur.execute(f"select count(*) from {target} where {quote(column)} < ?", [cutoff])
-            n = int(cur.fetchone()[0])
+            n = int(cur.fetchall()[0][0])
             if n:
                 cur.execute(f"delete from {target} where {quote(column)} < ?", [cutoff])
             cur.execute("commit")

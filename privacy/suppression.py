@@ -62,7 +62,10 @@ class Suppression:
             cur.execute("select count(*) from information_schema.tables "
                         "where table_schema = ? and table_name = ?",
                         [ledger.SCHEMA, ledger.SUPPRESSED.split(".")[1]])  # fmt: skip
-            hashes = ledger.suppressed(cur) if cur.fetchone()[0] else {}
+            # fetchall, not fetchone: a result not read to its end keeps its transaction open
+            # on the live process's long-lived connection, and an open transaction stops
+            # every checkpoint (the WAL and DuckDB's memory then grow for as long as it runs)
+            hashes = ledger.suppressed(cur) if cur.fetchall()[0][0] else {}
         finally:
             if own:
                 con.close()

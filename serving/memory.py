@@ -38,11 +38,14 @@ def rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
-def duckdb_mb(con: Any) -> float:
-    """What DuckDB's allocator holds in this database instance (its buffer pool and
-    operators), in MB."""
-    row = con.execute("select sum(memory_usage_bytes) from duckdb_memory()").fetchone()
-    return round((row[0] or 0) / 2**20, 1)
+def duckdb_mb(con: Any) -> dict[str, float]:
+    """What DuckDB's allocator holds in this database instance, in MB: ``total``, and each of
+    its parts (``duckdb_memory()``'s tags: cached table blocks, hash tables, ...) over 1 MB."""
+    rows = con.execute(
+        "select lower(tag), memory_usage_bytes from duckdb_memory() where memory_usage_bytes > 0"
+    ).fetchall()
+    parts = {tag: round(size / 2**20, 1) for tag, size in rows if size >= 2**20}
+    return {"total": round(sum(size for _, size in rows) / 2**20, 1), **parts}
 
 
 def trim() -> bool:
