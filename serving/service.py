@@ -27,10 +27,10 @@ from serving.batch import (
     BATCH_META_KEY,
     RULES_KEY,
     affinity_key,
-    purchase_key,
     batch_key,
     builtin_groups,
     device_key,
+    purchase_key,
 )
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, Service
@@ -483,9 +483,9 @@ class Api:
                    purchases: Mapping[str, Any], precomputed: Mapping[str, Any] | None,
                    k: int) -> dict[str, Any]:  # fmt: skip
         """Scored live by the udfs core (the warehouse UDF's code) with the session's items,
-        the user's affinities and what they bought (buy-again); the fallback is the popular items of the user's best-matching
-        segment: the smallest segment they are in that has popular items, else the
-        new-visitor segment, else everyone's ('*')."""
+        the user's affinities and what they bought (buy-again); the fallback is the popular
+        items of the user's best-matching segment: the smallest segment they are in that has
+        popular items, else the new-visitor segment, else everyone's ('*')."""
         from udfs.core import recommend_explained
 
         if rules is None:
