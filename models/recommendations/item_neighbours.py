@@ -56,9 +56,11 @@ def _block(pairs, counts, first, metric, min_count, top):
     width = int(lengths.max(initial=0))
     if width > top:
         # each row's top-th similarity: every pair at least as similar goes to the exact sort
-        padded = np.full((pairs.shape[0], width), -np.inf)
-        padded[rows, np.arange(len(rows)) - pairs.indptr[rows]] = sim
-        threshold = np.partition(padded, width - top, axis=1)[:, width - top]
+        # (negated, and the kth from the start: numpy's partition is ~10x faster that way)
+        padded = np.zeros((pairs.shape[0], width))
+        padded[rows, np.arange(len(rows)) - pairs.indptr[rows]] = -sim
+        padded.partition(top - 1, axis=1)
+        threshold = -padded[:, top - 1]
         keep = sim >= threshold[rows]
         rows, cols, c, sim = rows[keep], cols[keep], c[keep], sim[keep]
     order = np.lexsort((cols, -c, -sim, rows))
