@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import sparse
 
-BLOCK_CELLS = 8_000_000
+BLOCK_CELLS = 1_000_000
 
 ITEMS = "select distinct product_id from interactions order by product_id"
 
@@ -85,18 +85,21 @@ def _block(a, seen, s, cut):
     n = s.shape[1]
     scores = (a @ s).tocsr()
     top = _row_max(scores)
-    scores = (scores - scores.multiply(seen)).tocsr()
-    scores.eliminate_zeros()
-    lengths = np.diff(scores.indptr)
-    rows = np.repeat(np.arange(a.shape[0]), lengths)
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(scores.indptr))
     cols, values = scores.indices.astype(np.int64), scores.data
+    barred = np.zeros(a.shape[0] * n, dtype=bool)  # what each user saw and may not get again
+    barred[np.repeat(np.arange(a.shape[0]), np.diff(seen.indptr)) * n + seen.indices] = True
+    allowed = ~barred[rows * n + cols]
+    rows, cols, values = rows[allowed], cols[allowed], values[allowed]
+    lengths = np.bincount(rows, minlength=a.shape[0])
     width = int(lengths.max(initial=0))
     if width > cut:
         # each row's cut-th best, from a dense block as wide as its longest row; every
         # candidate at least as good is kept (ties at the cut)
         # (negated, and the kth from the start: numpy's partition is ~10x faster that way)
+        starts = np.cumsum(lengths) - lengths
         padded = np.zeros((a.shape[0], width))
-        padded[rows, np.arange(len(rows)) - scores.indptr[rows]] = -values
+        padded[rows, np.arange(len(rows)) - starts[rows]] = -values
         padded.partition(cut - 1, axis=1)
         threshold = -padded[:, cut - 1]
         keep = values >= threshold[rows]
@@ -104,7 +107,7 @@ def _block(a, seen, s, cut):
     # the reason: the user's item that contributed most to each kept (row, item); only the
     # contributions to kept pairs are looked at (a dense mask of the block)
     kept = rows * n + cols
-    slot_of = np.zeros(a.shape[0] * n, dtype=np.int64)  # calloc: only touched pages cost
+    slot_of = np.zeros(a.shape[0] * n, dtype=np.int32)  # small: the gathers stay in cache
     slot_of[kept] = np.arange(1, len(kept) + 1)
     user_of = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
     which, pos = _expand(s.indptr, s.indices, a.indices.astype(np.int64))
