@@ -11,6 +11,9 @@ block of items a dense scratch as wide as the block's longest row. DuckDB only; 
 with `recs_compute: sql` and with `recs_similarity: ease` this model is empty.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pyarrow as pa
 from scipy import sparse
@@ -104,10 +107,14 @@ def model(dbt, session):
     top = int(dbt.config.get("neighbours"))
     min_count = int(dbt.config.get("min_cooccurrence"))
     per_block = max(16, BLOCK_CELLS // n)
-    parts = [
-        _block((xt[first : first + per_block] @ x).tocsr(), counts, first, metric, min_count, top)
-        for first in range(0, n, per_block)
-    ]
+
+    def block(first):
+        pairs = (xt[first : first + per_block] @ x).tocsr()
+        return _block(pairs, counts, first, metric, min_count, top)
+
+    # numpy and scipy let go of the GIL in these loops: blocks run on the cores, as SQL would
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        parts = list(pool.map(block, range(0, n, per_block)))
     source, target, sim, c, rank = (np.concatenate(p) for p in zip(*parts, strict=True))
     ids = pa.array(item_ids, pa.string())
     return pa.table(

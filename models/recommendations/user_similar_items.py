@@ -18,6 +18,9 @@ models in-process there); on Snowflake, and with `recs_compute: sql`, the SQL pa
 this model is empty.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pyarrow as pa
 from scipy import sparse
@@ -44,7 +47,6 @@ select users.usr, items.item, interactions.affinity, interactions.affinity_rank,
 from interactions
 inner join users using (user_id)
 inner join items using (product_id)
-order by users.usr, items.item
 """
 
 NEIGHBOURS = """
@@ -170,11 +172,15 @@ def model(dbt, session):
     by_size = np.argsort(np.diff(a.indptr), kind="stable")
     a, seen = a[by_size], seen[by_size]
     per_block = max(64, BLOCK_CELLS // max(n, 1))
-    parts = []
-    for first in range(0, n_users, per_block):
+
+    def block(first):
         last = min(first + per_block, n_users)
         rows_, cols, values, reason, top = _block(a[first:last], seen[first:last], s, cut)
-        parts.append((by_size[rows_ + first], cols, values, reason, top))
+        return by_size[rows_ + first], cols, values, reason, top
+
+    # numpy and scipy let go of the GIL in these loops: blocks run on the cores, as SQL would
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        parts = list(pool.map(block, range(0, n_users, per_block)))
     if not parts:
         return schema.empty_table()
     users, items, scores, because, top = (np.concatenate(p) for p in zip(*parts, strict=True))
