@@ -49,12 +49,16 @@ with interactions as (
 
 ),
 
+{%- if similar_model is none %}
+
 item_similarity as (
 
     select * from {{ item_similarity_model }}
     where rule_set_version = {{ persona.rule_set_version() }}
 
 ),
+
+{%- endif %}
 
 popular_items as (
 
