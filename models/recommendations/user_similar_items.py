@@ -11,11 +11,12 @@ biggest cost, BENCHMARKS.md). The same rules as the SQL in user_recommendations.
   all the blend can use; `max_score` is the user's best score before seen items go (the blend
   divides by it); `reason_detail` is the item that contributed most (ties: the smallest id).
 
-Cost: per block of users, one pass over their items' neighbour lists (users x items x
-neighbours multiply-adds, in numpy) and a dense block of block users x catalog scores, so
-memory stays ~`BLOCK_CELLS` x 8 bytes x 3 whatever the log. DuckDB only (dbt runs Python
-models in-process there); on Snowflake, and with `recs_compute: sql`, the SQL path runs and
-this model is empty.
+Cost: per block of ~`BLOCK_CELLS` / items users (blocks of users with about as many items,
+run on every core): the sparse product A·S (users x items x neighbours multiply-adds, in
+scipy's C++), a dense scratch as wide as the block's longest candidate list for the cut, and
+one pass over the block's neighbour lists for the reasons, through a block x catalog mask
+(`BLOCK_CELLS` bytes to 4 x that). DuckDB only (dbt runs Python models in-process there); on
+Snowflake, and with `recs_compute: sql`, the SQL path runs and this model is empty.
 """
 
 import os
