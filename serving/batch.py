@@ -11,8 +11,11 @@ logged in is its own user, its ``domain_userid``):
   (``derived.current_user_recommendations``) and its ``rule_set_version``.
 
 Alongside them go what live scoring needs: each device's user (``derived.identity_map``), each
-user's item affinities (``derived.interactions``), and the served rule set itself with the
-popular items of every segment (``current_item_similarity``, ``current_popular_items``).
+user's item affinities and, for buy-again, what they bought (items of a ``recs_recommend_again``
+event type: times, first and latest time, in epoch seconds; ``derived.interactions``), and the
+served rule set itself with the popular items of every segment, each repurchased item's rate
+and interval and the blend's parameters (``current_item_similarity``, ``current_popular_items``,
+``current_item_repurchase``, ``rule_set_versions``).
 
 "Changed" is found by a hash of each row (``hash(profiles)`` in DuckDB) compared with what was
 synced last: a refresh that rewrites a table but changes few rows writes few keys.
@@ -64,6 +67,10 @@ def device_key(domain_userid: str) -> str:
 
 def affinity_key(user: str) -> str:
     return f"a:{user}"
+
+
+def purchase_key(user: str) -> str:
+    return f"p:{user}"
 
 
 def documented_columns(yml: Path = ROOT / "models" / "profiles" / "_profiles.yml") -> list[str]:
@@ -132,6 +139,9 @@ class Dialect:
     def list_agg(self, expr: str, order: str) -> str:
         return f"list({expr} order by {order})"
 
+    def epoch(self, expr: str) -> str:
+        return f"epoch({expr})"
+
     def in_ids(self, column: str, ids: list[str]) -> tuple[str, list[Any]]:
         return f"{column} in (select unnest(?::varchar[]))", [ids]
 
@@ -154,6 +164,9 @@ class SnowflakeDialect(Dialect):
 
     def list_agg(self, expr: str, order: str) -> str:
         return f"array_agg({expr}) within group (order by {order})"
+
+    def epoch(self, expr: str) -> str:
+        return f"date_part(epoch_second, {expr})"
 
     def in_ids(self, column: str, ids: list[str]) -> tuple[str, list[Any]]:
         return f"{column} in ({', '.join(['%s'] * len(ids))})", list(ids)
@@ -265,6 +278,17 @@ class BatchSync:
                     f"{agg('affinity', 'affinity_rank')} from {s}.interactions "
                     f"where affinity_rank <= {MAX_AFFINITIES} group by user_id"
                 ), lambda r: dict(zip(r[1], r[2], strict=True)), key=affinity_key)  # fmt: skip
+                # buy-again's input: what each user bought, scored live against the clock
+                epoch = self.dialect.epoch
+                self._sync_rows(con, result, "purchases", (
+                    f"select user_id, {agg('product_id', 'product_id')}, "
+                    f"{agg('repeatable_events', 'product_id')}, "
+                    f"{agg(epoch('first_repeatable_at'), 'product_id')}, "
+                    f"{agg(epoch('last_repeatable_at'), 'product_id')} from {s}.interactions "
+                    f"where repeatable_events > 0 group by user_id"
+                ), lambda r: {i: [int(n), float(f), float(la)] for i, n, f, la
+                              in zip(r[1], r[2], r[3], r[4], strict=True)},
+                    key=purchase_key)  # fmt: skip
             if {"current_item_similarity", "current_popular_items"} <= tables:
                 self._sync_rules(con, result, tables, now)
             self.as_of = now
@@ -366,13 +390,16 @@ class BatchSync:
                 f"select segment, count(*) from {self.schema}.segment_membership group by segment"
             )))  # fmt: skip
         digest = hash((rules.version, tuple(sorted((k, tuple(v)) for k, v in popular.items())),
-                       tuple(sorted(sizes.items()))))  # fmt: skip
+                       tuple(sorted(sizes.items())), tuple(sorted(rules.repurchase.items())),
+                       tuple(sorted(rules.params.items()))))  # fmt: skip
         if self._digests.get("rules", {}).get("") == digest:
             return
         payload = {
             "version": rules.version, "as_of": now,
             "neighbours": {k: [list(p) for p in v] for k, v in rules.neighbours.items()},
             "popular": popular, "segment_sizes": sizes,
+            "repurchase": {k: list(v) for k, v in rules.repurchase.items()},
+            "params": dict(rules.params),
         }  # fmt: skip
         self.store.put_many({RULES_KEY: orjson.dumps(payload)})
         self._digests["rules"] = {"": digest}

@@ -30,6 +30,7 @@ from serving.batch import (
     batch_key,
     builtin_groups,
     device_key,
+    purchase_key,
 )
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, Service
@@ -411,11 +412,12 @@ class Api:
         keys = [
             batch_key("profiles", user or ""), batch_key("segments", user or ""),
             batch_key("recommendations", user or ""), affinity_key(user or ""),
-            stream_key(session_group, session or ""), RULES_KEY, BATCH_META_KEY,
+            purchase_key(user or ""), stream_key(session_group, session or ""), RULES_KEY,
+            BATCH_META_KEY,
         ]  # fmt: skip
         *raw, raw_rules, raw_meta = self.store.get_many(keys)
         got = [orjson.loads(v) if v else None for v in raw]
-        profile, segments, precomputed, affinities, session_state = got
+        profile, segments, precomputed, affinities, bought, session_state = got
         # a batch key reflects the last sync, which wrote it or found it unchanged
         synced = orjson.loads(raw_meta)["as_of"] if raw_meta else None
         rules, rule_set = self._rule_set(raw_rules)
@@ -432,7 +434,7 @@ class Api:
         }  # fmt: skip
         answer["recommendations"] = self._recommend(
             rules, rule_set, answer["segments"]["segments"], session_items + on_screen,
-            affinities or {}, precomputed, k,
+            affinities or {}, _purchases(bought, now), precomputed, k,
         )  # fmt: skip
         return answer
 
@@ -457,7 +459,7 @@ class Api:
         publication rather than per call: it is the biggest value in the store (every item's
         neighbours: 0.5 MB for the demo's 300 products), and parsing it on each ``decide``
         cost far more than the rest of the call (measured: bench/serving.py)."""
-        from udfs.core import RuleSet
+        from udfs.core import DEFAULT_PARAMS, RuleSet
 
         if raw is None:
             return None, None
@@ -468,16 +470,22 @@ class Api:
             neighbours = {
                 k: tuple((n, float(s)) for n, s in v) for k, v in rules["neighbours"].items()
             }
-            cached = self._rules = (raw, rules, RuleSet(rules["version"], neighbours, ()))
+            # a store synced before buy-again has no repurchase nor params: the defaults
+            repurchase = {i: (float(r), float(d or 0.0))
+                          for i, (r, d) in rules.get("repurchase", {}).items()}  # fmt: skip
+            params = DEFAULT_PARAMS | {k: float(v) for k, v in rules.get("params", {}).items()}
+            scored = RuleSet(rules["version"], neighbours, (), repurchase, params)
+            cached = self._rules = (raw, rules, scored)
         return cached[1], cached[2]
 
     def _recommend(self, rules: Mapping[str, Any] | None, base: Any, segments: list[str],
                    context: list[str], affinities: Mapping[str, float],
-                   precomputed: Mapping[str, Any] | None, k: int) -> dict[str, Any]:  # fmt: skip
-        """Scored live by the udfs core (the warehouse UDF's code) with the session's items and
-        the user's affinities; the fallback is the popular items of the user's best-matching
-        segment: the smallest segment they are in that has popular items, else the
-        new-visitor segment, else everyone's ('*')."""
+                   purchases: Mapping[str, Any], precomputed: Mapping[str, Any] | None,
+                   k: int) -> dict[str, Any]:  # fmt: skip
+        """Scored live by the udfs core (the warehouse UDF's code) with the session's items,
+        the user's affinities and what they bought (buy-again); the fallback is the popular
+        items of the user's best-matching segment: the smallest segment they are in that has
+        popular items, else the new-visitor segment, else everyone's ('*')."""
         from udfs.core import recommend_explained
 
         if rules is None:
@@ -489,7 +497,7 @@ class Api:
         fallback = self.new_visitor_segment if popular.get(self.new_visitor_segment) else "*"
         segment = candidates[0] if candidates else fallback
         scored = dataclasses.replace(base, popular=tuple(popular.get(segment, ())), segment=segment)
-        top = recommend_explained(scored, context, affinities, k)
+        top = recommend_explained(scored, context, affinities, k, purchases=purchases)
         live = any(s.score > 0 for s in top)
         return {
             "items": [{"product_id": s.item, "score": s.score, "reason": s.reason,
@@ -503,6 +511,16 @@ class Api:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "uptime_s": round(time.time() - self.started, 3),
                 **self.refresh_status()}  # fmt: skip
+
+
+def _purchases(synced: Mapping[str, list] | None, now: float) -> dict[str, tuple]:
+    """The synced purchases ({item: [times, first, latest] in epoch seconds}) as the udfs
+    core's ``Purchase``: days since the first and the latest purchase are counted to now, so an
+    item becomes due live as time passes, not only at the next retrain."""
+    return {
+        item: (int(times), max(now - first, 0.0) / 86400.0, max(now - latest, 0.0) / 86400.0)
+        for item, (times, first, latest) in (synced or {}).items()
+    }
 
 
 def _identifiers(spec: Any) -> dict[str, list[str]]:

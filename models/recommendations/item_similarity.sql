@@ -10,7 +10,30 @@
 {%- if metric not in ('jaccard', 'lift', 'cosine', 'ease') -%}
     {{ exceptions.raise_compiler_error("recs_similarity must be jaccard, lift, cosine or ease, not " ~ metric) }}
 {%- endif -%}
-{%- if metric == 'ease' %}
+{#- on DuckDB the co-occurrence pairs are counted by scipy (item_neighbours), else in SQL -#}
+{%- set neighbours_python = ref('item_neighbours') if target.type == 'duckdb' else none -%}
+{%- if metric != 'ease' and neighbours_python is not none and var('recs_compute') == 'python' %}
+with neighbours as (
+
+    select * from {{ neighbours_python }}
+
+),
+
+final as (
+
+    select
+        {{ persona.rule_set_version() }} as rule_set_version,
+        product_id,
+        neighbour_rank,
+        similar_product_id,
+        similarity,
+        cooccurrence_users
+    from neighbours
+
+)
+
+select * from final
+{%- elif metric == 'ease' %}
 {#- EASE: weights learned in closed form by the Python model item_weights_ease -#}
 with ease as (
 

@@ -17,12 +17,17 @@
     `reason_detail` the segment, '*' for everyone). Suppressions of `audiences` remove an
     item, a category, or (neither given) every recommendation of that user. With
     `recs_interactions_from: interaction_log` neither segments nor audiences are read.
-    Cost: at most users × recs_max_items_per_user × recs_neighbours candidate rows, plus
-    users × recs_popular_items per fallback list, before the top K is cut. -#}
+    Cost: similar items are scored by user_similar_items (numpy, on DuckDB; users ×
+    recs_max_items_per_user × recs_neighbours multiply-adds, cut to 4K per user) or, on
+    Snowflake and with `recs_compute: sql`, by the same rules in SQL (that many candidate rows
+    aggregated); then at most 4K + buy-again + 2 × recs_popular_items rows per user. -#}
 {%- set again = persona.recs_recommend_again() -%}
 {%- set w = var('recs_buy_again_weight') -%}
 {%- if w is not number or w < 0 or w > 1 -%}
     {{ exceptions.raise_compiler_error("recs_buy_again_weight must be a number from 0 to 1, not " ~ w) }}
+{%- endif -%}
+{%- if var('recs_compute') not in ('python', 'sql') -%}
+    {{ exceptions.raise_compiler_error("recs_compute must be python or sql, not " ~ var('recs_compute')) }}
 {%- endif -%}
 {%- set from_log = var('recs_interactions_from') == 'interaction_log' -%}
 {#- every input referenced whichever is read, so lineage and run order see them all; a plain
@@ -33,6 +38,10 @@
 {%- set audiences = none if from_log else audiences_model -%}
 {%- set users_model = ref('users') -%}
 {%- set product_events_model = ref('product_events') -%}
+{#- similar items scored in numpy on DuckDB (recs_compute: python), else in SQL (Snowflake) -#}
+{%- set item_similarity_model = ref('item_similarity') -%}
+{%- set similar_python = ref('user_similar_items') if target.type == 'duckdb' else none -%}
+{%- set similar_model = similar_python if var('recs_compute') == 'python' else none -%}
 
 with interactions as (
 
@@ -40,12 +49,16 @@ with interactions as (
 
 ),
 
+{%- if similar_model is none %}
+
 item_similarity as (
 
-    select * from {{ ref('item_similarity') }}
+    select * from {{ item_similarity_model }}
     where rule_set_version = {{ persona.rule_set_version() }}
 
 ),
+
+{%- endif %}
 
 popular_items as (
 
@@ -143,7 +156,24 @@ product_categories as (
 
 {%- endif %}
 
+{%- if similar_model is not none %}
+
+{# scored in numpy by the Python model (the same rules as the SQL below) #}
 similar_items as (
+
+    select
+        user_id,
+        product_id,
+        score,
+        reason_detail,
+        max_score
+    from {{ similar_model }}
+
+),
+
+{%- else %}
+
+similar_all as (
 
     select
         interactions.user_id,
@@ -161,6 +191,35 @@ similar_items as (
     group by interactions.user_id, item_similarity.similar_product_id
 
 ),
+
+{# the user's best score is taken before seen items go: the blend divides by it #}
+similar_scored as (
+
+    select
+        *,
+        max(score) over (partition by user_id) as max_score
+    from similar_all
+
+),
+
+{# a user's top 4K unseen similar items (all tied at the cut): all the blend can use #}
+similar_items as (
+
+    select * from similar_scored
+    where not exists (
+        select 1 from interactions
+        where
+            interactions.user_id = similar_scored.user_id
+            and interactions.product_id = similar_scored.product_id
+            and coalesce(interactions.repeatable_events, 0) = 0
+    )
+    qualify rank() over (
+        partition by user_id order by score desc
+    ) <= 4 * {{ var('recs_top_k') }}
+
+),
+
+{%- endif %}
 
 {# an item is due when days since the last purchase + the horizon reach its interval: the
     item's median, shrunk towards the user's own mean interval (2 gaps' worth of prior) #}
@@ -264,7 +323,7 @@ candidates as (
         product_id,
         score,
         {#- at weight 1 similar items still rank among themselves, after every purchase #}
-        {{ [1 - w, 1e-6] | max }} * score / max(score) over (partition by user_id) as rank_score,
+        {{ [1 - w, 1e-6] | max }} * score / max_score as rank_score,
         1 as source_priority,
         'similarity' as recommended_by,
         'similar_to' as reason,
