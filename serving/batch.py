@@ -278,17 +278,19 @@ class BatchSync:
                     f"{agg('affinity', 'affinity_rank')} from {s}.interactions "
                     f"where affinity_rank <= {MAX_AFFINITIES} group by user_id"
                 ), lambda r: dict(zip(r[1], r[2], strict=True)), key=affinity_key)  # fmt: skip
-                # buy-again's input: what each user bought, scored live against the clock
+                # buy-again's input: what each user bought, scored live against the clock (a
+                # warehouse built before buy-again has no such column until dbt's next run)
                 epoch = self.dialect.epoch
-                self._sync_rows(con, result, "purchases", (
-                    f"select user_id, {agg('product_id', 'product_id')}, "
-                    f"{agg('repeatable_events', 'product_id')}, "
-                    f"{agg(epoch('first_repeatable_at'), 'product_id')}, "
-                    f"{agg(epoch('last_repeatable_at'), 'product_id')} from {s}.interactions "
-                    f"where repeatable_events > 0 group by user_id"
-                ), lambda r: {i: [int(n), float(f), float(la)] for i, n, f, la
-                              in zip(r[1], r[2], r[3], r[4], strict=True)},
-                    key=purchase_key)  # fmt: skip
+                if "repeatable_events" in self._columns_of(con, "interactions"):
+                    self._sync_rows(con, result, "purchases", (
+                        f"select user_id, {agg('product_id', 'product_id')}, "
+                        f"{agg('repeatable_events', 'product_id')}, "
+                        f"{agg(epoch('first_repeatable_at'), 'product_id')}, "
+                        f"{agg(epoch('last_repeatable_at'), 'product_id')} "
+                        f"from {s}.interactions where repeatable_events > 0 group by user_id"
+                    ), lambda r: {i: [int(n), float(f), float(la)] for i, n, f, la
+                                  in zip(r[1], r[2], r[3], r[4], strict=True)},
+                        key=purchase_key)  # fmt: skip
             if {"current_item_similarity", "current_popular_items"} <= tables:
                 self._sync_rules(con, result, tables, now)
             self.as_of = now
@@ -301,6 +303,14 @@ class BatchSync:
             except Exception:  # a listener's bug must not fail the refresh
                 log.exception("a batch sync listener failed")
         return result
+
+    def _columns_of(self, con: Any, table: str) -> set[str]:
+        rows = self._query(con, (
+            "select column_name from information_schema.columns where lower(table_schema) = "
+            f"{self.dialect.param} and lower(table_name) = {self.dialect.param} "
+            "and table_catalog = current_database()"
+        ), [self.schema.lower(), table])  # fmt: skip
+        return {self.dialect.name_of(r[0]) for r in rows}
 
     def _profile_types(self, con: Any) -> None:
         documented = documented_columns()

@@ -52,3 +52,27 @@ def test_a_repeat_buyer_gets_the_due_item_back_live(live, demo: Path, tmp_path: 
     # a user who bought nothing gets no buy-again item
     other = decide(server, user_id="nobody", items=[item], k=10)["recommendations"]
     assert all(i["reason"] != "buy_again" for i in other["items"])
+
+
+def test_a_warehouse_built_before_buy_again_still_serves(tmp_path: Path) -> None:
+    """``interactions`` without the repeatable columns (a warehouse an older version built):
+    the sync serves the affinities and leaves purchases out until dbt's next run adds them,
+    rather than failing the live process's start."""
+    from serving.batch import BatchSync, affinity_key, purchase_key
+    from serving.stores import open_store
+
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("create schema derived")
+    con.execute("create table derived.interactions as select 'u1' as user_id, 'sku-1' as "
+                "product_id, 2.5 as affinity, 1 as affinity_rank")  # fmt: skip
+    store = open_store("memory")
+    BatchSync(store).sync(con.cursor())
+    assert store.get(affinity_key("u1")) is not None
+    assert store.get(purchase_key("u1")) is None
+    con.execute("alter table derived.interactions add column repeatable_events integer default 1")
+    con.execute("alter table derived.interactions add column first_repeatable_at timestamp "
+                "default timestamp '2026-11-01'")  # fmt: skip
+    con.execute("alter table derived.interactions add column last_repeatable_at timestamp "
+                "default timestamp '2026-11-20'")  # fmt: skip
+    BatchSync(store).sync(con.cursor())
+    assert store.get(purchase_key("u1")) is not None
