@@ -9,7 +9,7 @@ executes does not depend on when it runs: every watermark, scope and clock is a 
 evaluated by the warehouse (macros/incremental/, macros/domain/as_of.sql), not a literal dbt
 rendered. So the live process lets dbt plan and run a refresh, records what it executed (dbt's
 ``SQLQuery`` events, through ``dbtRunner``'s callbacks), and replays those statements on the
-next cycles, one transaction per model in the order dbt ran them.
+next cycles, in the order dbt ran them, in one transaction.
 
 dbt stays the only author of the SQL: a replay that fails (a table dropped, a column dbt
 would have added) rolls its model back and the refresh falls back to dbt, which records a new
@@ -84,26 +84,32 @@ class Plan:
     recorded_at: float = field(default_factory=time.time)
 
     def replay(self, cursor: Callable[[], Any], only: set[str] | None = None) -> float:
-        """Runs every step (of the nodes in ``only``, when given) in its own transaction on a
-        fresh cursor (dbt's temporary tables live and die with it); a failing step is rolled
-        back and re-raised. Returns seconds."""
+        """Runs every step (of the nodes in ``only``, when given) in order, all of them in one
+        transaction on a fresh cursor (dbt's temporary tables live and die with it): what
+        reads the warehouse meanwhile (the snapshot's copy, the batch sync, a user's SQL)
+        sees the models before the refresh or after it, never half of it, and the refresh
+        commits (and fsyncs) once. A failing step rolls the whole refresh back and is
+        re-raised. Returns seconds."""
         started = time.perf_counter()
-        for step in self.steps:
-            if only is not None and step.node not in only:
-                continue
-            cur = cursor()
-            try:
-                cur.execute("begin")
+        cur = cursor()
+        node = ""
+        try:
+            cur.execute("begin")
+            for step in self.steps:
+                if only is not None and step.node not in only:
+                    continue
+                node = step.node
                 for sql in step.statements:
                     cur.execute(sql)
-                cur.execute("commit")
-            except Exception as exc:
-                # the failure may have ended the transaction already
-                with contextlib.suppress(Exception):
-                    cur.execute("rollback")
-                raise PlanFailed(f"{step.node}: {exc}") from exc
-            finally:
-                cur.close()
+            node = "commit"
+            cur.execute("commit")
+        except Exception as exc:
+            # the failure may have ended the transaction already
+            with contextlib.suppress(Exception):
+                cur.execute("rollback")
+            raise PlanFailed(f"{node}: {exc}") from exc
+        finally:
+            cur.close()
         return time.perf_counter() - started
 
 

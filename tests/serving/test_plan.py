@@ -146,3 +146,25 @@ def test_an_attached_database_does_not_disturb_the_plan(demo: Path, tmp_path: Pa
     assert (live.dbt_runs, live.replays) == (1, 1)
     live.con.execute("detach persona_snapshot")
     live.con.close()
+
+
+def test_a_refresh_is_all_or_nothing(tmp_path: Path) -> None:
+    """One transaction for the whole replay: a step that fails undoes the steps before it, so
+    the snapshot's copy or the sync never sees sessions refreshed and profiles not."""
+    from serving.plan import Plan, PlanFailed, Step
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create table sessions as select 1 as n")
+    con.execute("create table profiles as select 1 as n")
+    refresh = [Step("model.persona.sessions", ["update sessions set n = n + 1"]),
+               Step("model.persona.profiles", ["update profiles set n = n + 1"])]  # fmt: skip
+    Plan(refresh, ()).replay(con.cursor)
+    assert con.execute("select (select n from sessions), (select n from profiles)").fetchall() \
+        == [(2, 2)]  # fmt: skip
+    broken = [*refresh, Step("model.persona.users", ["select * from no_such_table"])]
+    with pytest.raises(PlanFailed, match=r"model\.persona\.users"):
+        Plan(broken, ()).replay(con.cursor)
+    assert con.execute("select (select n from sessions), (select n from profiles)").fetchall() \
+        == [(2, 2)]  # fmt: skip
+    Plan(broken, ()).replay(con.cursor, only={"model.persona.sessions"})
+    assert con.execute("select n from sessions").fetchall() == [(3,)]
