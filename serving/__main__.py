@@ -104,8 +104,8 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
         default="1GB",
         help="DuckDB's memory in this process (1GB); bigger queries spill to disk",
     )
-    p.add_argument("--batch-seconds", type=float, default=0.25,
-                   help="commit a batch to DuckDB after this long (0.25)")  # fmt: skip
+    p.add_argument("--batch-seconds", type=float, default=0.1,
+                   help="commit a batch to DuckDB after this long (0.1)")  # fmt: skip
     _intervention_flags(p)
     return p
 

@@ -88,7 +88,7 @@ class Settings:
     state_dir: Path = Path(".persona/serving")
     spool: str = ".persona/spool"
     schema: str = "derived"
-    batch_seconds: float = 0.25
+    batch_seconds: float = 0.1
     lifetime_window_seconds: float = stream.LIFETIME_WINDOW_SECONDS
     dbt_vars: dict[str, Any] = field(default_factory=dict)
     snapshot: Path | None = None  # the read-only copy for other processes; None: none
