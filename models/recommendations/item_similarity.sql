@@ -12,32 +12,12 @@
 {%- endif -%}
 {#- on DuckDB the co-occurrence pairs are counted by scipy (item_neighbours), else in SQL -#}
 {%- set neighbours_python = ref('item_neighbours') if target.type == 'duckdb' else none -%}
-{%- if metric != 'ease' and neighbours_python is not none and var('recs_compute') == 'python' %}
-with neighbours as (
+{%- if metric == 'ease' or (neighbours_python is not none and var('recs_compute') == 'python') %}
+{#- computed in Python: EASE's weights learned in closed form (item_weights_ease), else the
+    co-occurrence neighbours (item_neighbours), each item's top `recs_neighbours` ranked -#}
+with weights as (
 
-    select * from {{ neighbours_python }}
-
-),
-
-final as (
-
-    select
-        {{ persona.rule_set_version() }} as rule_set_version,
-        product_id,
-        neighbour_rank,
-        similar_product_id,
-        similarity,
-        cooccurrence_users
-    from neighbours
-
-)
-
-select * from final
-{%- elif metric == 'ease' %}
-{#- EASE: weights learned in closed form by the Python model item_weights_ease -#}
-with ease as (
-
-    select * from {{ ref('item_weights_ease') }}
+    select * from {{ ref('item_weights_ease') if metric == 'ease' else neighbours_python }}
 
 ),
 
@@ -50,8 +30,7 @@ final as (
         similar_product_id,
         similarity,
         cooccurrence_users
-    from ease
-    where neighbour_rank <= {{ var('recs_neighbours') }}
+    from weights
 
 )
 
