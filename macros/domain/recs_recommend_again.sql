@@ -21,3 +21,16 @@
     {%- endif -%}
     {{ return(chosen | list) }}
 {%- endmacro %}
+
+{#- The rule both the similar-item candidates and the final list apply: an item the user saw
+    stays out unless they have an event of a recommend-again type on it. `candidate`: the
+    relation with user_id and product_id; `interactions` must be in scope. -#}
+{% macro recs_not_seen(candidate) -%}
+    not exists (
+        select 1 from interactions
+        where
+            interactions.user_id = {{ candidate }}.user_id
+            and interactions.product_id = {{ candidate }}.product_id
+            and coalesce(interactions.repeatable_events, 0) = 0
+    )
+{%- endmacro %}

@@ -206,13 +206,7 @@ similar_scored as (
 similar_items as (
 
     select * from similar_scored
-    where not exists (
-        select 1 from interactions
-        where
-            interactions.user_id = similar_scored.user_id
-            and interactions.product_id = similar_scored.product_id
-            and coalesce(interactions.repeatable_events, 0) = 0
-    )
+    where {{ persona.recs_not_seen('similar_scored') }}
     qualify rank() over (
         partition by user_id order by score desc
     ) <= 4 * {{ var('recs_top_k') }}
@@ -372,13 +366,7 @@ candidates as (
 unseen as (
 
     select candidates.* from candidates
-    where not exists (
-        select 1 from interactions
-        where
-            interactions.user_id = candidates.user_id
-            and interactions.product_id = candidates.product_id
-            and coalesce(interactions.repeatable_events, 0) = 0
-    )
+    where {{ persona.recs_not_seen('candidates') }}
 
 ),
 
