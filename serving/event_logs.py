@@ -7,7 +7,7 @@ v1), with a free-text ``prompt`` returned alongside. The definition is Signals' 
 (``snowplow_signals.EventLog``); one that cannot be served raises ``DefinitionError`` naming
 the log and why, and the running ones are untouched.
 
-The live process hands each accepted event to ``EventLogs.observe_item`` (the loader's
+The live process hands each accepted event to ``EventLogs.observe`` (the loader's
 validate hook, beside the stream attributes); every published log that selects the event
 appends its projection to a bounded ring per session in the online store
 (``OnlineStore.push_lists``: the last ``max_events`` entries, the key expiring
@@ -38,7 +38,7 @@ import orjson
 
 from serving.definitions import NAME_RE, EventRef, Property, compile_property
 from serving.errors import AlreadyExists, BadRequest, DefinitionError, NotFound
-from serving.stream import SEEN_IDS, epoch, item_events
+from serving.stream import SEEN_IDS, epoch
 
 log = logging.getLogger("persona.serving.event_logs")
 
@@ -340,18 +340,6 @@ class EventLogs:
         os.replace(tmp, self.path)
 
     # --- the loader's side
-    def observe_item(self, item: Any, events: list[Mapping[str, Any]] | None = None) -> Any:
-        """The pipeline's validate hook (an Event dict or a Chunk), returned as is
-        (``events``: its rows, when the caller has them already); never raises (a bug here
-        must not stop the loader): failures are logged."""
-        try:
-            events = item_events(item) if events is None else events
-            if events:
-                self.observe(events)
-        except Exception:
-            log.exception("event logs: an event could not be buffered")
-        return item
-
     def observe(self, events: list[Mapping[str, Any]]) -> None:
         with self._lock:
             fresh = self._fresh(events)

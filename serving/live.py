@@ -646,13 +646,24 @@ class Live:
                             SchemaPolicy(known=sink.entity_columns()),
                             suppression=forgetter.step if forgetter else None)  # fmt: skip
 
+        consumers = (("stream attributes", engine.observe), ("event logs", event_logs.observe))
+
         def accepted(item: Any) -> Any:
+            """The loader's validate hook: each accepted event to the stream attributes and
+            the event logs, before its batch commits. Never raises: a bug here must not stop
+            the loader (the event is in the warehouse all the same), so failures are logged."""
             item = validate(item)
             try:  # a chunk's rows, converted once for both
                 events = stream.item_events(item)
-            except Exception:  # never stops the loader: each consumer converts (and logs)
-                events = None
-            return event_logs.observe_item(engine.observe_item(item, events), events)
+            except Exception:
+                log.exception("an accepted item could not be read as events")
+                return item
+            for what, observe in consumers if events else ():
+                try:
+                    observe(events)
+                except Exception:
+                    log.exception("%s: an event could not be taken", what)
+            return item
 
         def committed(_: Any) -> None:
             engine.committed()

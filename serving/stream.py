@@ -206,18 +206,6 @@ class StreamEngine:
         self.listeners: list[Callable[[list[Mapping[str, Any]], set[tuple[str, str]]], None]] = []
 
     # --- the loader's side
-    def observe_item(self, item: Any, events: list[Mapping[str, Any]] | None = None) -> Any:
-        """The pipeline's validate hook: an Event dict, a FailedEvent or a Chunk; returned as
-        is (``events``: its rows, when the caller has them already). Never raises (a bug here
-        must not stop the loader): failures are logged."""
-        try:
-            events = item_events(item) if events is None else events
-            if events:
-                self.observe(events)
-        except Exception:
-            log.exception("stream attributes: an event could not be aggregated")
-        return item
-
     def observe(self, events: Iterable[Mapping[str, Any]], *, pending: bool = True) -> int:
         events = events if isinstance(events, list) else list(events)
         with self._lock:
