@@ -406,7 +406,8 @@ class BatchSync:
             return
         payload = {
             "version": rules.version, "as_of": now,
-            "neighbours": {k: [list(p) for p in v] for k, v in rules.neighbours.items()},
+            "neighbours": {k: [[n, s] for n, s in v.items()]
+                           for k, v in rules.neighbours.items()},
             "popular": popular, "segment_sizes": sizes,
             "repurchase": {k: list(v) for k, v in rules.repurchase.items()},
             "params": dict(rules.params),

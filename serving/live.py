@@ -33,7 +33,7 @@ from serving.batch import DUCKDB, ROOT, BatchSync, Dialect, builtin_groups
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
 from serving.event_logs import EventLogs
-from serving.memory import duckdb_mb, rss_mb, trim
+from serving.memory import GcPauses, duckdb_mb, rss_mb, trim
 from serving.plan import (
     Plan,
     PlanFailed,
@@ -548,6 +548,7 @@ class Live:
         self.memory: dict[str, Any] = {}  # the last sample (/health)
         self._sampled = 0.0
         self.engine: stream.StreamEngine | None = None
+        self.gc = GcPauses()
 
     def sample_memory(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """After a refresh (or a sync): the allocator's free pages back to the system
@@ -557,7 +558,8 @@ class Live:
         if time.monotonic() - self._sampled < MEMORY_SAMPLE_SECONDS:
             return
         self._sampled = time.monotonic()
-        sample: dict[str, Any] = {"rss_mb": round(rss_mb(), 1), "trimmed": trimmed}
+        sample: dict[str, Any] = {"rss_mb": round(rss_mb(), 1), "trimmed": trimmed,
+                                  "gc": self.gc.status()}  # fmt: skip
         if self.engine is not None:
             sample["stream_keys"] = len(self.engine.state)
         if con is not None:
@@ -687,6 +689,7 @@ class Live:
         if threading.current_thread() is threading.main_thread():  # (a test runs it on another)
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: self.stop())
+        self.gc.install()
         loader.start()
         http.start()
         log.info("serving on http://%s:%d; collector on %s", host, port, s.source)
@@ -694,6 +697,7 @@ class Live:
         try:
             wh.run(self)
         finally:
+            self.gc.uninstall()
             if simulator is not None:
                 simulator.stop()
             wh.stop()

@@ -11,14 +11,20 @@ system only from the top of the heap: a process whose threads (the loader, the A
 dbt's runs) free and allocate at different moments keeps growing though what it holds does
 not. ``trim`` asks glibc to return what is free (``malloc_trim(0)``, a few milliseconds), once
 a refresh has freed its intermediate results.
+
+Python's own collector stops every thread while it walks the objects it tracks; a full
+collection (generation 2) walks all of them, dbt's parsed project included. ``GcPauses``
+times each collection, so ``/health`` shows whether a tail of API latencies is the collector.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
+import time
 from typing import Any
 
 log = logging.getLogger("persona.serving.memory")
@@ -62,3 +68,37 @@ def trim() -> bool:
     if not _libc:
         return False
     return bool(_libc.malloc_trim(0))
+
+
+class GcPauses:
+    """Collections and the time they stopped the process, per generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.total = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        gen = min(info.get("generation", 0), 2)
+        took = time.perf_counter() - self._started
+        self.count[gen] += 1
+        self.total[gen] += took
+        self.longest[gen] = max(self.longest[gen], took)
+
+    def install(self) -> GcPauses:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+        return self
+
+    def uninstall(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)
+
+    def status(self) -> dict[str, dict[str, float]]:
+        return {f"gen{g}": {"count": self.count[g], "total_ms": round(1000 * self.total[g], 1),
+                            "max_ms": round(1000 * self.longest[g], 2)}
+                for g in range(3)}  # fmt: skip

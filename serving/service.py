@@ -51,6 +51,8 @@ log = logging.getLogger("persona.serving")
 
 # Signals' SDK allows at most this many identifiers in one request (AttributeKeyIdentifiers).
 MAX_IDENTIFIERS = 100
+# similarity sums kept for live scoring, in (item, sum) entries: ~80 bytes each
+SUMS_BUDGET = 500_000
 # The stream groups decide reads: the session's products so far, the device's latest session.
 SESSION_GROUP = "persona_session"
 DEVICE_GROUP = "persona_device"
@@ -267,6 +269,12 @@ class Api:
         self.pseudonyms = Pseudonyms(load_salt(None))
         # the served rule set as stored, parsed, and as the udfs core's RuleSet
         self._rules: tuple[bytes, dict[str, Any], Any] | None = None
+        # user -> (their affinities as stored, the similarity sums of those under the served
+        # rule set): most of a live score's cost, unchanged until a sync or a retrain changes
+        # either; bounded by SUMS_BUDGET entries in all, the least recently used go first
+        self._sums: dict[str, tuple[bytes, Any, dict[str, float]]] = {}
+        self._sums_size = 0
+        self._sums_lock = threading.Lock()
 
     # --- registry (the SDK's publish, get_attribute_group)
     def publish_group(self, spec: Any, where: tuple[str, int] | None = None) -> dict[str, Any]:
@@ -434,7 +442,8 @@ class Api:
         }  # fmt: skip
         answer["recommendations"] = self._recommend(
             rules, rule_set, answer["segments"]["segments"], session_items + on_screen,
-            affinities or {}, _purchases(bought, now), precomputed, k,
+            self._affinity_sums(user, raw[3], affinities, rule_set), affinities or {},
+            _purchases(bought, now), precomputed, k,
         )  # fmt: skip
         return answer
 
@@ -467,19 +476,46 @@ class Api:
         # the in-process store hands back the object it holds: identity is the cheap test
         if cached is None or (cached[0] is not raw and cached[0] != raw):
             rules = orjson.loads(raw)
-            neighbours = {
-                k: tuple((n, float(s)) for n, s in v) for k, v in rules["neighbours"].items()
-            }
+            neighbours = {k: {n: float(s) for n, s in v} for k, v in rules["neighbours"].items()}
             # a store synced before buy-again has no repurchase nor params: the defaults
             repurchase = {i: (float(r), float(d or 0.0))
                           for i, (r, d) in rules.get("repurchase", {}).items()}  # fmt: skip
             params = DEFAULT_PARAMS | {k: float(v) for k, v in rules.get("params", {}).items()}
             scored = RuleSet(rules["version"], neighbours, (), repurchase, params)
             cached = self._rules = (raw, rules, scored)
+            with self._sums_lock:  # computed under the previous rule set
+                self._sums.clear()
+                self._sums_size = 0
         return cached[1], cached[2]
 
+    def _affinity_sums(self, user: str | None, raw: bytes | None,
+                       affinities: Mapping[str, float] | None,
+                       rules: Any) -> dict[str, float] | None:  # fmt: skip
+        """The user's similarity sums, kept while their stored affinities stay the same bytes
+        (a sync rewrites a key only when its value changed) under the same parsed rule set."""
+        from udfs.core import affinity_weights, similarity_sums
+
+        if user is None or raw is None or rules is None:
+            return None
+        with self._sums_lock:
+            kept = self._sums.pop(user, None)
+            if kept is not None and kept[1] is rules and (kept[0] is raw or kept[0] == raw):
+                self._sums[user] = kept  # the most recently used last
+                return kept[2]
+            if kept is not None:
+                self._sums_size -= len(kept[2])
+        sums = similarity_sums(rules, affinity_weights(affinities))
+        with self._sums_lock:
+            self._sums[user] = (raw, rules, sums)
+            self._sums_size += len(sums)
+            while self._sums_size > SUMS_BUDGET and len(self._sums) > 1:
+                oldest = next(iter(self._sums))
+                self._sums_size -= len(self._sums.pop(oldest)[2])
+        return sums
+
     def _recommend(self, rules: Mapping[str, Any] | None, base: Any, segments: list[str],
-                   context: list[str], affinities: Mapping[str, float],
+                   context: list[str], sums: Mapping[str, float] | None,
+                   affinities: Mapping[str, float],
                    purchases: Mapping[str, Any], precomputed: Mapping[str, Any] | None,
                    k: int) -> dict[str, Any]:  # fmt: skip
         """Scored live by the udfs core (the warehouse UDF's code) with the session's items,
@@ -497,7 +533,8 @@ class Api:
         fallback = self.new_visitor_segment if popular.get(self.new_visitor_segment) else "*"
         segment = candidates[0] if candidates else fallback
         scored = dataclasses.replace(base, popular=tuple(popular.get(segment, ())), segment=segment)
-        top = recommend_explained(scored, context, affinities, k, purchases=purchases)
+        top = recommend_explained(scored, context, affinities, k, purchases=purchases,
+                                  affinity_sums=sums)  # fmt: skip
         live = any(s.score > 0 for s in top)
         return {
             "items": [{"product_id": s.item, "score": s.score, "reason": s.reason,

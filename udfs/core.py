@@ -22,9 +22,11 @@ No imports beyond the standard library: this module is shipped into Snowflake by
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import inf
 from typing import NamedTuple
 
 Recommendation = tuple[str, float]
@@ -50,12 +52,12 @@ class Scored(NamedTuple):
 
 @dataclass(frozen=True)
 class RuleSet:
-    """One published rule-set version: each item's neighbours, the popular fallback (of
-    ``segment``), each repurchased item's (repurchase rate, interval in days), and the blend's
-    parameters."""
+    """One published rule-set version: each item's neighbours ({neighbour: similarity}, in the
+    rule set's order), the popular fallback (of ``segment``), each repurchased item's
+    (repurchase rate, interval in days), and the blend's parameters."""
 
     version: str
-    neighbours: Mapping[str, Sequence[tuple[str, float]]]
+    neighbours: Mapping[str, Mapping[str, float]]
     popular: Sequence[str] = field(default_factory=tuple)
     repurchase: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     params: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
@@ -72,12 +74,12 @@ class RuleSet:
     ) -> RuleSet:
         """From (product_id, similar_product_id, similarity) rows, popular items in order,
         (product_id, repurchase_rate, repurchase_interval_days) rows and the blend's params."""
-        neighbours: dict[str, list[tuple[str, float]]] = {}
+        neighbours: dict[str, dict[str, float]] = {}
         for item, neighbour, score in similarity:
-            neighbours.setdefault(item, []).append((neighbour, float(score)))
+            neighbours.setdefault(item, {})[neighbour] = float(score)
         return cls(
             version,
-            {k: tuple(v) for k, v in neighbours.items()},
+            neighbours,
             tuple(popular),
             {i: (float(r), float(d or 0.0)) for i, r, d in repurchase},
             DEFAULT_PARAMS | {k: float(v) for k, v in (params or {}).items()},
@@ -87,7 +89,7 @@ class RuleSet:
         return json.dumps(
             {
                 "version": self.version,
-                "neighbours": {k: [list(p) for p in v] for k, v in self.neighbours.items()},
+                "neighbours": {k: list(map(list, v.items())) for k, v in self.neighbours.items()},
                 "popular": list(self.popular),
                 "repurchase": {k: list(v) for k, v in self.repurchase.items()},
                 "params": dict(self.params),
@@ -98,7 +100,7 @@ class RuleSet:
     @classmethod
     def from_json(cls, text: str) -> RuleSet:
         data = json.loads(text)
-        neighbours = {k: tuple((n, float(s)) for n, s in v) for k, v in data["neighbours"].items()}
+        neighbours = {k: {n: float(s) for n, s in v} for k, v in data["neighbours"].items()}
         repurchase = {k: (float(r), float(d)) for k, (r, d) in data.get("repurchase", {}).items()}
         params = DEFAULT_PARAMS | data.get("params", {})
         return cls(data["version"], neighbours, tuple(data["popular"]), repurchase, params)
@@ -120,6 +122,47 @@ def buy_again_score(
     return rate * times * due * recency
 
 
+def similarity_sums(rules: RuleSet, weights: Mapping[str, float]) -> dict[str, float]:
+    """Each neighbour's sum of weight x similarity over the weighted items: the similar part of
+    a score. For a user's affinities it is most of a call's cost, and it changes only when the
+    affinities or the rule set do: a caller may keep it (``recommend_explained``'s
+    ``affinity_sums``)."""
+    sums: dict[str, float] = {}
+    get = sums.get
+    table = rules.neighbours
+    for item, weight in weights.items():
+        for neighbour, similarity in table.get(item, {}).items():
+            sums[neighbour] = get(neighbour, 0.0) + weight * similarity
+    return sums
+
+
+def affinity_weights(affinities: Mapping[str, float] | None) -> dict[str, float]:
+    """The affinities a score counts: items not None with a weight, as floats."""
+    own: dict[str, float] = {}
+    for item, weight in (affinities or {}).items():
+        if item is not None and weight:
+            own[item] = own.get(item, 0.0) + float(weight)
+    return own
+
+
+def _strongest(rules: RuleSet, context: Mapping[str, float],
+               items: Iterable[str]) -> dict[str, str]:  # fmt: skip
+    """For each of ``items``, the context item contributing most to its similarity (ties:
+    the smallest id)."""
+    wanted = set(items)
+    top: dict[str, tuple[float, str]] = {}
+    for source, weight in context.items():
+        row = rules.neighbours.get(source)
+        if not row:
+            continue
+        for item in row.keys() & wanted:
+            part = weight * row[item]
+            best = top.get(item)
+            if best is None or part > best[0] or (part == best[0] and source < best[1]):
+                top[item] = (part, source)
+    return {item: source for item, (_, source) in top.items()}
+
+
 def recommend_explained(
     rules: RuleSet,
     session_items: Sequence[str] | None = None,
@@ -129,63 +172,75 @@ def recommend_explained(
     purchases: Mapping[str, Purchase] | None = None,
     session_weight: float = 1.0,
     exclude_seen: bool = True,
+    affinity_sums: Mapping[str, float] | None = None,
 ) -> list[Scored]:
-    """The top ``k`` for a context with their reasons, best first; ties by item id."""
-    context: dict[str, float] = {}
-    for item, weight in (affinities or {}).items():
-        if item is not None and weight:
-            context[item] = context.get(item, 0.0) + float(weight)
+    """The top ``k`` for a context with their reasons, best first; ties by item id.
+
+    ``affinity_sums``: ``similarity_sums(rules, affinity_weights(affinities))`` kept from an
+    earlier call with the same rule set and affinities; the session's items are added to a
+    copy of it. Only the
+    ``k`` items returned get their reason's detail worked out, and only the best ``k`` similar
+    candidates are ranked against the purchases: a call costs the affinities' neighbours (or
+    nothing, given the sums) plus the session's, not a sort of every candidate."""
+    own = affinity_weights(affinities)
+    session: dict[str, float] = {}
+    for item in session_items or ():
+        if item is not None:
+            session[item] = session.get(item, 0.0) + session_weight
+    sums = dict(affinity_sums) if affinity_sums is not None else similarity_sums(rules, own)
+    get = sums.get
+    for item, weight in session.items():
+        for neighbour, similarity in rules.neighbours.get(item, {}).items():
+            sums[neighbour] = get(neighbour, 0.0) + weight * similarity
+    context = dict(own)
     for item in session_items or ():
         if item is not None:
             context[item] = context.get(item, 0.0) + session_weight
-    similar: dict[str, float] = {}
-    because: dict[str, tuple[float, str]] = {}
-    for item, weight in context.items():
-        for neighbour, similarity in rules.neighbours.get(item, ()):
-            part = weight * similarity
-            similar[neighbour] = similar.get(neighbour, 0.0) + part
-            top = because.get(neighbour)
-            if top is None or part > top[0] or (part == top[0] and item < top[1]):
-                because[neighbour] = (part, item)
+
     w = float(rules.params.get("buy_again_weight", DEFAULT_PARAMS["buy_again_weight"]))
     horizon = float(rules.params.get("buy_again_horizon_days", 30.0))
     half_life = float(rules.params.get("buy_again_half_life_days", 0.0))
     bought = {i: p for i, p in (purchases or {}).items() if i is not None and p[0] > 0}
-    best = max(similar.values(), default=0.0)
-    # item -> (rank score, Scored): the better of its similarity and buy-again
-    candidates: dict[str, tuple[float, Scored]] = {}
-    if best > 0:
-        for item, score in similar.items():
-            reason = Scored(item, score, "similar_to", because[item][1])
-            # at weight 1 similar items still rank among themselves, after every purchase
-            candidates[item] = (max(1 - w, 1e-6) * score / best, reason)
     raw = {
         item: buy_again_score(purchase, *rules.repurchase[item], horizon, half_life)
         for item, purchase in bought.items()
         if item in rules.repurchase
     }
     top_again = max(raw.values(), default=0.0)
-    for item, value in raw.items():
-        score = value / top_again if top_again > 0 else 0.0
-        if score > 0 and (item not in candidates or w * score > candidates[item][0]):
-            candidates[item] = (w * score, Scored(item, score, "buy_again", None))
     excluded = (set(context) | set(purchases or ())) - set(bought) if exclude_seen else set()
-    ranked = [
-        s
-        for _, s in sorted(
-            ((r, s) for i, (r, s) in candidates.items() if i not in excluded),
-            key=lambda p: (-p[0], p[1].item),
-        )[: max(k, 0)]
-    ]
-    if len(ranked) < k:
-        taken = excluded | {s.item for s in ranked}
+    best = max(sums.values(), default=0.0)
+    factor = max(1 - w, 1e-6)  # at weight 1 similar items still rank among themselves
+    # (rank score, item, score, reason): the rank is the better of similarity and buy-again
+    ranked: list[tuple[float, str, float, str]] = []
+    if best > 0 and k > 0:
+        # the best k once the excluded and the purchases are out are among these many
+        enough = k + len(excluded) + len(raw)
+        cut = heapq.nlargest(enough, sums.values())[-1] if len(sums) > enough else -inf
+        cut -= abs(cut) * 1e-9  # scores a rounding apart may tie on the rank
+        ranked = [(factor * s / best, i, s, "similar_to") for i, s in sums.items()
+                  if s >= cut and i not in excluded and i not in raw]  # fmt: skip
+    for item, value in raw.items():
+        similar = (factor * sums[item] / best, item, sums[item], "similar_to") if (
+            best > 0 and item in sums) else None  # fmt: skip
+        score = value / top_again if top_again > 0 else 0.0
+        if score > 0 and (similar is None or w * score > similar[0]):
+            ranked.append((w * score, item, score, "buy_again"))
+        elif similar is not None:
+            ranked.append(similar)
+    ranked.sort(key=lambda p: (-p[0], p[1]))
+    ranked = ranked[: max(k, 0)]
+    detail = _strongest(rules, context, (i for _, i, _, reason in ranked if reason == "similar_to"))
+    top = [Scored(i, s, reason, detail.get(i) if reason == "similar_to" else None)
+           for _, i, s, reason in ranked]  # fmt: skip
+    if len(top) < k:
+        taken = excluded | {s.item for s in top}
         for item in rules.popular:
-            if len(ranked) >= k:
+            if len(top) >= k:
                 break
             if item not in taken:
-                ranked.append(Scored(item, 0.0, "popular_in_segment", rules.segment))
+                top.append(Scored(item, 0.0, "popular_in_segment", rules.segment))
                 taken.add(item)
-    return ranked
+    return top
 
 
 def recommend(
