@@ -594,6 +594,10 @@ class Live:
                 acc[3] += 0.25
             self._last = (live, busy, total)
 
+    def gc(self) -> dict:
+        """The live process's collector account (serving/memory.py GcPauses)."""
+        return (self.health().get("memory") or {}).get("gc") or {}
+
     def health(self) -> dict:
         with socket.create_connection(("127.0.0.1", self.api), timeout=5) as conn:
             conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -663,6 +667,14 @@ def _minutes(rows: list[tuple]) -> list[list[tuple]]:
     return [m for m in out if m]
 
 
+def _gc_between(before: dict, after: dict, since: float) -> dict:
+    """What the collector cost the live process during a phase: collections and their time
+    per generation, and each pause of 5 ms or more as (generation, ms)."""
+    gens = {g: {k: round(after[g][k] - before[g][k], 1) for k in ("count", "total_ms")}
+            for g in ("gen0", "gen1", "gen2") if g in before and g in after}  # fmt: skip
+    return {**gens, "long_pauses": [[g, ms] for t, g, ms in after.get("long", []) if t >= since]}
+
+
 def _in_client(job: str, **kwargs: Any) -> dict:
     """Run one job in a second process (spawned: a clean interpreter) and return its result."""
     ctx = multiprocessing.get_context("spawn")
@@ -712,14 +724,18 @@ def run(out: Path, *, users: int = 2000, days: int = 30, seconds: float = 20,
         for name, requests in bodies.items():
             live.phase = f"open:{name}"
             progress(f"open loop, {rate:,.0f} requests/s for {seconds:g} s: {name}")
+            before, since = live.gc(), time.time()
             opened[name] = _in_client("open", port=live.api, requests=requests, rate=rate,
                                       seconds=seconds)  # fmt: skip
+            opened[name]["gc"] = _gc_between(before, live.gc(), since)
         closed: dict[str, dict] = {}
         for name, requests in bodies.items():
             live.phase = f"closed:{name}"
             progress(f"closed loop, {concurrency} connections for {closed_seconds:g} s: {name}")
+            before, since = live.gc(), time.time()
             closed[name] = _in_client("closed", port=live.api, requests=requests,
                                       seconds=closed_seconds, concurrency=concurrency)  # fmt: skip
+            closed[name]["gc"] = _gc_between(before, live.gc(), since)
         live.phase = "freshness:stream"
         progress(f"freshness: {probes} events, each polled until a stream attribute shows it")
         stream = _in_client("stream", api=live.api, collector=live.collector, probes=probes)

@@ -558,8 +558,7 @@ class Live:
         if time.monotonic() - self._sampled < MEMORY_SAMPLE_SECONDS:
             return
         self._sampled = time.monotonic()
-        sample: dict[str, Any] = {"rss_mb": round(rss_mb(), 1), "trimmed": trimmed,
-                                  "gc": self.gc.status()}  # fmt: skip
+        sample: dict[str, Any] = {"rss_mb": round(rss_mb(), 1), "trimmed": trimmed}
         if self.engine is not None:
             sample["stream_keys"] = len(self.engine.state)
         if con is not None:
@@ -638,7 +637,7 @@ class Live:
         api.refresh_status = lambda: {
             **wh.status(),
             **(self.interventions.status() if self.interventions else {}),
-            "memory": self.memory,
+            "memory": {**self.memory, "gc": self.gc.status()},
         }
         loading = LoaderSettings(source=s.source, spool=str(s.spool))
         privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)

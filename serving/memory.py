@@ -25,6 +25,7 @@ import gc
 import logging
 import os
 import time
+from collections import deque
 from typing import Any
 
 log = logging.getLogger("persona.serving.memory")
@@ -71,12 +72,17 @@ def trim() -> bool:
 
 
 class GcPauses:
-    """Collections and the time they stopped the process, per generation (``gc.callbacks``)."""
+    """Collections and the time they stopped the process, per generation (``gc.callbacks``),
+    and the last ``LONG_KEPT`` pauses of ``long_ms`` or more (epoch second, generation, ms)."""
 
-    def __init__(self) -> None:
+    LONG_KEPT = 50
+
+    def __init__(self, long_ms: float = 5.0) -> None:
         self.count = [0, 0, 0]
         self.total = [0.0, 0.0, 0.0]
         self.longest = [0.0, 0.0, 0.0]
+        self.long_ms = long_ms
+        self.long: deque[tuple[float, int, float]] = deque(maxlen=self.LONG_KEPT)
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
@@ -88,6 +94,8 @@ class GcPauses:
         self.count[gen] += 1
         self.total[gen] += took
         self.longest[gen] = max(self.longest[gen], took)
+        if took * 1000 >= self.long_ms:
+            self.long.append((round(time.time(), 3), gen, round(took * 1000, 2)))
 
     def install(self) -> GcPauses:
         if self not in gc.callbacks:
@@ -98,7 +106,8 @@ class GcPauses:
         if self in gc.callbacks:
             gc.callbacks.remove(self)
 
-    def status(self) -> dict[str, dict[str, float]]:
-        return {f"gen{g}": {"count": self.count[g], "total_ms": round(1000 * self.total[g], 1),
+    def status(self) -> dict[str, Any]:
+        gens = {f"gen{g}": {"count": self.count[g], "total_ms": round(1000 * self.total[g], 1),
                             "max_ms": round(1000 * self.longest[g], 2)}
                 for g in range(3)}  # fmt: skip
+        return {**gens, "long": list(self.long)}

@@ -51,7 +51,7 @@ log = logging.getLogger("persona.serving")
 
 # Signals' SDK allows at most this many identifiers in one request (AttributeKeyIdentifiers).
 MAX_IDENTIFIERS = 100
-# similarity sums kept for live scoring, in (item, sum) entries: ~80 bytes each
+# users' affinity scores kept for live scoring, in neighbours scored: ~150 bytes each
 SUMS_BUDGET = 500_000
 # The stream groups decide reads: the session's products so far, the device's latest session.
 SESSION_GROUP = "persona_session"
@@ -269,10 +269,10 @@ class Api:
         self.pseudonyms = Pseudonyms(load_salt(None))
         # the served rule set as stored, parsed, and as the udfs core's RuleSet
         self._rules: tuple[bytes, dict[str, Any], Any] | None = None
-        # user -> (their affinities as stored, the similarity sums of those under the served
-        # rule set): most of a live score's cost, unchanged until a sync or a retrain changes
-        # either; bounded by SUMS_BUDGET entries in all, the least recently used go first
-        self._sums: dict[str, tuple[bytes, Any, dict[str, float]]] = {}
+        # user -> (their affinities as stored, the rule set, those scored under it: udfs.core's
+        # AffinityScores): most of a live score's cost, unchanged until a sync or a retrain
+        # changes either; bounded by SUMS_BUDGET in all, the least recently used go first
+        self._sums: dict[str, tuple[bytes, Any, Any]] = {}
         self._sums_size = 0
         self._sums_lock = threading.Lock()
 
@@ -442,7 +442,7 @@ class Api:
         }  # fmt: skip
         answer["recommendations"] = self._recommend(
             rules, rule_set, answer["segments"]["segments"], session_items + on_screen,
-            self._affinity_sums(user, raw[3], affinities, rule_set), affinities or {},
+            self._affinity_scores(user, raw[3], affinities, rule_set),
             _purchases(bought, now), precomputed, k,
         )  # fmt: skip
         return answer
@@ -488,40 +488,41 @@ class Api:
                 self._sums_size = 0
         return cached[1], cached[2]
 
-    def _affinity_sums(self, user: str | None, raw: bytes | None,
-                       affinities: Mapping[str, float] | None,
-                       rules: Any) -> dict[str, float] | None:  # fmt: skip
-        """The user's similarity sums, kept while their stored affinities stay the same bytes
-        (a sync rewrites a key only when its value changed) under the same parsed rule set."""
-        from udfs.core import affinity_weights, similarity_sums
+    def _affinity_scores(self, user: str | None, raw: bytes | None,
+                         affinities: Mapping[str, float] | None, rules: Any) -> Any:  # fmt: skip
+        """The user's affinities scored under the served rule set (udfs.core's
+        ``AffinityScores``), kept while their stored affinities stay the same bytes (a sync
+        rewrites a key only when its value changed) under the same parsed rule set."""
+        from udfs.core import score_affinities
 
-        if user is None or raw is None or rules is None:
+        if rules is None:
             return None
+        if user is None or raw is None:
+            return score_affinities(rules, affinities)
         with self._sums_lock:
             kept = self._sums.pop(user, None)
             if kept is not None and kept[1] is rules and (kept[0] is raw or kept[0] == raw):
                 self._sums[user] = kept  # the most recently used last
                 return kept[2]
             if kept is not None:
-                self._sums_size -= len(kept[2])
-        sums = similarity_sums(rules, affinity_weights(affinities))
+                self._sums_size -= len(kept[2].sums)
+        scored = score_affinities(rules, affinities)
         with self._sums_lock:
-            self._sums[user] = (raw, rules, sums)
-            self._sums_size += len(sums)
+            self._sums[user] = (raw, rules, scored)
+            self._sums_size += len(scored.sums)
             while self._sums_size > SUMS_BUDGET and len(self._sums) > 1:
                 oldest = next(iter(self._sums))
-                self._sums_size -= len(self._sums.pop(oldest)[2])
-        return sums
+                self._sums_size -= len(self._sums.pop(oldest)[2].sums)
+        return scored
 
     def _recommend(self, rules: Mapping[str, Any] | None, base: Any, segments: list[str],
-                   context: list[str], sums: Mapping[str, float] | None,
-                   affinities: Mapping[str, float],
-                   purchases: Mapping[str, Any], precomputed: Mapping[str, Any] | None,
-                   k: int) -> dict[str, Any]:  # fmt: skip
+                   context: list[str], kept: Any, purchases: Mapping[str, Any],
+                   precomputed: Mapping[str, Any] | None, k: int) -> dict[str, Any]:  # fmt: skip
         """Scored live by the udfs core (the warehouse UDF's code) with the session's items,
-        the user's affinities and what they bought (buy-again); the fallback is the popular
-        items of the user's best-matching segment: the smallest segment they are in that has
-        popular items, else the new-visitor segment, else everyone's ('*')."""
+        the user's affinities (``kept``: already scored) and what they bought (buy-again); the
+        fallback is the popular items of the user's best-matching segment: the smallest
+        segment they are in that has popular items, else the new-visitor segment, else
+        everyone's ('*')."""
         from udfs.core import recommend_explained
 
         if rules is None:
@@ -533,8 +534,7 @@ class Api:
         fallback = self.new_visitor_segment if popular.get(self.new_visitor_segment) else "*"
         segment = candidates[0] if candidates else fallback
         scored = dataclasses.replace(base, popular=tuple(popular.get(segment, ())), segment=segment)
-        top = recommend_explained(scored, context, affinities, k, purchases=purchases,
-                                  affinity_sums=sums)  # fmt: skip
+        top = recommend_explained(scored, context, None, k, purchases=purchases, kept=kept)
         live = any(s.score > 0 for s in top)
         return {
             "items": [{"product_id": s.item, "score": s.score, "reason": s.reason,

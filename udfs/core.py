@@ -122,45 +122,60 @@ def buy_again_score(
     return rate * times * due * recency
 
 
-def similarity_sums(rules: RuleSet, weights: Mapping[str, float]) -> dict[str, float]:
-    """Each neighbour's sum of weight x similarity over the weighted items: the similar part of
-    a score. For a user's affinities it is most of a call's cost, and it changes only when the
-    affinities or the rule set do: a caller may keep it (``recommend_explained``'s
-    ``affinity_sums``)."""
+class AffinityScores(NamedTuple):
+    """A user's affinities scored under a rule set (``score_affinities``): the weights counted,
+    each neighbour's sum of weight x similarity, and the (part, item) contributing most to it.
+    Most of a call's cost, and the same until the affinities or the rule set change: a caller
+    may keep it and pass it to ``recommend_explained``."""
+
+    weights: dict[str, float]
+    sums: dict[str, float]
+    strongest: dict[str, tuple[float, str]]
+
+
+def score_affinities(rules: RuleSet, affinities: Mapping[str, float] | None) -> AffinityScores:
+    weights: dict[str, float] = {}
+    for item, weight in (affinities or {}).items():
+        if item is not None and weight:
+            weights[item] = weights.get(item, 0.0) + float(weight)
     sums: dict[str, float] = {}
-    get = sums.get
+    strongest: dict[str, tuple[float, str]] = {}
+    get, top_of = sums.get, strongest.get
     table = rules.neighbours
     for item, weight in weights.items():
         for neighbour, similarity in table.get(item, {}).items():
-            sums[neighbour] = get(neighbour, 0.0) + weight * similarity
-    return sums
+            part = weight * similarity
+            sums[neighbour] = get(neighbour, 0.0) + part
+            top = top_of(neighbour)
+            if top is None or part > top[0] or (part == top[0] and item < top[1]):
+                strongest[neighbour] = (part, item)
+    return AffinityScores(weights, sums, strongest)
 
 
-def affinity_weights(affinities: Mapping[str, float] | None) -> dict[str, float]:
-    """The affinities a score counts: items not None with a weight, as floats."""
-    own: dict[str, float] = {}
-    for item, weight in (affinities or {}).items():
-        if item is not None and weight:
-            own[item] = own.get(item, 0.0) + float(weight)
-    return own
+def _better(part: float, source: str, top: tuple[float, str] | None) -> bool:
+    return top is None or part > top[0] or (part == top[0] and source < top[1])
 
 
-def _strongest(rules: RuleSet, context: Mapping[str, float],
-               items: Iterable[str]) -> dict[str, str]:  # fmt: skip
-    """For each of ``items``, the context item contributing most to its similarity (ties:
-    the smallest id)."""
-    wanted = set(items)
-    top: dict[str, tuple[float, str]] = {}
-    for source, weight in context.items():
-        row = rules.neighbours.get(source)
-        if not row:
-            continue
-        for item in row.keys() & wanted:
-            part = weight * row[item]
-            best = top.get(item)
-            if best is None or part > best[0] or (part == best[0] and source < best[1]):
-                top[item] = (part, source)
-    return {item: source for item, (_, source) in top.items()}
+def _strongest(rules: RuleSet, context: Mapping[str, float], item: str,
+               kept: AffinityScores, session: Mapping[str, float]) -> str | None:  # fmt: skip
+    """The context item contributing most to ``item``'s similarity (ties: the smallest id):
+    the affinities' strongest, against each session item's part with its weight now."""
+    top = kept.strongest.get(item)
+    if top is not None and top[1] in session:
+        grown = context[top[1]] * rules.neighbours[top[1]][item]
+        if grown <= top[0]:  # a negative similarity shrank it: the runner-up is not kept
+            top = None
+            for source, weight in context.items():
+                similarity = rules.neighbours.get(source, {}).get(item)
+                if similarity is not None and _better(weight * similarity, source, top):
+                    top = (weight * similarity, source)
+            return None if top is None else top[1]
+        top = None  # it grew: it is among the session's items below
+    for source in session:
+        similarity = rules.neighbours.get(source, {}).get(item)
+        if similarity is not None and _better(context[source] * similarity, source, top):
+            top = (context[source] * similarity, source)
+    return None if top is None else top[1]
 
 
 def recommend_explained(
@@ -172,30 +187,27 @@ def recommend_explained(
     purchases: Mapping[str, Purchase] | None = None,
     session_weight: float = 1.0,
     exclude_seen: bool = True,
-    affinity_sums: Mapping[str, float] | None = None,
+    kept: AffinityScores | None = None,
 ) -> list[Scored]:
     """The top ``k`` for a context with their reasons, best first; ties by item id.
 
-    ``affinity_sums``: ``similarity_sums(rules, affinity_weights(affinities))`` kept from an
-    earlier call with the same rule set and affinities; the session's items are added to a
-    copy of it. Only the
-    ``k`` items returned get their reason's detail worked out, and only the best ``k`` similar
-    candidates are ranked against the purchases: a call costs the affinities' neighbours (or
-    nothing, given the sums) plus the session's, not a sort of every candidate."""
-    own = affinity_weights(affinities)
+    ``kept``: ``score_affinities(rules, affinities)`` kept from an earlier call with the same
+    rule set and affinities (then ``affinities`` is not read). The session's items are added
+    to a copy of its sums; only the best ``k`` similar candidates are ranked against the
+    purchases, and only the items returned get their detail: a call costs the session's
+    neighbours, not the affinities' nor a sort of every candidate."""
+    kept = kept if kept is not None else score_affinities(rules, affinities)
     session: dict[str, float] = {}
+    context = dict(kept.weights)
     for item in session_items or ():
         if item is not None:
             session[item] = session.get(item, 0.0) + session_weight
-    sums = dict(affinity_sums) if affinity_sums is not None else similarity_sums(rules, own)
+            context[item] = context.get(item, 0.0) + session_weight
+    sums = dict(kept.sums)
     get = sums.get
     for item, weight in session.items():
         for neighbour, similarity in rules.neighbours.get(item, {}).items():
             sums[neighbour] = get(neighbour, 0.0) + weight * similarity
-    context = dict(own)
-    for item in session_items or ():
-        if item is not None:
-            context[item] = context.get(item, 0.0) + session_weight
 
     w = float(rules.params.get("buy_again_weight", DEFAULT_PARAMS["buy_again_weight"]))
     horizon = float(rules.params.get("buy_again_horizon_days", 30.0))
@@ -228,10 +240,9 @@ def recommend_explained(
         elif similar is not None:
             ranked.append(similar)
     ranked.sort(key=lambda p: (-p[0], p[1]))
-    ranked = ranked[: max(k, 0)]
-    detail = _strongest(rules, context, (i for _, i, _, reason in ranked if reason == "similar_to"))
-    top = [Scored(i, s, reason, detail.get(i) if reason == "similar_to" else None)
-           for _, i, s, reason in ranked]  # fmt: skip
+    top = [Scored(i, s, reason,
+                  _strongest(rules, context, i, kept, session) if reason == "similar_to" else None)
+           for _, i, s, reason in ranked[: max(k, 0)]]  # fmt: skip
     if len(top) < k:
         taken = excluded | {s.item for s in top}
         for item in rules.popular:

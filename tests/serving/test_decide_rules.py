@@ -7,7 +7,6 @@ their affinities or a retrain the rule set, and bounded."""
 from __future__ import annotations
 
 import orjson
-
 import pytest
 
 from serving import service
