@@ -51,7 +51,7 @@ log = logging.getLogger("persona.serving")
 
 # Signals' SDK allows at most this many identifiers in one request (AttributeKeyIdentifiers).
 MAX_IDENTIFIERS = 100
-# users' affinity scores kept for live scoring, in neighbours scored: ~150 bytes each
+# users' affinity scores kept for live scoring, in neighbours scored: ~170 bytes each
 SUMS_BUDGET = 500_000
 # The stream groups decide reads: the session's products so far, the device's latest session.
 SESSION_GROUP = "persona_session"
