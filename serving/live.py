@@ -13,6 +13,7 @@ wake-up; the API keeps serving the last good snapshot meanwhile (``/health`` say
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import re
 import shutil
@@ -33,7 +34,7 @@ from serving.batch import DUCKDB, ROOT, BatchSync, Dialect, builtin_groups
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
 from serving.event_logs import EventLogs
-from serving.memory import GcPauses, duckdb_mb, rss_mb, trim
+from serving.memory import GcPauses, duckdb_mb, rss_mb, settle, trim
 from serving.plan import (
     Plan,
     PlanFailed,
@@ -551,9 +552,11 @@ class Live:
         self.gc = GcPauses()
 
     def sample_memory(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
-        """After a refresh (or a sync): the allocator's free pages back to the system
-        (serving/memory.py), and, every ``MEMORY_SAMPLE_SECONDS``, where the memory goes
+        """After a refresh (or a sync): what survived out of the collector's walk and the
+        allocator's free pages back to the system (serving/memory.py: ``settle``, ``trim``),
+        and, every ``MEMORY_SAMPLE_SECONDS``, where the memory goes
         (``con``: the DuckDB this process holds, whose share is reported apart)."""
+        settle()
         trimmed = trim()
         if time.monotonic() - self._sampled < MEMORY_SAMPLE_SECONDS:
             return
@@ -689,6 +692,7 @@ class Live:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: self.stop())
         self.gc.install()
+        settle(0)  # what startup built (the rebuilt state, dbt's project) leaves the scans
         loader.start()
         http.start()
         log.info("serving on http://%s:%d; collector on %s", host, port, s.source)
@@ -697,6 +701,7 @@ class Live:
             wh.run(self)
         finally:
             self.gc.uninstall()
+            gc.unfreeze()
             if simulator is not None:
                 simulator.stop()
             wh.stop()

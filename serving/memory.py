@@ -13,8 +13,13 @@ not. ``trim`` asks glibc to return what is free (``malloc_trim(0)``, a few milli
 a refresh has freed its intermediate results.
 
 Python's own collector stops every thread while it walks the objects it tracks; a full
-collection (generation 2) walks all of them, dbt's parsed project included. ``GcPauses``
-times each collection, so ``/health`` shows whether a tail of API latencies is the collector.
+collection (generation 2) walks all of them. In the live process most of them live long and
+hold no cycles (the stream attributes' state: ~900,000 lists and dicts for 82,000 keys), so a
+full collection took 0.4-1 s, every few seconds while events flowed. ``GcPauses`` times each
+collection (``/health``); ``settle`` moves what survived into the permanent generation after
+each refresh (``gc.freeze``: collections skip it; reference counting still frees it), and
+every ``FULL_EVERY_SECONDS`` puts it back and collects everything once, so a cycle that was
+frozen while pending is reclaimed within that time.
 """
 
 from __future__ import annotations
@@ -111,3 +116,22 @@ class GcPauses:
                             "max_ms": round(1000 * self.longest[g], 2)}
                 for g in range(3)}  # fmt: skip
         return {**gens, "long": list(self.long)}
+
+
+FULL_EVERY_SECONDS = 600.0
+_full_at = 0.0
+
+
+def settle(full_every: float | None = None) -> bool:
+    """After a refresh: freeze what survived; every ``full_every`` seconds (default
+    ``FULL_EVERY_SECONDS``) first unfreeze and collect everything. True when it collected."""
+    global _full_at
+    every = FULL_EVERY_SECONDS if full_every is None else full_every
+    now = time.monotonic()
+    full = now - _full_at >= every
+    if full:
+        gc.unfreeze()
+        gc.collect()
+        _full_at = now
+    gc.freeze()
+    return full
