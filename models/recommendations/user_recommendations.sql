@@ -17,6 +17,9 @@
     `reason_detail` the segment, '*' for everyone). Suppressions of `audiences` remove an
     item, a category, or (neither given) every recommendation of that user. With
     `recs_interactions_from: interaction_log` neither segments nor audiences are read.
+    Users whose inputs did not change since the previous version (user_rule_inputs) keep
+    that version's personal items, in the same order, their similarity scores rescaled to the
+    new window's end; only their popular items are chosen again.
     Cost: similar items are scored by user_similar_items (numpy, on DuckDB; users ×
     recs_max_items_per_user × recs_neighbours multiply-adds, cut to 4K per user) or, on
     Snowflake and with `recs_compute: sql`, by the same rules in SQL (that many candidate rows
@@ -42,12 +45,53 @@
 {%- set item_similarity_model = ref('item_similarity') -%}
 {%- set similar_python = ref('user_similar_items') if target.type == 'duckdb' else none -%}
 {%- set similar_model = similar_python if var('recs_compute') == 'python' else none -%}
+{%- set user_rule_inputs = ref('user_rule_inputs') -%}
 
 with interactions as (
 
     select * from {{ ref('interactions') }}
 
 ),
+
+{# users whose personal items are copied from the version that scored them (or copied them) #}
+reused as (
+
+    select
+        user_id,
+        reused_from,
+        score_scale
+    from {{ user_rule_inputs }}
+    where
+        rule_set_version = {{ persona.rule_set_version() }}
+        and reused_from is not null
+
+),
+
+{%- if is_incremental() %}
+
+previous_personal as (
+
+    select
+        previous.user_id,
+        previous.product_id,
+        previous.recommendation_rank,
+        previous.recommended_by,
+        previous.reason,
+        previous.reason_detail,
+        case
+            when previous.recommended_by = 'similarity' then previous.score * reused.score_scale
+            else previous.score
+        end as score
+    from {{ this }} as previous
+    inner join reused
+        on
+            previous.user_id = reused.user_id
+            and previous.rule_set_version = reused.reused_from
+    where previous.recommended_by in ('similarity', 'buy_again')
+
+),
+
+{%- endif %}
 
 {%- if similar_model is none %}
 
@@ -185,9 +229,11 @@ similar_all as (
     from interactions
     inner join item_similarity on interactions.product_id = item_similarity.product_id
     inner join history on interactions.user_id = history.user_id
+    left join reused on interactions.user_id = reused.user_id
     where
         interactions.affinity_rank <= {{ var('recs_max_items_per_user') }}
         and history.items >= {{ var('recs_min_history_items') }}
+        and reused.user_id is null
     group by interactions.user_id, item_similarity.similar_product_id
 
 ),
@@ -227,15 +273,11 @@ bought as (
         {{ persona.seconds_between(
             'interactions.last_repeatable_at', 'interactions.training_end'
         ) }} / 86400.0 as days_since,
-        (
-            {{ persona.seconds_between(
-                'interactions.first_repeatable_at', 'interactions.last_repeatable_at'
-            ) }} / 86400.0
-            + 2 * coalesce(item_repurchase.repurchase_interval_days, 0)
-        ) / (interactions.repeatable_events - 1 + 2) as interval_days
+        {{ persona.recs_buy_again_interval('interactions', 'item_repurchase') }} as interval_days
     from interactions
     inner join item_repurchase on interactions.product_id = item_repurchase.product_id
-    where interactions.repeatable_events > 0
+    left join reused on interactions.user_id = reused.user_id
+    where interactions.repeatable_events > 0 and reused.user_id is null
 
 ),
 
@@ -245,10 +287,7 @@ bought_scored as (
         user_id,
         product_id,
         repurchase_rate * repeatable_events
-        * case
-            when interval_days <= 0 then 1.0
-            else least(1.0, (days_since + {{ var('recs_buy_again_horizon_days') }}) / interval_days)
-        end
+        * {{ persona.recs_buy_again_due('days_since', 'interval_days') }}
         {%- if var('recs_buy_again_half_life_days') > 0 %}
         * power(2.0, -days_since / {{ var('recs_buy_again_half_life_days') }})
         {%- endif %} as raw_score
@@ -335,6 +374,20 @@ candidates as (
         cast(null as {{ dbt.type_string() }}) as reason_detail
     from buy_again
     where score > 0
+    {%- if is_incremental() %}
+    union all
+    {#- copied: in their previous order (the rank is all the ranking below needs of them) #}
+    select
+        user_id,
+        product_id,
+        score,
+        1 - recommendation_rank / ({{ var('recs_top_k') }} + 1.0) as rank_score,
+        1 as source_priority,
+        recommended_by,
+        reason,
+        reason_detail
+    from previous_personal
+    {%- endif %}
     {%- if segments is not none %}
     union all
     select
