@@ -6,7 +6,7 @@
     - no neighbour list of an item they are scored on changed (item_similarity of both
       versions), nor the repurchase row of an item they bought (item_repurchase);
     - every item they bought was fully due at both window ends (due stays 1 as time passes;
-      below 1 it moves with the clock);
+      below 1 it moves with the clock), or they bought one item only (their best: 1);
     - audiences suppress nothing for them, then or now.
     Their personal items are then those of the previous version: the decay multiplies all of a
     user's affinities by one factor when only the window's end moved, which the blend divides
@@ -175,6 +175,19 @@ bought as (
 
 ),
 
+bought_due as (
+
+    select
+        user_id,
+        count(*) as items,
+        min({{ persona.recs_buy_again_due('days_since', 'interval_days') }}) as least_due,
+        min({{ persona.recs_buy_again_due('days_since_before', 'interval_days') }})
+            as least_due_before
+    from bought
+    group by user_id
+
+),
+
 changed_users as (
 
     -- scored on an item whose neighbours changed
@@ -189,12 +202,13 @@ changed_users as (
     inner join repurchase_changed on interactions.product_id = repurchase_changed.product_id
     where interactions.repeatable_events > 0
     union
-    -- bought an item not fully due at one of the two ends
+    -- bought an item not fully due at one of the two ends: the clock moves its score against
+    -- the user's other purchases (one purchase alone is their best, 1, unless not due at all)
     select user_id
-    from bought
+    from bought_due
     where
-        {{ persona.recs_buy_again_due('days_since', 'interval_days') }} < 1
-        or {{ persona.recs_buy_again_due('days_since_before', 'interval_days') }} < 1
+        (items > 1 and least(least_due, least_due_before) < 1)
+        or least(least_due, least_due_before) <= 0
 
 ),
 

@@ -35,7 +35,7 @@ def events(rng: random.Random, user: str, group: int, start: datetime, days: flo
         shared = rng.random() < 0.1
         item = f"s{rng.randrange(3)}" if shared else f"g{group}i{int(rng.random() ** 2 * 8)}"
         at = start + timedelta(seconds=rng.randrange(int(days * 86400)))
-        if rng.random() < 0.3:
+        if rng.random() < 0.5:
             every = timedelta(days=rng.choice([2, 9, 20]))
             for n in range(rng.choice([1, 2, 3])):
                 if at + n * every <= start + timedelta(days=days):
@@ -55,7 +55,7 @@ def scenarios(draw: Any) -> dict[str, Any]:
         "groups": draw(st.integers(2, 4)),
         "users": draw(st.integers(4, 12)),
         "changed": draw(st.integers(1, 4)),
-        "later_days": draw(st.sampled_from([0.0, 0.05, 1.5, 20.0])),
+        "later_days": draw(st.sampled_from([0.0, 0.5, 3.0, 20.0])),
         "vars": {
             "recs_compute": draw(st.sampled_from(["python", "sql"])),
             "recs_training_days": draw(st.sampled_from([None, None, 50])),
