@@ -24,10 +24,12 @@
     }) }}
 {%- endmacro %}
 
-{#- One digest of every parameter a user's list depends on (EASE's too): two retrains with the
-    same digest ran the same rules. -#}
+{#- One digest of every parameter a user's list depends on (EASE's too) but the window's end,
+    whose move user_rule_inputs accounts for: two retrains with the same digest ran the same
+    rules. -#}
 {% macro recs_parameters_md5() -%}
     {%- set every = persona.recs_parameters() -%}
+    {%- do every.pop('training_end') -%}
     {%- do every.update({
         'ease_lambda': var('recs_ease_lambda'), 'ease_max_items': var('recs_ease_max_items')
     }) -%}

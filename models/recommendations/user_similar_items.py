@@ -156,12 +156,13 @@ def model(dbt, session):
     dbt.ref("user_rule_inputs").create_view("user_rule_inputs")  # read by name in USERS
     # this retrain's version: the pinned one, else the newest (versions are the run's clock)
     pinned = dbt.config.get("rule_set_version")
-    version = (
-        "'" + pinned.replace("'", "''") + "'"
-        if pinned
-        else ("(select max(rule_set_version) from item_similarity)")
-    )
-    users = USERS.format(min_history=min_history, version=version)
+
+    def version(table):
+        if pinned:
+            return "'" + pinned.replace("'", "''") + "'"
+        return f"(select max(rule_set_version) from {table})"
+
+    users = USERS.format(min_history=min_history, version=version("user_rule_inputs"))
     item_ids = interactions.query("interactions", ITEMS).fetchnumpy()["product_id"]
     user_ids = interactions.query("interactions", users + " order by user_id").fetchnumpy()[
         "user_id"
@@ -176,7 +177,7 @@ def model(dbt, session):
                           shape=shape)  # fmt: skip
     seen = sparse.csr_matrix((np.ones(int((~repeatable).sum())),
                               (usr[~repeatable], item[~repeatable])), shape=shape)  # fmt: skip
-    pairs = similarity.query("item_similarity", NEIGHBOURS.format(version=version)).fetchnumpy()
+    pairs = similarity.query("item_similarity", NEIGHBOURS.format(version=version("item_similarity"))).fetchnumpy()
     s = sparse.csr_matrix((pairs["similarity"], (pairs["i"], pairs["j"])), shape=(n, n))
     # blocks of users with about as many items, so a block's dense scratch is about as wide
     # as its rows need
