@@ -177,7 +177,8 @@ def model(dbt, session):
                           shape=shape)  # fmt: skip
     seen = sparse.csr_matrix((np.ones(int((~repeatable).sum())),
                               (usr[~repeatable], item[~repeatable])), shape=shape)  # fmt: skip
-    pairs = similarity.query("item_similarity", NEIGHBOURS.format(version=version("item_similarity"))).fetchnumpy()
+    neighbours = NEIGHBOURS.format(version=version("item_similarity"))
+    pairs = similarity.query("item_similarity", neighbours).fetchnumpy()
     s = sparse.csr_matrix((pairs["similarity"], (pairs["i"], pairs["j"])), shape=(n, n))
     # blocks of users with about as many items, so a block's dense scratch is about as wide
     # as its rows need

@@ -295,3 +295,29 @@ def test_a_fixed_training_end_counts_each_interaction_once(
     query = "select user_id, product_id, interactions, weight from derived.interactions"
     rows = dbt.connect().execute(f"{query} order by 1, 2").fetchall()
     assert rows == [("u1", "A", 2, 3.0), ("u2", "A", 1, 1.0)]
+
+
+def test_a_retrain_copies_unchanged_users_and_equals_scoring_everyone(retrained) -> None:
+    """Nothing new since the previous retrain: every user is copied but the suppressed ones
+    (audiences change between retrains without a version), segments and popular items chosen
+    again; a retrain scoring everyone gives the same rows. Runs last: it adds a version."""
+    dbt, con = retrained
+    newest = versions(con)[-1]
+    copied = dict(con.execute(
+        "select user_id, reused_from is not null from derived.user_rule_inputs "
+        "where rule_set_version = ?", [newest]
+    ).fetchall())  # fmt: skip
+    suppressed = {r[0] for r in con.execute(
+        "select distinct user_id from derived.audiences where list_type = 'suppress'"
+    ).fetchall()}  # fmt: skip
+    assert {u for u, c in copied.items() if not c} == suppressed & set(copied) != set()
+    columns = "user_id, recommendation_rank, product_id, recommended_by, reason, reason_detail"
+    query = f"select {columns}, score from derived.user_recommendations where rule_set_version = ?"
+    reused = con.execute(f"{query} order by 1, 2", [newest]).fetchall()
+    dbt("build", "--selector", "retrain", "--exclude-resource-type", "test",
+        vars={"recs_versions_kept": 2, "recs_reuse_unchanged": False})  # fmt: skip
+    everyone = con.execute(f"{query} order by 1, 2", [versions(con)[-1]]).fetchall()
+    assert len(reused) == len(everyone) > 0
+    for got, want in zip(reused, everyone, strict=True):
+        assert got[:6] == want[:6]
+        assert got[6] == pytest.approx(want[6], rel=1e-9)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import random
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
