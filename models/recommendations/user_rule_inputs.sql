@@ -76,33 +76,29 @@ user_events as (
 
 ),
 
-{%- if audiences is not none %}
-
+{# users audiences suppress anything for (a plain log has no audiences) #}
 suppressed_users as (
 
+    {%- if audiences is not none %}
     select distinct user_id
     from audiences
     where list_type = 'suppress'
+    {%- else %}
+    select cast(null as {{ dbt.type_string() }}) as user_id
+    where false
+    {%- endif %}
 
 ),
-
-{%- endif %}
 
 fingerprints as (
 
     select
         user_events.user_id,
         user_events.events_hash,
-        {%- if audiences is not none %}
         suppressed_users.user_id is not null as suppressed,
-        {%- else %}
-        false as suppressed,
-        {%- endif %}
         user_events.training_end
     from user_events
-    {%- if audiences is not none %}
     left join suppressed_users on user_events.user_id = suppressed_users.user_id
-    {%- endif %}
 
 ),
 
