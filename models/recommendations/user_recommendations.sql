@@ -46,6 +46,9 @@
 {%- set similar_python = ref('user_similar_items') if target.type == 'duckdb' else none -%}
 {%- set similar_model = similar_python if var('recs_compute') == 'python' else none -%}
 {%- set user_rule_inputs = ref('user_rule_inputs') -%}
+{#- copying reads this table's earlier rows (the var first: an offline compile does not ask the
+    warehouse whether the table exists) -#}
+{%- set copying = var('recs_reuse_unchanged') and is_incremental() -%}
 
 with interactions as (
 
@@ -67,7 +70,7 @@ reused as (
 
 ),
 
-{%- if is_incremental() %}
+{%- if copying %}
 
 previous_personal as (
 
@@ -374,7 +377,7 @@ candidates as (
         cast(null as {{ dbt.type_string() }}) as reason_detail
     from buy_again
     where score > 0
-    {%- if is_incremental() %}
+    {%- if copying %}
     union all
     {#- copied: in their previous order (the rank is all the ranking below needs of them) #}
     select
