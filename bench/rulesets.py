@@ -8,7 +8,8 @@ The log is generated in DuckDB: users = N / 40 (40 interactions each on average,
 ``--changed F`` (reuse) then gives a fraction F of the users 5 new events each, within a day
 after the log's end, and retrains twice in the same run: copying the lists of users whose
 inputs did not change (user_rule_inputs, the default), and scoring every user
-(`recs_reuse_unchanged: false`); and once more with no new event at all.
+(`recs_reuse_unchanged: false`); the same with the new events on items those users already
+had (repeat visits or purchases); and with no new event at all.
 """
 
 from __future__ import annotations
@@ -80,6 +81,24 @@ cross join range(5)
 """
 
 
+# the same users' events again, on items they already had (a repeat visit or purchase): no
+# item gains a user, so no neighbour list changes
+REPEAT_EVENTS_QUERY = """
+select
+    user_id,
+    item_id,
+    (select max(interacted_at) from recs_input.interaction_log)
+        + to_seconds(cast(random() * 86400 as bigint)) as interacted_at,
+    weight
+from recs_input.interaction_log
+where user_id in (
+    select user_id from (select distinct user_id from recs_input.interaction_log)
+    using sample {percent} percent (bernoulli, 7)
+)
+qualify row_number() over (partition by user_id order by random()) <= 5
+"""
+
+
 def _retrain(path: Path, dbt_vars: dict) -> dict:
     trained = retrain.run(path, {"recs_training_days": None, **dbt_vars})
     con = duckdb.connect(str(path))
@@ -92,9 +111,10 @@ def _retrain(path: Path, dbt_vars: dict) -> dict:
             "users": users, "users_copied": copied}  # fmt: skip
 
 
-def _pair(path: Path, rounds: int, new_events: float) -> dict:
+def _pair(path: Path, rounds: int, new_events: float, query: str = NEW_EVENTS_QUERY) -> dict:
     """The next retrain with reuse, then the same one scoring everyone, ``rounds`` times (new
-    events for a fraction ``new_events`` of the users before each round); the faster of each."""
+    events, ``query``, for a fraction ``new_events`` of the users before each round); the
+    faster of each."""
     reuse, full = [], []
     for round_ in range(rounds):
         if new_events:
@@ -102,7 +122,7 @@ def _pair(path: Path, rounds: int, new_events: float) -> dict:
             con.execute(f"select setseed(0.{17 + round_})")
             con.execute(
                 "insert into recs_input.interaction_log (user_id, item_id, interacted_at, weight) "
-                + NEW_EVENTS_QUERY.format(percent=new_events * 100)
+                + query.format(percent=new_events * 100)
             )
             con.close()
         reuse.append(_retrain(path, {}))
@@ -117,6 +137,7 @@ def reuse(point: dict, changed: float, rounds: int = 2) -> dict:
     new events for a fraction ``changed`` of the users, and with nothing new."""
     path = Path(point["warehouse"])
     return {"changed": changed, "after_changes": _pair(path, rounds, changed),
+            "repeats": _pair(path, rounds, changed, REPEAT_EVENTS_QUERY),
             "nothing_new": _pair(path, rounds, 0.0)}  # fmt: skip
 
 

@@ -19,7 +19,8 @@
     `recs_interactions_from: interaction_log` neither segments nor audiences are read.
     Users whose inputs did not change since the previous version (user_rule_inputs) keep
     that version's personal items, in the same order, their similarity scores rescaled to the
-    new window's end; only their popular items are chosen again.
+    new window's end; only their popular items are chosen again (a list of K personal items
+    has none: it is copied whole).
     Cost: similar items are scored by user_similar_items (numpy, on DuckDB; users ×
     recs_max_items_per_user × recs_neighbours multiply-adds, cut to 4K per user) or, on
     Snowflake and with `recs_compute: sql`, by the same rules in SQL (that many candidate rows
@@ -91,6 +92,16 @@ previous_personal as (
             previous.user_id = reused.user_id
             and previous.rule_set_version = reused.reused_from
     where previous.recommended_by in ('similarity', 'buy_again')
+
+),
+
+{# of those, the users whose previous list was personal items only: it is their list again #}
+copied_whole as (
+
+    select user_id
+    from previous_personal
+    group by user_id
+    having count(*) >= {{ var('recs_top_k') }}
 
 ),
 
@@ -332,6 +343,11 @@ segment_popular as (
         popular_items.popularity_rank
     from user_segment
     inner join popular_items on user_segment.segment = popular_items.segment
+    {%- if copying %}
+    where not exists (
+        select 1 from copied_whole where copied_whole.user_id = user_segment.user_id
+    )
+    {%- endif %}
 
 ),
 
@@ -346,7 +362,13 @@ global_popular as (
         popular_items.popularity_rank
     from all_users
     cross join popular_items
-    where popular_items.segment = '*'
+    where
+        popular_items.segment = '*'
+        {%- if copying %}
+        and not exists (
+            select 1 from copied_whole where copied_whole.user_id = all_users.user_id
+        )
+        {%- endif %}
 
 ),
 
@@ -390,6 +412,9 @@ candidates as (
         reason,
         reason_detail
     from previous_personal
+    where not exists (
+        select 1 from copied_whole where copied_whole.user_id = previous_personal.user_id
+    )
     {%- endif %}
     {%- if segments is not none %}
     union all
@@ -515,6 +540,20 @@ final as (
         reason_detail
     from ranked
     where recommendation_rank <= {{ var('recs_top_k') }}
+    {%- if copying %}
+    union all
+    select
+        {{ persona.rule_set_version() }} as rule_set_version,
+        previous_personal.user_id,
+        previous_personal.recommendation_rank,
+        previous_personal.product_id,
+        previous_personal.score,
+        previous_personal.recommended_by,
+        previous_personal.reason,
+        previous_personal.reason_detail
+    from previous_personal
+    inner join copied_whole on previous_personal.user_id = copied_whole.user_id
+    {%- endif %}
 
 )
 
