@@ -197,7 +197,7 @@ def bench_rulesets(console: Console, args: argparse.Namespace) -> None:
             table.add_column(column, justify="right")
         for p in r["points"]:
             for case, label in (("after_changes", f"{args.changed:.1%} of users"),
-                                ("repeats", f"{args.changed:.1%}, items they had"),
+                                ("repeats", f"{args.changed:.1%}, their favourites"),
                                 ("nothing_new", "nobody")):  # fmt: skip
                 u = p["reuse"][case]
                 table.add_row(f"{p['interactions']:,}", label,

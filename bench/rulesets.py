@@ -8,8 +8,8 @@ The log is generated in DuckDB: users = N / 40 (40 interactions each on average,
 ``--changed F`` (reuse) then gives a fraction F of the users 5 new events each, within a day
 after the log's end, and retrains twice in the same run: copying the lists of users whose
 inputs did not change (user_rule_inputs, the default), and scoring every user
-(`recs_reuse_unchanged: false`); the same with the new events on items those users already
-had (repeat visits or purchases); and with no new event at all.
+(`recs_reuse_unchanged: false`); the same with the new events on those users' favourite
+items (among their 20 strongest: repeat visits); and with no new event at all.
 """
 
 from __future__ import annotations
@@ -81,21 +81,23 @@ cross join range(5)
 """
 
 
-# the same users' events again, on items they already had (a repeat visit or purchase): no
-# item gains a user, so no neighbour list changes
+# users coming back to their favourite items (among their 20 strongest): no item gains a user
+# and no user's first recs_max_items_per_user items change, so no neighbour list changes
 REPEAT_EVENTS_QUERY = """
 select
     user_id,
-    item_id,
+    product_id as item_id,
     (select max(interacted_at) from recs_input.interaction_log)
         + to_seconds(cast(random() * 86400 as bigint)) as interacted_at,
-    weight
-from recs_input.interaction_log
-where user_id in (
-    select user_id from (select distinct user_id from recs_input.interaction_log)
-    using sample {percent} percent (bernoulli, 7)
+    case when random() < 0.9 then 1.0 when random() < 0.7 then 3.0 else 5.0 end as weight
+from (
+    select *, random() as draw from derived.interactions
+    where affinity_rank <= 20 and user_id in (
+        select user_id from (select distinct user_id from derived.interactions)
+        using sample {percent} percent (bernoulli, 7)
+    )
 )
-qualify row_number() over (partition by user_id order by random()) <= 5
+qualify row_number() over (partition by user_id order by draw) <= 5
 """
 
 
