@@ -353,22 +353,28 @@ segment_popular as (
 
 {%- endif %}
 
+{# who gets popular candidates: everyone but the users whose list is copied whole #}
+popular_users as (
+
+    select all_users.user_id from all_users
+    {%- if copying %}
+    where not exists (
+        select 1 from copied_whole where copied_whole.user_id = all_users.user_id
+    )
+    {%- endif %}
+
+),
+
 global_popular as (
 
     select
-        all_users.user_id,
+        popular_users.user_id,
         popular_items.product_id,
         cast(popular_items.user_count as double) as score,
         popular_items.popularity_rank
-    from all_users
+    from popular_users
     cross join popular_items
-    where
-        popular_items.segment = '*'
-        {%- if copying %}
-        and not exists (
-            select 1 from copied_whole where copied_whole.user_id = all_users.user_id
-        )
-        {%- endif %}
+    where popular_items.segment = '*'
 
 ),
 
