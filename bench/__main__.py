@@ -7,6 +7,7 @@
     python -m bench kafka            # a Kafka topic → DuckDB, next to the file source
     python -m bench freshness        # event arrival -> profiles / segments, while streaming
     python -m bench rulesets         # recommendation rule-set build at 1M and 10M interactions
+                                     # (--changed 0.01: the next retrain, reuse vs everyone)
     python -m bench udf              # persona_recommend latency per SQL call, next to a lookup
     python -m bench serving          # the live API under load (reads, decide), freshness, memory
     python -m bench interventions    # tracker POST -> SSE / webhook receipt; rule evaluation cost
@@ -178,7 +179,7 @@ def bench_freshness(console: Console, args: argparse.Namespace) -> None:
 
 def bench_rulesets(console: Console, args: argparse.Namespace) -> None:
     with console.status(f"rule-set builds at {args.interactions} interactions"):
-        r = rulesets.run(OUT / "rulesets", tuple(args.interactions))
+        r = rulesets.run(OUT / "rulesets", tuple(args.interactions), args.changed)
     _save("rulesets", r)
     table = Table(title=f"dbt build --selector retrain on DuckDB ({MACHINE})")
     for column in ("interactions", "users", "items", "similarity rows", "models s",
@@ -189,6 +190,21 @@ def bench_rulesets(console: Console, args: argparse.Namespace) -> None:
                       f"{p['item_similarity_rows']:,}", f"{p['models_s']:.2f}",
                       f"{p['dbt_wall_s']:.2f}", f"{p['floor_group_by_s']:.2f}")  # fmt: skip
     console.print(table)
+    if args.changed is not None:
+        table = Table(title="the next retrain: copying unchanged users' lists, or scoring all")
+        for column in ("interactions", "new events for", "users copied", "models s: reuse",
+                       "models s: everyone", "ratio"):  # fmt: skip
+            table.add_column(column, justify="right")
+        for p in r["points"]:
+            for case, label in (("after_changes", f"{args.changed:.1%} of users"),
+                                ("repeats", f"{args.changed:.1%}, their favourites"),
+                                ("nothing_new", "nobody")):  # fmt: skip
+                u = p["reuse"][case]
+                table.add_row(f"{p['interactions']:,}", label,
+                              f"{u['reuse']['users_copied']:,} / {u['reuse']['users']:,}",
+                              f"{u['reuse']['models_s']:.2f}", f"{u['full']['models_s']:.2f}",
+                              f"{u['ratio']:.2f}x")  # fmt: skip
+        console.print(table)
     args.udf_warehouse = args.udf_warehouse or r["points"][0]["warehouse"]
 
 
@@ -397,6 +413,9 @@ def main() -> int:
                         help="freshness: the loader's micro-batch time")  # fmt: skip
     parser.add_argument("--interactions", type=int, nargs="+", default=[1_000_000, 10_000_000],
                         help="rulesets: interaction-log sizes")  # fmt: skip
+    parser.add_argument("--changed", type=float,
+                        help="rulesets: then new events for this fraction of users (0.01), "
+                        "the next retrain with and without reuse")  # fmt: skip
     parser.add_argument("--calls", type=int, default=2000, help="udf: calls timed")
     parser.add_argument("--udf-warehouse", help="udf: a warehouse with a built rule set")
     parser.add_argument("--serve-users", type=int, default=2000, help="serving: warehouse users")

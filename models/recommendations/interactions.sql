@@ -139,6 +139,9 @@ per_user_item as (
         ) as affinity,
         min(interacted_at) as first_interacted_at,
         max(interacted_at) as last_interacted_at,
+        {#- the events themselves, as one number (a sum of hashes: any order): a retrain
+            copies a user's list only if this is what it was (user_rule_inputs) -#}
+        sum(hash(product_id, interacted_at, weight, event_type)) as events_hash,
         {%- if again %}
         {%- set quoted = [] -%}
         {%- for t in again %}{% do quoted.append(persona.quote_literal(t)) %}{% endfor -%}
@@ -173,6 +176,7 @@ final as (
         ) as affinity_rank,
         first_interacted_at,
         last_interacted_at,
+        events_hash,
         repeatable_events,
         first_repeatable_at,
         last_repeatable_at,

@@ -4,27 +4,9 @@
     of all but the newest `recs_versions_kept` versions (this table keeps every row). -#}
 {{ config(post_hook="{{ persona.prune_rule_sets(this, [
     ref('item_similarity'), ref('popular_items'), ref('user_recommendations'),
-    ref('item_repurchase')
+    ref('item_repurchase'), ref('user_rule_inputs')
 ]) }}") }}
-{%- set parameters = {
-    'interactions_from': var('recs_interactions_from'),
-    'event_weights': var('recs_event_weights'),
-    'half_life_days': var('recs_half_life_days'),
-    'training_days': var('recs_training_days', none),
-    'training_end': var('recs_training_end', none),
-    'similarity': var('recs_similarity'),
-    'min_cooccurrence': var('recs_min_cooccurrence'),
-    'neighbours': var('recs_neighbours'),
-    'max_items_per_user': var('recs_max_items_per_user'),
-    'top_k': var('recs_top_k'),
-    'remove_seen': var('recs_remove_seen'),
-    'recommend_again': persona.recs_recommend_again(),
-    'buy_again_weight': var('recs_buy_again_weight'),
-    'buy_again_horizon_days': var('recs_buy_again_horizon_days'),
-    'buy_again_half_life_days': var('recs_buy_again_half_life_days'),
-    'min_history_items': var('recs_min_history_items'),
-    'popular_items': var('recs_popular_items'),
-} -%}
+{%- set parameters = persona.recs_parameters() -%}
 
 with interactions as (
 

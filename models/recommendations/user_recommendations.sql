@@ -17,6 +17,10 @@
     `reason_detail` the segment, '*' for everyone). Suppressions of `audiences` remove an
     item, a category, or (neither given) every recommendation of that user. With
     `recs_interactions_from: interaction_log` neither segments nor audiences are read.
+    Users whose inputs did not change since the previous version (user_rule_inputs) keep
+    that version's personal items, in the same order, their similarity scores rescaled to the
+    new window's end; only their popular items are chosen again (a list of K personal items
+    has none: it is copied whole).
     Cost: similar items are scored by user_similar_items (numpy, on DuckDB; users ×
     recs_max_items_per_user × recs_neighbours multiply-adds, cut to 4K per user) or, on
     Snowflake and with `recs_compute: sql`, by the same rules in SQL (that many candidate rows
@@ -42,12 +46,66 @@
 {%- set item_similarity_model = ref('item_similarity') -%}
 {%- set similar_python = ref('user_similar_items') if target.type == 'duckdb' else none -%}
 {%- set similar_model = similar_python if var('recs_compute') == 'python' else none -%}
+{%- set user_rule_inputs = ref('user_rule_inputs') -%}
+{#- copying reads this table's earlier rows (the var first: an offline compile does not ask the
+    warehouse whether the table exists) -#}
+{%- set copying = var('recs_reuse_unchanged') and is_incremental() -%}
 
 with interactions as (
 
     select * from {{ ref('interactions') }}
 
 ),
+
+{# users whose personal items are copied from the version that scored them (or copied them) #}
+reused as (
+
+    select
+        user_id,
+        reused_from,
+        score_scale
+    from {{ user_rule_inputs }}
+    where
+        rule_set_version = {{ persona.rule_set_version() }}
+        and reused_from is not null
+
+),
+
+{%- if copying %}
+
+previous_personal as (
+
+    select
+        previous.user_id,
+        previous.product_id,
+        previous.recommendation_rank,
+        previous.recommended_by,
+        previous.reason,
+        previous.reason_detail,
+        case
+            when previous.recommended_by = 'similarity' then previous.score * reused.score_scale
+            else previous.score
+        end as score
+    from {{ this }} as previous
+    inner join reused
+        on
+            previous.user_id = reused.user_id
+            and previous.rule_set_version = reused.reused_from
+    where previous.recommended_by in ('similarity', 'buy_again')
+
+),
+
+{# of those, the users whose previous list was personal items only: it is their list again #}
+copied_whole as (
+
+    select user_id
+    from previous_personal
+    group by user_id
+    having count(*) >= {{ var('recs_top_k') }}
+
+),
+
+{%- endif %}
 
 {%- if similar_model is none %}
 
@@ -185,9 +243,11 @@ similar_all as (
     from interactions
     inner join item_similarity on interactions.product_id = item_similarity.product_id
     inner join history on interactions.user_id = history.user_id
+    left join reused on interactions.user_id = reused.user_id
     where
         interactions.affinity_rank <= {{ var('recs_max_items_per_user') }}
         and history.items >= {{ var('recs_min_history_items') }}
+        and reused.user_id is null
     group by interactions.user_id, item_similarity.similar_product_id
 
 ),
@@ -227,15 +287,11 @@ bought as (
         {{ persona.seconds_between(
             'interactions.last_repeatable_at', 'interactions.training_end'
         ) }} / 86400.0 as days_since,
-        (
-            {{ persona.seconds_between(
-                'interactions.first_repeatable_at', 'interactions.last_repeatable_at'
-            ) }} / 86400.0
-            + 2 * coalesce(item_repurchase.repurchase_interval_days, 0)
-        ) / (interactions.repeatable_events - 1 + 2) as interval_days
+        {{ persona.recs_buy_again_interval('interactions', 'item_repurchase') }} as interval_days
     from interactions
     inner join item_repurchase on interactions.product_id = item_repurchase.product_id
-    where interactions.repeatable_events > 0
+    left join reused on interactions.user_id = reused.user_id
+    where interactions.repeatable_events > 0 and reused.user_id is null
 
 ),
 
@@ -245,10 +301,7 @@ bought_scored as (
         user_id,
         product_id,
         repurchase_rate * repeatable_events
-        * case
-            when interval_days <= 0 then 1.0
-            else least(1.0, (days_since + {{ var('recs_buy_again_horizon_days') }}) / interval_days)
-        end
+        * {{ persona.recs_buy_again_due('days_since', 'interval_days') }}
         {%- if var('recs_buy_again_half_life_days') > 0 %}
         * power(2.0, -days_since / {{ var('recs_buy_again_half_life_days') }})
         {%- endif %} as raw_score
@@ -290,19 +343,36 @@ segment_popular as (
         popular_items.popularity_rank
     from user_segment
     inner join popular_items on user_segment.segment = popular_items.segment
+    {%- if copying %}
+    where not exists (
+        select 1 from copied_whole where copied_whole.user_id = user_segment.user_id
+    )
+    {%- endif %}
 
 ),
 
 {%- endif %}
 
+{# who gets popular candidates: everyone but the users whose list is copied whole #}
+popular_users as (
+
+    select all_users.user_id from all_users
+    {%- if copying %}
+    where not exists (
+        select 1 from copied_whole where copied_whole.user_id = all_users.user_id
+    )
+    {%- endif %}
+
+),
+
 global_popular as (
 
     select
-        all_users.user_id,
+        popular_users.user_id,
         popular_items.product_id,
         cast(popular_items.user_count as double) as score,
         popular_items.popularity_rank
-    from all_users
+    from popular_users
     cross join popular_items
     where popular_items.segment = '*'
 
@@ -335,6 +405,23 @@ candidates as (
         cast(null as {{ dbt.type_string() }}) as reason_detail
     from buy_again
     where score > 0
+    {%- if copying %}
+    union all
+    {#- copied: in their previous order (the rank is all the ranking below needs of them) #}
+    select
+        user_id,
+        product_id,
+        score,
+        1 - recommendation_rank / ({{ var('recs_top_k') }} + 1.0) as rank_score,
+        1 as source_priority,
+        recommended_by,
+        reason,
+        reason_detail
+    from previous_personal
+    where not exists (
+        select 1 from copied_whole where copied_whole.user_id = previous_personal.user_id
+    )
+    {%- endif %}
     {%- if segments is not none %}
     union all
     select
@@ -459,6 +546,20 @@ final as (
         reason_detail
     from ranked
     where recommendation_rank <= {{ var('recs_top_k') }}
+    {%- if copying %}
+    union all
+    select
+        {{ persona.rule_set_version() }} as rule_set_version,
+        previous_personal.user_id,
+        previous_personal.recommendation_rank,
+        previous_personal.product_id,
+        previous_personal.score,
+        previous_personal.recommended_by,
+        previous_personal.reason,
+        previous_personal.reason_detail
+    from previous_personal
+    inner join copied_whole on previous_personal.user_id = copied_whole.user_id
+    {%- endif %}
 
 )
 

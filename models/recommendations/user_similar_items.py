@@ -7,6 +7,8 @@ biggest cost, BENCHMARKS.md). The same rules as the SQL in user_recommendations.
   least `recs_min_history_items` items; the neighbours are this retrain's `item_similarity`
   (the pinned `recs_rule_set_version`, else the newest: versions are the retrain's clock);
 - items the user interacted with are removed unless they may come back (repeatable_events);
+- users whose list this retrain copies from the previous version (user_rule_inputs) are not
+  scored;
 - each user keeps the top 4 x `recs_top_k` by score (all of those tied at the cut), which is
   all the blend can use; `max_score` is the user's best score before seen items go (the blend
   divides by it); `reason_detail` is the item that contributed most (ties: the smallest id).
@@ -30,8 +32,14 @@ BLOCK_CELLS = 1_000_000
 
 ITEMS = "select distinct product_id from interactions order by product_id"
 
+# users to score: enough history, and not copied from the previous version (user_rule_inputs)
 USERS = """
-select user_id from interactions group by user_id having count(*) >= {min_history}
+select user_id from interactions
+where user_id not in (
+    select user_id from user_rule_inputs
+    where rule_set_version = {version} and reused_from is not null
+)
+group by user_id having count(*) >= {min_history}
 """
 
 SCORED = """
@@ -41,7 +49,7 @@ with items as (
 ),
 users as (
     select user_id, row_number() over (order by user_id) - 1 as usr
-    from interactions group by user_id having count(*) >= {min_history}
+    from ({users})
 )
 select users.usr, items.item, interactions.affinity, interactions.affinity_rank,
        interactions.repeatable_events
@@ -145,12 +153,22 @@ def model(dbt, session):
     cut = 4 * int(dbt.config.get("top_k"))
     interactions = dbt.ref("interactions")
     similarity = dbt.ref("item_similarity")
+    dbt.ref("user_rule_inputs").create_view("user_rule_inputs")  # read by name in USERS
+    # this retrain's version: the pinned one, else the newest (versions are the run's clock)
+    pinned = dbt.config.get("rule_set_version")
+
+    def version(table):
+        if pinned:
+            return "'" + pinned.replace("'", "''") + "'"
+        return f"(select max(rule_set_version) from {table})"
+
+    users = USERS.format(min_history=min_history, version=version("user_rule_inputs"))
     item_ids = interactions.query("interactions", ITEMS).fetchnumpy()["product_id"]
-    user_ids = interactions.query(
-        "interactions", USERS.format(min_history=min_history) + " order by user_id"
-    ).fetchnumpy()["user_id"]
+    user_ids = interactions.query("interactions", users + " order by user_id").fetchnumpy()[
+        "user_id"
+    ]
     n, n_users = len(item_ids), len(user_ids)
-    rows = interactions.query("interactions", SCORED.format(min_history=min_history)).fetchnumpy()
+    rows = interactions.query("interactions", SCORED.format(users=users)).fetchnumpy()
     usr, item = rows["usr"].astype(np.int64), rows["item"].astype(np.int64)
     repeatable = np.asarray(rows["repeatable_events"]) > 0
     scored = np.asarray(rows["affinity_rank"]) <= max_items
@@ -159,14 +177,8 @@ def model(dbt, session):
                           shape=shape)  # fmt: skip
     seen = sparse.csr_matrix((np.ones(int((~repeatable).sum())),
                               (usr[~repeatable], item[~repeatable])), shape=shape)  # fmt: skip
-    # this retrain's version: the pinned one, else the newest (versions are the run's clock)
-    pinned = dbt.config.get("rule_set_version")
-    version = (
-        "'" + pinned.replace("'", "''") + "'"
-        if pinned
-        else ("(select max(rule_set_version) from item_similarity)")
-    )
-    pairs = similarity.query("item_similarity", NEIGHBOURS.format(version=version)).fetchnumpy()
+    neighbours = NEIGHBOURS.format(version=version("item_similarity"))
+    pairs = similarity.query("item_similarity", neighbours).fetchnumpy()
     s = sparse.csr_matrix((pairs["similarity"], (pairs["i"], pairs["j"])), shape=(n, n))
     # blocks of users with about as many items, so a block's dense scratch is about as wide
     # as its rows need

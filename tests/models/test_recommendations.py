@@ -295,3 +295,50 @@ def test_a_fixed_training_end_counts_each_interaction_once(
     query = "select user_id, product_id, interactions, weight from derived.interactions"
     rows = dbt.connect().execute(f"{query} order by 1, 2").fetchall()
     assert rows == [("u1", "A", 2, 3.0), ("u2", "A", 1, 1.0)]
+
+
+def test_a_retrain_copies_unchanged_users_and_equals_scoring_everyone(retrained) -> None:
+    """Nothing new since the previous retrain: every user is copied but the suppressed ones
+    (audiences change without a version). Then a new suppression for a copied user: the next
+    retrain scores them again (their item goes) and equals a retrain scoring everyone, popular
+    items and segments chosen again for all. Runs last: it adds versions."""
+    dbt, con = retrained
+
+    def decided(version: str) -> dict[str, bool]:
+        return dict(con.execute(
+            "select user_id, reused_from is not null from derived.user_rule_inputs "
+            "where rule_set_version = ?", [version]
+        ).fetchall())  # fmt: skip
+
+    copied = decided(versions(con)[-1])
+    suppressed = {r[0] for r in con.execute(
+        "select distinct user_id from derived.audiences where list_type = 'suppress'"
+    ).fetchall()}  # fmt: skip
+    assert {u for u, c in copied.items() if not c} == suppressed & set(copied) != set()
+    kept = sorted(u for u, c in copied.items() if c)
+    user, item = con.execute(
+        "select user_id, product_id from derived.user_recommendations "
+        "where rule_set_version = ? and recommended_by = 'similarity' and user_id in "
+        f"({', '.join('?' * len(kept))}) order by user_id, recommendation_rank limit 1",
+        [versions(con)[-1], *kept],
+    ).fetchone()
+    con.execute(
+        "insert into derived.audiences (audience, list_type, user_id, product_id) "
+        "values ('planted', 'suppress', ?, ?)",
+        [user, item],
+    )
+    columns = "user_id, recommendation_rank, product_id, recommended_by, reason, reason_detail"
+    query = f"select {columns}, score from derived.user_recommendations where rule_set_version = ?"
+    models = ("build", "--selector", "retrain", "--exclude-resource-type", "test")
+    dbt(*models, vars={"recs_versions_kept": 2})
+    newest = versions(con)[-1]
+    after = decided(newest)
+    assert not after[user] and sum(after.values()) == sum(copied.values()) - 1
+    reused = con.execute(f"{query} order by 1, 2", [newest]).fetchall()
+    assert (user, item) not in {(r[0], r[2]) for r in reused}
+    dbt(*models, vars={"recs_versions_kept": 2, "recs_reuse_unchanged": False})
+    everyone = con.execute(f"{query} order by 1, 2", [versions(con)[-1]]).fetchall()
+    assert len(reused) == len(everyone) > 0
+    for got, want in zip(reused, everyone, strict=True):
+        assert got[:6] == want[:6]
+        assert got[6] == pytest.approx(want[6], rel=1e-9)

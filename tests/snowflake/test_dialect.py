@@ -96,6 +96,7 @@ def test_rule_sets_are_versioned_tables_outside_the_refresh(compiled: Path) -> N
         "user_recommendations": "incremental",
         "item_repurchase": "incremental",
         "rule_set_versions": "incremental",
+        "user_rule_inputs": "incremental",
         "current_item_similarity": "view",
         "current_item_repurchase": "view",
         "current_popular_items": "view",

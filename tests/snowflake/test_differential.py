@@ -77,6 +77,12 @@ UNCOMPARABLE: dict[tuple[str, str], str] = {
         "the second element (seen on the 120-user run). Snowflake's INDEX is the array "
         "position. Every other column of the row (the product) is compared."
     ),
+    ("interactions", "events_hash"): (
+        "a hash of each item's events, DuckDB's hash() on one side and Snowflake's HASH() (on "
+        "fakesnow, DuckDB's again, summed as a double) on the other: each engine compares it "
+        "only with its own earlier values (user_rule_inputs)."
+    ),
+    ("user_rule_inputs", "events_hash"): "the sum of interactions.events_hash (above).",
 }
 # Values from dbt's invocation (run_started_at, invocation_id), not from the events: each run
 # has its own, on any engine.
