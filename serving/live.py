@@ -199,6 +199,7 @@ class Refresher(Freshness):
         self.replays = 0
         self.served_replays = 0  # of which only the served models and what they read
         self.dbt_runs = 0
+        self.last_parts: dict[str, float] = {}  # the last refresh's seconds, by part
 
     def _common(self) -> list[str]:
         import json
@@ -279,6 +280,7 @@ class Refresher(Freshness):
         rows were deleted underneath them: retention)."""
         started = time.perf_counter()
         mode = "dbt --full-refresh" if full else "dbt"
+        parts: dict[str, float] = {}
         try:
             if full:
                 self._dbt(full=True)
@@ -300,18 +302,27 @@ class Refresher(Freshness):
                     self._dbt()
             else:
                 self._dbt()
+            parts["models"] = time.perf_counter() - started
             synced = self.sync.sync(self.con.cursor())
         except Exception as exc:
             return self._failed(exc)
         self._succeeded(started)
-        log.info("refreshed (%s) in %.2f s; %d keys synced", mode, self.last_seconds,
-                 synced.keys)  # fmt: skip
+        assert self.last_seconds is not None
+        # where a cycle goes (/health): the models (dbt or the replay), the sync's queries and
+        # writes, and what listens to the sync (interventions)
+        parts["sync"] = synced.seconds
+        parts["listeners"] = max(0.0, self.last_seconds - parts["models"] - synced.seconds)
+        self.last_parts = {k: round(v, 3) for k, v in parts.items()}
+        log.info("refreshed (%s) in %.2f s (models %.2f, sync %.2f, listeners %.2f); "
+                 "%d keys synced", mode, self.last_seconds, parts["models"], parts["sync"],
+                 parts["listeners"], synced.keys)  # fmt: skip
         return True
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), "refresh_replays": self.replays,
                 "refresh_dbt_runs": self.dbt_runs,
-                "refresh_served_only": self.served_replays}  # fmt: skip
+                "refresh_served_only": self.served_replays,
+                "last_refresh_parts": self.last_parts}  # fmt: skip
 
 
 class SnapshotPublisher:
