@@ -31,9 +31,10 @@ from typing import Any
 
 from bench import serving as live_bench
 
+# (the parts: since they are logged; a process of older code logs the total alone)
 REFRESHED = re.compile(
-    r"refreshed \((?P<mode>[^)]*)\) in (?P<total>[\d.]+) s \(models (?P<models>[\d.]+), "
-    r"sync (?P<sync>[\d.]+), listeners (?P<listeners>[\d.]+)\)"
+    r"refreshed \((?P<mode>[^)]*)\) in (?P<total>[\d.]+) s(?: \(models (?P<models>[\d.]+), "
+    r"sync (?P<sync>[\d.]+), listeners (?P<listeners>[\d.]+)\))?"
 )
 PUBLISHED = re.compile(r"snapshot published to .* in (?P<seconds>[\d.]+) s")
 
@@ -191,12 +192,13 @@ def live(warehouse: Path, work: Path, flags: list[str], probes: int = 20) -> dic
     snapshots: list[float] = []
     for line in server.log.read_text().splitlines()[probed_from:]:
         if (m := REFRESHED.search(line)) and m["mode"].startswith("replay"):
-            refreshes.append({k: float(m[k]) for k in ("total", "models", "sync", "listeners")})
+            refreshes.append({k: float(m[k]) for k in ("total", "models", "sync", "listeners")
+                              if m[k] is not None})  # fmt: skip
         elif m := PUBLISHED.search(line):
             snapshots.append(float(m["seconds"]))
     return {"flags": flags, "freshness_s": profile["visible"], "each_s": profile["each_s"],
             "misses": profile["misses"],
-            "refresh_s": {k: _stats([r[k] for r in refreshes])
+            "refresh_s": {k: _stats([r[k] for r in refreshes if k in r])
                           for k in ("total", "models", "sync", "listeners")},
             "snapshots_during": snapshots}  # fmt: skip
 
