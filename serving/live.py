@@ -44,7 +44,7 @@ from serving.plan import (
 )
 from serving.replica import share_definitions
 from serving.service import Api, new_registry
-from serving.snapshot import Snapshot
+from serving.snapshot import MAX_SHARE, Snapshot
 from serving.stores import open_store
 
 log = logging.getLogger("persona.serving.live")
@@ -93,6 +93,7 @@ class Settings:
     dbt_vars: dict[str, Any] = field(default_factory=dict)
     snapshot: Path | None = None  # the read-only copy for other processes; None: none
     snapshot_seconds: float = 30.0
+    snapshot_share: float = MAX_SHARE  # of the time, the snapshot's copies take at most
     browser_origins: tuple[str, ...] = ()  # pages that may call /v1/decide from a browser
     simulate: float = 0.0  # synthetic visits a second posted to the collector (make live)
     memory_limit: str = "1GB"  # DuckDB's buffer pool in this process (checked: MEMORY_LIMIT)
@@ -354,7 +355,7 @@ class SnapshotPublisher:
                 None
                 if self.snapshot.published_at is None
                 else max(
-                    0.05, self.snapshot.min_seconds - (time.time() - self.snapshot.published_at)
+                    0.05, self.snapshot.interval() - (time.time() - self.snapshot.published_at)
                 )
             )
             self.awake.wait(wait if cycles > published else None)  # fmt: skip
@@ -428,7 +429,9 @@ class DuckDBWarehouse(Warehouse):
         # DuckDB's buffer pool takes up to 80% of the machine by default, and a live warehouse
         # only grows: bounded, the process's memory stays flat (DuckDB spills what is bigger)
         self.con.execute(f"SET memory_limit = '{s.memory_limit}'")
-        self.snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
+        self.snapshot: Snapshot | None = None
+        if s.snapshot is not None:
+            self.snapshot = Snapshot(s.snapshot, s.snapshot_seconds, s.snapshot_share)
         self.publisher: SnapshotPublisher | None = None
         self.refresher: Refresher | None = None
         self.wal = Path(f"{s.warehouse}.wal")

@@ -53,8 +53,10 @@ def test_a_second_sync_writes_the_changed_rows_alone(demo: Path, tmp_path: Path)
     con.execute("update derived.profiles set top_products = 'sku-x' where user_id = ?", [profiled])
     member = con.execute(one.format("segment_membership", 0)).fetchone()[0]
     con.execute("delete from derived.segment_history where user_id = ?", [member])
-    device, = con.execute("select device_id from derived.identity_map where device_id_type = "
-                          "'domain_userid' and user_id is not null order by 1 limit 1").fetchone()  # fmt: skip
+    device = con.execute(
+        "select device_id from derived.identity_map where device_id_type = "
+        "'domain_userid' and user_id is not null order by 1 limit 1"
+    ).fetchone()[0]
     con.execute("update derived.identity_map set user_id = 'moved' where device_id = ?", [device])
     fan = con.execute(one.format("interactions", 5)).fetchone()[0]
     con.execute("update derived.interactions set affinity = affinity + 1 where user_id = ?", [fan])
