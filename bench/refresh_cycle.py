@@ -11,10 +11,11 @@ its comparison from the same run:
   statement sent on its own (how replays ran before) and with one script per model (now);
   per-model seconds; all of it again while a Python thread holds the GIL most of the time (the
   API's threads under load share the process with the refresh).
-- ``live``: ``python -m serving`` on a copy of the warehouse, 20 visits 0.7 s apart each polled
+- ``live``: ``python -m serving`` on a copy of the warehouse, 30 visits 0.7 s apart each polled
   by ``decide`` until its profile is known (bench/serving.py's profile freshness), with the
-  snapshot publisher (the default) and without it (``--no-snapshot``): the freshness, and
-  each refresh's parts from the process's log (models, sync, what listens to the sync).
+  snapshot published as before (every 30 s: ``--snapshot-share 1``), as now (its copies take at
+  most 5 % of the time) and not at all (``--no-snapshot``): the freshness, and each refresh's
+  parts from the process's log (models, sync, what listens to the sync).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def cycle(warehouse: Path, work: Path, cycles: int = 10) -> dict:
     return results
 
 
-def live(warehouse: Path, work: Path, flags: list[str], probes: int = 20) -> dict:
+def live(warehouse: Path, work: Path, flags: list[str], probes: int = 30) -> dict:
     """``python -m serving`` on a copy: warmed until it replays, then the profile probes."""
     pairs, products, _ = live_bench.pick_ids(warehouse, 60)
     devices = [d for d, _ in pairs]
@@ -212,7 +213,12 @@ def run(out: Path, *, users: int = 2000, days: int = 30, cycles: int = 10,
     result: dict[str, Any] = {"cycle": cycle(warehouse, work / "cycle", cycles)}
     if live_runs:
         result["live"] = {}
-        for name, flags in (("snapshot", []), ("no snapshot", ["--no-snapshot"])):
-            progress(f"live: python -m serving {' '.join(flags)}, 20 profile probes")
-            result["live"][name] = live(warehouse, work / name.replace(" ", "_"), flags)
+        variants = (
+            ("snapshot every 30 s", ["--snapshot-share", "1"]),
+            ("snapshot, 5 % of the time", []),
+            ("no snapshot", ["--no-snapshot"]),
+        )
+        for name, flags in variants:
+            progress(f"live: python -m serving {' '.join(flags)}, 30 profile probes")
+            result["live"][name] = live(warehouse, work / re.sub(r"\W+", "_", name), flags)
     return result
