@@ -74,7 +74,7 @@ class _Busy:
         self.thread.join()
 
 
-def cycle(warehouse: Path, work: Path, cycles: int = 10) -> dict:
+def cycle(warehouse: Path, work: Path, cycles: int = 10) -> dict[str, Any]:
     """Alternate cycles of the two ways of sending a replay, quiet then with a busy thread."""
     import duckdb
 
@@ -168,14 +168,14 @@ def cycle(warehouse: Path, work: Path, cycles: int = 10) -> dict:
     return results
 
 
-def live(warehouse: Path, work: Path, flags: list[str], probes: int = 30) -> dict:
+def live(warehouse: Path, work: Path, flags: list[str], probes: int = 30) -> dict[str, Any]:
     """``python -m serving`` on a copy: warmed until it replays, then the profile probes."""
     pairs, products, _ = live_bench.pick_ids(warehouse, 60)
     devices = [d for d, _ in pairs]
     server = live_bench.Live(work, warehouse, flags)
     try:
         server.wait_serving()
-        health: dict = {}
+        health: dict[str, Any] = {}
         for start in range(0, len(devices), 5):  # dbt twice (the plan), then a replay
             batch = devices[start : start + 5]
             live_bench._in_client("warm", api=server.api, collector=server.collector,
@@ -205,7 +205,7 @@ def live(warehouse: Path, work: Path, flags: list[str], probes: int = 30) -> dic
 
 
 def run(out: Path, *, users: int = 2000, days: int = 30, cycles: int = 10,
-        live_runs: bool = True, progress: Any = print) -> dict:  # fmt: skip
+        live_runs: bool = True, progress: Any = print) -> dict[str, Any]:  # fmt: skip
     work = out / "refresh"
     progress(f"warehouse: {users} users x {days} days (bench/serving.py's, built once)")
     warehouse = live_bench.built_warehouse(out / "serving", users, days)
@@ -213,7 +213,7 @@ def run(out: Path, *, users: int = 2000, days: int = 30, cycles: int = 10,
     result: dict[str, Any] = {"cycle": cycle(warehouse, work / "cycle", cycles)}
     if live_runs:
         result["live"] = {}
-        variants = (
+        variants: tuple[tuple[str, list[str]], ...] = (
             ("snapshot every 30 s", ["--snapshot-share", "1"]),
             ("snapshot, 5 % of the time", []),
             ("no snapshot", ["--no-snapshot"]),

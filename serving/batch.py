@@ -351,7 +351,8 @@ class BatchSync:
         Snowflake, where dbt created it unquoted."""
         return name if self.dialect.name == "snowflake" else f'"{name}"'
 
-    def _sync(self, con: Any, result: SyncResult, group: str, digests_sql: str, fetch,
+    def _sync(self, con: Any, result: SyncResult, group: str, digests_sql: str,
+              fetch: Callable[[list[str]], Iterator[tuple[str, Any]]],
               key: Callable[[str], str] | None = None) -> None:  # fmt: skip
         """``digests_sql``: (key, digest) of every row, hashed by the warehouse; ``fetch``
         (keys) gives the payloads of the rows whose digest changed. A refresh changes a few
@@ -384,7 +385,8 @@ class BatchSync:
         self._fingerprints[table] = fingerprint
         return True
 
-    def _sync_rows(self, con: Any, result: SyncResult, group: str, sql: str, payload,
+    def _sync_rows(self, con: Any, result: SyncResult, group: str, sql: str,
+                   payload: Callable[[tuple[Any, ...]], Any],
                    key: Callable[[str], str] | None = None) -> None:  # fmt: skip
         """``sql`` selects one row per key: the key as ``k``, then the payload's values
         (``payload`` makes the stored value of a row)."""
