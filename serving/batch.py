@@ -214,7 +214,7 @@ class BatchSync:
         self.required = required
         self._digests: dict[str, dict[str, int]] = {}
         self._names: dict[str, list[str]] = {}  # the columns of each group's query
-        self._fingerprints: dict[str, tuple[Any, ...]] = {}  # table → _changed's last look
+        self._fingerprints: dict[str, tuple[Any, ...]] = {}  # table → its last synced
         # the served rule set as last loaded: (its fingerprint, the rules, popular items per
         # segment, their digest)
         self._rules: tuple[Any, Any, dict[str, list[str]], int] | None = None
@@ -266,9 +266,11 @@ class BatchSync:
                 ), lambda r: {"segments": r[1], "since": _iso(r[2]), "as_of": now})  # fmt: skip
             # the served rule set's: a retrain or a rollback changes it, not a refresh
             served = f"{s}.current_user_recommendations"
-            if "current_user_recommendations" in tables and self._changed(con, served, (
-                "user_id, product_id, recommendation_rank, score, rule_set_version"
-            )):  # fmt: skip
+            columns = "user_id, product_id, recommendation_rank, score, rule_set_version"
+            look = None
+            if "current_user_recommendations" in tables:
+                look = self._fingerprint(con, served, columns)
+            if look is not None and look != self._fingerprints.get(served):
                 self._sync_rows(con, result, "recommendations", (
                     f"select user_id as k, {agg('product_id', 'recommendation_rank')} as items, "
                     f"{agg('score', 'recommendation_rank')} as scores, "
@@ -276,6 +278,7 @@ class BatchSync:
                     f"from {s}.current_user_recommendations group by user_id"
                 ), lambda row: {"recommendations": row[1], "scores": row[2],
                                 "rule_set_version": row[3], "as_of": now})  # fmt: skip
+                self._fingerprints[served] = look  # once synced: a failed sync looks again
             if "identity_map" in tables:
                 self._sync_rows(con, result, "devices", (
                     f"select device_id as k, user_id as v from {s}.identity_map "
@@ -375,15 +378,10 @@ class BatchSync:
         result.tables[group] = len(items)
         result.changed[group] = changed
 
-    def _changed(self, con: Any, table: str, columns: str) -> bool:
-        """Whether ``table``'s rows changed since the last look, by a sum of their hashes
-        computed in the warehouse (cheaper than each key's digest, which it spares when
-        nothing changed)."""
-        fingerprint = self._query(con, f"select count(*), sum(hash({columns})) from {table}")[0]
-        if self._fingerprints.get(table) == fingerprint:
-            return False
-        self._fingerprints[table] = fingerprint
-        return True
+    def _fingerprint(self, con: Any, table: str, columns: str) -> tuple[Any, ...]:
+        """``table``'s rows as a count and a sum of their hashes, computed in the warehouse:
+        cheaper than each key's digest, which an unchanged fingerprint spares."""
+        return tuple(self._query(con, f"select count(*), sum(hash({columns})) from {table}")[0])
 
     def _sync_rows(self, con: Any, result: SyncResult, group: str, sql: str,
                    payload: Callable[[tuple[Any, ...]], Any],
