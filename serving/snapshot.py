@@ -46,7 +46,7 @@ def _quote(path: Path) -> str:
 # the whole warehouse on the cores the refresh needs: on the serving bench's warehouse 4-6 s
 # every 30 s, a sixth of the time, during which the refreshes ran slower, and a profile's
 # freshness p95 was made of them (``python -m bench refresh``, with and without the
-# snapshot). At 5 %, fewer than one refresh in twenty overlaps a copy; and a warehouse whose
+# snapshot). At 5 %, about one refresh in twenty overlaps a copy; and a warehouse whose
 # copy takes longer than the interval is not copied back to back.
 MAX_SHARE = 0.05
 
