@@ -37,7 +37,7 @@ REFRESHED = re.compile(
     r"refreshed \((?P<mode>[^)]*)\) in (?P<total>[\d.]+) s(?: \(models (?P<models>[\d.]+), "
     r"sync (?P<sync>[\d.]+), listeners (?P<listeners>[\d.]+)\))?"
 )
-PUBLISHED = re.compile(r"snapshot published to .* in (?P<seconds>[\d.]+) s")
+PUBLISHED = re.compile(r"snapshot published to \S+ in (?P<seconds>[\d.]+) s")
 
 
 def _stats(values: list[float]) -> dict[str, float]:
