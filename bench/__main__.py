@@ -10,6 +10,7 @@
                                      # (--changed 0.01: the next retrain, reuse vs everyone)
     python -m bench udf              # persona_recommend latency per SQL call, next to a lookup
     python -m bench serving          # the live API under load (reads, decide), freshness, memory
+    python -m bench refresh          # the live refresh cycle by part (replay, sync); snapshot
     python -m bench interventions    # tracker POST -> SSE / webhook receipt; rule evaluation cost
     python -m bench dashboard        # each dashboard page's render time at 200k and 5M events
     python -m bench forget           # forget one user next to a full refresh; suppression cost
@@ -38,6 +39,7 @@ from bench import (
     interventions,
     kafka,
     loader_throughput,
+    refresh_cycle,
     rulesets,
     serving,
     udf,
@@ -327,6 +329,37 @@ def bench_serving(console: Console, args: argparse.Namespace) -> None:
         )
 
 
+def bench_refresh(console: Console, args: argparse.Namespace) -> None:
+    r = refresh_cycle.run(OUT, users=args.serve_users, days=args.serve_days,
+                          cycles=args.refresh_cycles, live_runs=not args.refresh_no_live,
+                          progress=lambda text: console.log(text))  # fmt: skip
+    _save("refresh", r)
+    c = r["cycle"]
+    table = Table(title=f"A served refresh cycle in one process: {c['served_models']} models, "
+                  f"{c['statements']} statements; median (p90) s ({MACHINE})")  # fmt: skip
+    for column in ("", "replay", "sync", "cycle"):
+        table.add_column(column, justify="right" if column else "left")
+    for label in ("quiet", "busy thread"):
+        for way in ("statements", "script"):
+            row = c[label][way]
+            how = "each statement" if way == "statements" else "a script per model"
+            cells = [f"{row[k]['median']:.3f} ({row[k]['p90']:.3f})"
+                     for k in ("replay_s", "sync_s", "cycle_s")]  # fmt: skip
+            table.add_row(f"{label}: {how}", *cells)
+    console.print(table)
+    console.print("models, median ms: " + ", ".join(
+        f"{name} {ms:.0f}" for name, ms in list(c["quiet"]["models_ms"].items())[:8]))  # fmt: skip
+    for name, run in r.get("live", {}).items():
+        f, parts = run["freshness_s"], run["refresh_s"]
+        shares = ", ".join(f"{k} {parts[k]['median']:.2f} ({parts[k]['p90']:.2f})"
+                           for k in parts if parts[k])  # fmt: skip
+        console.print(
+            f"live, {name}: profile freshness p50 {f['p50_s']:.2f} s, p95 {f['p95_s']:.2f} s, "
+            f"max {f['max_s']:.2f} s ({run['misses']} missed); refresh median (p90) s: "
+            f"{shares}; snapshots during: {run['snapshots_during']}"
+        )
+
+
 def bench_dashboard(console: Console, args: argparse.Namespace) -> None:
     with console.status("dashboard pages (building the warehouses first if needed)"):
         r = dashboard.run(OUT, tuple(args.dashboard_sizes), args.dashboard_rounds,
@@ -389,6 +422,7 @@ def main() -> int:
             "rulesets",
             "udf",
             "serving",
+            "refresh",
             "interventions",
             "dashboard",
             "forget",
@@ -435,6 +469,10 @@ def main() -> int:
     parser.add_argument("--soak-seconds", type=float, default=0,
                         help="serving: then 500 events/s + 500 reads/s this long (600: the "
                         "issue's 10 minutes)")  # fmt: skip
+    parser.add_argument("--refresh-cycles", type=int, default=10,
+                        help="refresh: cycles of each way of replaying")  # fmt: skip
+    parser.add_argument("--refresh-no-live", action="store_true",
+                        help="refresh: the in-process cycles only, not live")  # fmt: skip
     parser.add_argument("--dashboard-sizes", type=int, nargs="+", default=[200_000, 5_000_000],
                         help="dashboard: warehouse sizes, in events")  # fmt: skip
     parser.add_argument("--dashboard-rounds", type=int, default=3, help="dashboard: rounds")
@@ -463,6 +501,8 @@ def main() -> int:
         bench_udf(console, args)
     if args.which in ("all", "serving"):
         bench_serving(console, args)
+    if args.which in ("all", "refresh"):
+        bench_refresh(console, args)
     if args.which in ("all", "interventions"):
         bench_interventions(console, args)
     if args.which in ("all", "dashboard"):

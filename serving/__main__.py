@@ -82,6 +82,12 @@ def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--snapshot-seconds", type=float, default=30.0,
                    help="publish it after a refresh, at most this often (30)")  # fmt: skip
+    p.add_argument(
+        "--snapshot-share", type=float, default=0.05,
+        help="the share of the time the snapshot's copies may take at most (0.05): after a "
+        "copy of D seconds, the next waits at least D x (1/share - 1), so a copy slows few "
+        "refreshes",
+    )  # fmt: skip
     p.add_argument("--no-snapshot", action="store_true", help="publish no snapshot")
     p.add_argument(
         "--browser-origin", action="append", default=[], metavar="ORIGIN",
@@ -195,6 +201,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
             raise ConfigError(f"PERSONA_TARGET={target!r}: duckdb or snowflake")
         if args.sync_seconds <= 0:
             raise ConfigError(f"--sync-seconds {args.sync_seconds}: give a positive number")
+        if not 0 < args.snapshot_share <= 1:
+            raise ConfigError(
+                f"--snapshot-share {args.snapshot_share}: a share of the time, "
+                "above 0 and at most 1 (1: only --snapshot-seconds limits)"
+            )
         warehouse = os.environ.get("PERSONA_DUCKDB", "warehouse.duckdb")
         snapshot = None if args.no_snapshot else Path(args.snapshot or snapshot_path(warehouse))
         schema = "derived"
@@ -208,6 +219,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m serving") -> 
             target=target, sync_seconds=args.sync_seconds, schema=schema,
             source=args.source, listen=args.listen, token=token, warehouse=warehouse,
             snapshot=snapshot, snapshot_seconds=args.snapshot_seconds,
+            snapshot_share=args.snapshot_share,
             browser_origins=tuple(args.browser_origin), simulate=args.simulate,
             memory_limit=check_memory_limit(args.memory_limit),
             retention=None if args.no_retention else _retention_rules(args.retention),

@@ -213,7 +213,11 @@ class BatchSync:
         # leaving their keys alone: none in DuckDB, whose first refresh creates them
         self.required = required
         self._digests: dict[str, dict[str, int]] = {}
-        self._rules_version: str | None = None
+        self._names: dict[str, list[str]] = {}  # the columns of each group's query
+        self._fingerprints: dict[str, tuple[Any, ...]] = {}  # table → its last synced
+        # the served rule set as last loaded: (its fingerprint, the rules, popular items per
+        # segment, their digest)
+        self._rules: tuple[Any, Any, dict[str, list[str]], int] | None = None
         self.as_of: str | None = None
         self.profile_fields: list[tuple[str, str]] | None = None
         self._profile_columns: list[str] = []
@@ -257,25 +261,33 @@ class BatchSync:
                            lambda ids: self._profiles(con, ids, wanted, now))  # fmt: skip
             if "segment_membership" in tables:
                 self._sync_rows(con, result, "segments", (
-                    f"select user_id, {agg('segment', 'segment')}, max(since) "
-                    f"from {s}.segment_membership group by user_id"
+                    f"select user_id as k, {agg('segment', 'segment')} as segments, "
+                    f"max(since) as since from {s}.segment_membership group by user_id"
                 ), lambda r: {"segments": r[1], "since": _iso(r[2]), "as_of": now})  # fmt: skip
+            # the served rule set's: a retrain or a rollback changes it, not a refresh
+            served = f"{s}.current_user_recommendations"
+            columns = "user_id, product_id, recommendation_rank, score, rule_set_version"
+            look = None
             if "current_user_recommendations" in tables:
+                look = self._fingerprint(con, served, columns)
+            if look is not None and look != self._fingerprints.get(served):
                 self._sync_rows(con, result, "recommendations", (
-                    f"select user_id, {agg('product_id', 'recommendation_rank')}, "
-                    f"{agg('score', 'recommendation_rank')}, any_value(rule_set_version) "
+                    f"select user_id as k, {agg('product_id', 'recommendation_rank')} as items, "
+                    f"{agg('score', 'recommendation_rank')} as scores, "
+                    f"any_value(rule_set_version) as version "
                     f"from {s}.current_user_recommendations group by user_id"
                 ), lambda row: {"recommendations": row[1], "scores": row[2],
                                 "rule_set_version": row[3], "as_of": now})  # fmt: skip
+                self._fingerprints[served] = look  # once synced: a failed sync looks again
             if "identity_map" in tables:
                 self._sync_rows(con, result, "devices", (
-                    f"select device_id, user_id from {s}.identity_map "
+                    f"select device_id as k, user_id as v from {s}.identity_map "
                     f"where device_id_type = 'domain_userid' and user_id is not null"
                 ), lambda row: row[1], key=device_key)  # fmt: skip
             if "interactions" in tables:
                 self._sync_rows(con, result, "affinities", (
-                    f"select user_id, {agg('product_id', 'affinity_rank')}, "
-                    f"{agg('affinity', 'affinity_rank')} from {s}.interactions "
+                    f"select user_id as k, {agg('product_id', 'affinity_rank')} as items, "
+                    f"{agg('affinity', 'affinity_rank')} as affinities from {s}.interactions "
                     f"where affinity_rank <= {MAX_AFFINITIES} group by user_id"
                 ), lambda r: dict(zip(r[1], r[2], strict=True)), key=affinity_key)  # fmt: skip
                 # buy-again's input: what each user bought, scored live against the clock (a
@@ -283,10 +295,10 @@ class BatchSync:
                 epoch = self.dialect.epoch
                 if "repeatable_events" in self._columns_of(con, "interactions"):
                     self._sync_rows(con, result, "purchases", (
-                        f"select user_id, {agg('product_id', 'product_id')}, "
-                        f"{agg('repeatable_events', 'product_id')}, "
-                        f"{agg(epoch('first_repeatable_at'), 'product_id')}, "
-                        f"{agg(epoch('last_repeatable_at'), 'product_id')} "
+                        f"select user_id as k, {agg('product_id', 'product_id')} as items, "
+                        f"{agg('repeatable_events', 'product_id')} as times, "
+                        f"{agg(epoch('first_repeatable_at'), 'product_id')} as firsts, "
+                        f"{agg(epoch('last_repeatable_at'), 'product_id')} as lasts "
                         f"from {s}.interactions where repeatable_events > 0 group by user_id"
                     ), lambda r: {i: [int(n), float(f), float(la)] for i, n, f, la
                                   in zip(r[1], r[2], r[3], r[4], strict=True)},
@@ -342,7 +354,14 @@ class BatchSync:
         Snowflake, where dbt created it unquoted."""
         return name if self.dialect.name == "snowflake" else f'"{name}"'
 
-    def _sync(self, con: Any, result: SyncResult, group: str, digests_sql: str, fetch) -> None:
+    def _sync(self, con: Any, result: SyncResult, group: str, digests_sql: str,
+              fetch: Callable[[list[str]], Iterator[tuple[str, Any]]],
+              key: Callable[[str], str] | None = None) -> None:  # fmt: skip
+        """``digests_sql``: (key, digest) of every row, hashed by the warehouse; ``fetch``
+        (keys) gives the payloads of the rows whose digest changed. A refresh changes a few
+        users' rows: the sync moves those, not every row through Python (which, under the
+        API's load, cost the live refresh 0.1-0.35 s a cycle: ``python -m bench refresh``)."""
+        make_key = key or (lambda user: batch_key(group, user))
         old = self._digests.get(group, {})
         new = dict(self._query(con, digests_sql))
         changed = [u for u, d in new.items() if old.get(u) != d]
@@ -350,58 +369,65 @@ class BatchSync:
         items = {}
         for start in range(0, len(changed), 5000):
             for user, payload in fetch(changed[start : start + 5000]):
-                items[batch_key(group, user)] = orjson.dumps(payload, default=str)
-        self.store.put_many(items)
-        self.store.delete(batch_key(group, u) for u in gone)
-        self._digests[group] = new
-        result.keys += len(items)
-        result.deleted += len(gone)
-        result.tables[group] = len(items)
-        result.changed[group] = changed
-
-    def _sync_rows(self, con: Any, result: SyncResult, group: str, sql: str, payload,
-                   key=None) -> None:  # fmt: skip
-        make_key = key or (lambda user: batch_key(group, user))
-        old = self._digests.get(group, {})
-        new: dict[str, int] = {}
-        items = {}
-        changed = result.changed.setdefault(group, [])
-        for row in self._query(con, sql):
-            digest = hash(tuple(tuple(v) if isinstance(v, list) else v for v in row[1:]))
-            new[row[0]] = digest
-            if old.get(row[0]) != digest:
-                items[make_key(row[0])] = orjson.dumps(payload(row), default=str)
-                changed.append(row[0])
-        gone = [u for u in old if u not in new]
+                items[make_key(user)] = orjson.dumps(payload, default=str)
         self.store.put_many(items)
         self.store.delete(make_key(u) for u in gone)
         self._digests[group] = new
         result.keys += len(items)
         result.deleted += len(gone)
         result.tables[group] = len(items)
+        result.changed[group] = changed
+
+    def _fingerprint(self, con: Any, table: str, columns: str) -> tuple[Any, ...]:
+        """``table``'s rows as a count and a sum of their hashes, computed in the warehouse:
+        cheaper than each key's digest, which an unchanged fingerprint spares."""
+        return tuple(self._query(con, f"select count(*), sum(hash({columns})) from {table}")[0])
+
+    def _sync_rows(self, con: Any, result: SyncResult, group: str, sql: str,
+                   payload: Callable[[tuple[Any, ...]], Any],
+                   key: Callable[[str], str] | None = None) -> None:  # fmt: skip
+        """``sql`` selects one row per key: the key as ``k``, then the payload's values
+        (``payload`` makes the stored value of a row)."""
+        if (names := self._names.get(sql)) is None:
+            names = self._names[sql] = [self.dialect.name_of(d[0]) for d in con.execute(
+                f"select * from ({sql}) as t where 1 = 0").description]  # fmt: skip
+        digest = ", ".join(self._column(n) for n in names[1:])
+
+        def fetch(keys: list[str]) -> Iterator[tuple[str, Any]]:
+            where, params = self.dialect.in_ids("k", keys)
+            for row in self._query(con, f"select * from ({sql}) as t where {where}", params):
+                yield row[0], payload(row)
+
+        self._sync(con, result, group, f"select k, hash({digest}) from ({sql}) as t", fetch,
+                   key)  # fmt: skip
 
     def _sync_rules(self, con: Any, result: SyncResult, tables: set[str], now: str) -> None:
-        from udfs.duckdb import load_rule_set
+        fingerprint = self._rules_fingerprint(con, tables)
+        if fingerprint is None or self._rules is None or self._rules[0] != fingerprint:
+            from udfs.duckdb import load_rule_set
 
-        try:
-            rules = load_rule_set(con, self.schema, self.dialect.param)
-        except LookupError as exc:  # no published rule set yet
-            log.debug("no rule set to serve: %s", exc)
-            return
-        popular: dict[str, list[str]] = {}
-        for segment, items in self._query(con, (
-            f"select segment, {self.dialect.list_agg('product_id', 'popularity_rank')} "
-            f"from {self.schema}.current_popular_items group by segment"
-        )):  # fmt: skip
-            popular[segment] = items
+            try:
+                rules = load_rule_set(con, self.schema, self.dialect.param)
+            except LookupError as exc:  # no published rule set yet
+                log.debug("no rule set to serve: %s", exc)
+                return
+            popular: dict[str, list[str]] = {}
+            for segment, items in self._query(con, (
+                f"select segment, {self.dialect.list_agg('product_id', 'popularity_rank')} "
+                f"from {self.schema}.current_popular_items group by segment"
+            )):  # fmt: skip
+                popular[segment] = items
+            digest = hash((rules.version, tuple(sorted((k, tuple(v)) for k, v in popular.items())),
+                           tuple(sorted(rules.repurchase.items())),
+                           tuple(sorted(rules.params.items()))))  # fmt: skip
+            self._rules = (fingerprint, rules, popular, digest)
+        _, rules, popular, rules_digest = self._rules
         sizes: dict[str, int] = {}
         if "segment_membership" in tables:
             sizes = dict(self._query(con, (
                 f"select segment, count(*) from {self.schema}.segment_membership group by segment"
             )))  # fmt: skip
-        digest = hash((rules.version, tuple(sorted((k, tuple(v)) for k, v in popular.items())),
-                       tuple(sorted(sizes.items())), tuple(sorted(rules.repurchase.items())),
-                       tuple(sorted(rules.params.items()))))  # fmt: skip
+        digest = hash((rules_digest, tuple(sorted(sizes.items()))))
         if self._digests.get("rules", {}).get("") == digest:
             return
         payload = {
@@ -416,6 +442,28 @@ class BatchSync:
         self._digests["rules"] = {"": digest}
         result.keys += 1
         result.tables["rules"] = 1
+
+    def _rules_fingerprint(self, con: Any, tables: set[str]) -> tuple[Any, ...] | None:
+        """What the served rule set is made of, summed by the warehouse: it changes with a
+        retrain or a rollback, seldom, so the sync loads the rule set (every neighbour, into
+        Python) only then, not after every refresh. None: not known (the rule set is loaded)."""
+        s = self.schema
+        parts = [
+            "sum(hash(rule_set_version, product_id, similar_product_id, similarity, "
+            f"neighbour_rank)) from {s}.current_item_similarity",
+            "sum(hash(rule_set_version, segment, product_id, popularity_rank)) "
+            f"from {s}.current_popular_items",
+        ]  # fmt: skip
+        if "current_item_repurchase" in tables:
+            parts.append("sum(hash(product_id, repurchase_rate, repurchase_interval_days)) "
+                         f"from {s}.current_item_repurchase")  # fmt: skip
+        if "rule_set_versions" in tables:
+            parts.append(f"sum(hash(rule_set_version, parameters_json)) from {s}.rule_set_versions")
+        try:
+            return tuple(self._query(con, "select " + ", ".join(f"(select {p})" for p in parts))[0])
+        except Exception as exc:  # a warehouse built before a column: loaded every time
+            log.debug("no fingerprint of the rule set: %s", exc)
+            return None
 
 
 def _signals_type(data_type: str, scale: int | None, snowflake: bool = False) -> str:

@@ -45,7 +45,7 @@ from serving.plan import (
 )
 from serving.replica import share_definitions
 from serving.service import Api, new_registry
-from serving.snapshot import Snapshot
+from serving.snapshot import MAX_SHARE, Snapshot
 from serving.stores import open_store
 
 log = logging.getLogger("persona.serving.live")
@@ -94,6 +94,7 @@ class Settings:
     dbt_vars: dict[str, Any] = field(default_factory=dict)
     snapshot: Path | None = None  # the read-only copy for other processes; None: none
     snapshot_seconds: float = 30.0
+    snapshot_share: float = MAX_SHARE  # of the time, the snapshot's copies take at most
     browser_origins: tuple[str, ...] = ()  # pages that may call /v1/decide from a browser
     simulate: float = 0.0  # synthetic visits a second posted to the collector (make live)
     memory_limit: str = "1GB"  # DuckDB's buffer pool in this process (checked: MEMORY_LIMIT)
@@ -180,6 +181,18 @@ class Freshness:
                 "last_refresh_error": self.last_error, "batch_as_of": self.sync.as_of}  # fmt: skip
 
 
+def freeze_long_lived() -> None:
+    """Leaves what the process holds for good out of Python's full garbage collections: dbt's
+    parsed project (the runner keeps it), the definitions, the first sync's state. A full
+    collection traverses every tracked object with the GIL held: in the live process, 0.2-0.3 s
+    every 2-3 s under the API's load (measured with ``gc.callbacks``), a pause for the API and
+    the refresh alike. Garbage first, so none is frozen; what is frozen is still freed when no
+    longer referenced (only a cycle among frozen objects would stay: a bounded, one-time set)."""
+    gc.collect()
+    gc.freeze()
+    log.info("%d long-lived objects left out of garbage collection", gc.get_freeze_count())
+
+
 class Refresher(Freshness):
     """dbt's realtime models, in this process, then the batch sync.
 
@@ -200,6 +213,7 @@ class Refresher(Freshness):
         self.replays = 0
         self.served_replays = 0  # of which only the served models and what they read
         self.dbt_runs = 0
+        self.last_parts: dict[str, float] = {}  # the last refresh's seconds, by part
 
     def _common(self) -> list[str]:
         import json
@@ -280,6 +294,7 @@ class Refresher(Freshness):
         rows were deleted underneath them: retention)."""
         started = time.perf_counter()
         mode = "dbt --full-refresh" if full else "dbt"
+        parts: dict[str, float] = {}
         try:
             if full:
                 self._dbt(full=True)
@@ -301,18 +316,27 @@ class Refresher(Freshness):
                     self._dbt()
             else:
                 self._dbt()
+            parts["models"] = time.perf_counter() - started
             synced = self.sync.sync(self.con.cursor())
         except Exception as exc:
             return self._failed(exc)
         self._succeeded(started)
-        log.info("refreshed (%s) in %.2f s; %d keys synced", mode, self.last_seconds,
-                 synced.keys)  # fmt: skip
+        assert self.last_seconds is not None
+        # where a cycle goes (/health): the models (dbt or the replay), the sync's queries and
+        # writes, and what listens to the sync (interventions)
+        parts["sync"] = synced.seconds
+        parts["listeners"] = max(0.0, self.last_seconds - parts["models"] - synced.seconds)
+        self.last_parts = {k: round(v, 3) for k, v in parts.items()}
+        log.info("refreshed (%s) in %.2f s (models %.2f, sync %.2f, listeners %.2f); "
+                 "%d keys synced", mode, self.last_seconds, parts["models"], parts["sync"],
+                 parts["listeners"], synced.keys)  # fmt: skip
         return True
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), "refresh_replays": self.replays,
                 "refresh_dbt_runs": self.dbt_runs,
-                "refresh_served_only": self.served_replays}  # fmt: skip
+                "refresh_served_only": self.served_replays,
+                "last_refresh_parts": self.last_parts}  # fmt: skip
 
 
 class SnapshotPublisher:
@@ -344,7 +368,7 @@ class SnapshotPublisher:
                 None
                 if self.snapshot.published_at is None
                 else max(
-                    0.05, self.snapshot.min_seconds - (time.time() - self.snapshot.published_at)
+                    0.05, self.snapshot.interval() - (time.time() - self.snapshot.published_at)
                 )
             )
             self.awake.wait(wait if cycles > published else None)  # fmt: skip
@@ -418,7 +442,9 @@ class DuckDBWarehouse(Warehouse):
         # DuckDB's buffer pool takes up to 80% of the machine by default, and a live warehouse
         # only grows: bounded, the process's memory stays flat (DuckDB spills what is bigger)
         self.con.execute(f"SET memory_limit = '{s.memory_limit}'")
-        self.snapshot = None if s.snapshot is None else Snapshot(s.snapshot, s.snapshot_seconds)
+        self.snapshot: Snapshot | None = None
+        if s.snapshot is not None:
+            self.snapshot = Snapshot(s.snapshot, s.snapshot_seconds, s.snapshot_share)
         self.publisher: SnapshotPublisher | None = None
         self.refresher: Refresher | None = None
         self.wal = Path(f"{s.warehouse}.wal")
@@ -454,7 +480,7 @@ class DuckDBWarehouse(Warehouse):
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), **(self.snapshot.status() if self.snapshot else {}),
-                "checkpoints": self.checkpoints,
+                "checkpoints": self.checkpoints, "gc_frozen": gc.get_freeze_count(),
                 "checkpoints_deferred": self.checkpoints_deferred,
                 "last_checkpoint_seconds": self.checkpoint_seconds}  # fmt: skip
 
@@ -488,6 +514,7 @@ class DuckDBWarehouse(Warehouse):
             self.publisher = SnapshotPublisher(self.snapshot, self.con, lambda: refresher.cycles)
             self.publisher.start()
         last_refresh = time.monotonic()
+        frozen = False
         refreshed_hour = int(time.time() // 3600)
         retention_due = time.monotonic() + RETENTION_FIRST_SECONDS
         while True:
@@ -508,6 +535,9 @@ class DuckDBWarehouse(Warehouse):
                 refreshed_hour = int(time.time() // 3600)
                 with forgetter.exclusive:  # a forget request waits for the refresh
                     refresher.refresh()
+                if refresher.dbt_runs and not frozen:  # dbt's parsed project is held now
+                    freeze_long_lived()
+                    frozen = True
                 self._checkpoint_if_due()
                 live.sample_memory(self.con)
             elif not s.refresh:

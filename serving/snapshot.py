@@ -42,14 +42,29 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+# Of the live process's time, the share the snapshot's copies may take at most. A copy rewrites
+# the whole warehouse on the cores the refresh needs: on the serving bench's warehouse 4-6 s
+# every 30 s, a sixth of the time, during which the refreshes ran slower, and a profile's
+# freshness p95 was made of them (``python -m bench refresh``, with and without the
+# snapshot). At 5 %, about one refresh in twenty overlaps a copy; and a warehouse whose
+# copy takes longer than the interval is not copied back to back.
+MAX_SHARE = 0.05
+
+
 class Snapshot:
     """Publishes read-only copies of the live warehouse at ``path``, at most one every
-    ``min_seconds`` (a copy rewrites everything: it costs about as much as reading the whole
-    warehouse once)."""
+    ``min_seconds`` and, between the end of one and the start of the next, at least as long
+    as the copy took over ``max_share`` (a copy rewrites everything: it costs about as much as
+    reading the whole warehouse once)."""
 
-    def __init__(self, path: Path, min_seconds: float = 30.0) -> None:
+    def __init__(self, path: Path, min_seconds: float = 30.0,
+                 max_share: float = MAX_SHARE) -> None:  # fmt: skip
+        if not 0 < max_share <= 1:
+            raise ValueError(f"max_share {max_share!r}: a share of the time, in (0, 1]")
         self.path = path
         self.min_seconds = min_seconds
+        self.max_share = max_share
+        self.seconds = 0.0  # the last copy's
         self.published_at: float | None = None
         self.publications = 0
         self.failures = 0
@@ -58,8 +73,12 @@ class Snapshot:
         # the publisher's thread and a forget request (which republishes at once) take turns
         self._lock = threading.Lock()
 
+    def interval(self) -> float:
+        """Seconds from the end of a publication to the start of the next."""
+        return max(self.min_seconds, self.seconds * (1 / self.max_share - 1))
+
     def due(self) -> bool:
-        return self.published_at is None or time.time() - self.published_at >= self.min_seconds
+        return self.published_at is None or time.time() - self.published_at >= self.interval()
 
     def publish(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Copy the database ``con`` is connected to, then rename the copy over the snapshot.
@@ -100,15 +119,18 @@ class Snapshot:
                     leftover.unlink(missing_ok=True)
             return False
         self.published_at = time.time()
+        self.seconds = time.perf_counter() - started
         self.publications += 1
         self.last_error = None
         self.bytes = self.path.stat().st_size
-        log.info("snapshot published to %s in %.2f s (%d bytes)", self.path,
-                 time.perf_counter() - started, self.bytes)  # fmt: skip
+        log.info("snapshot published to %s in %.2f s (%d bytes); the next in %.0f s at the "
+                 "earliest", self.path, self.seconds, self.bytes, self.interval())  # fmt: skip
         return True
 
     def status(self) -> dict[str, Any]:
         age = None if self.published_at is None else round(time.time() - self.published_at, 3)
         return {"snapshot_path": str(self.path), "snapshot_age_s": age,
                 "snapshots": self.publications, "snapshot_failures": self.failures,
-                "snapshot_bytes": self.bytes, "snapshot_error": self.last_error}  # fmt: skip
+                "snapshot_bytes": self.bytes, "snapshot_error": self.last_error,
+                "snapshot_seconds": round(self.seconds, 3),
+                "snapshot_interval_s": round(self.interval(), 1)}  # fmt: skip

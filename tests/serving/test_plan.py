@@ -168,3 +168,16 @@ def test_a_refresh_is_all_or_nothing(tmp_path: Path) -> None:
         == [(2, 2)]  # fmt: skip
     Plan(broken, ()).replay(con.cursor, only={"model.persona.sessions"})
     assert con.execute("select n from sessions").fetchall() == [(3,)]
+
+
+def test_a_models_statements_run_as_one_script(tmp_path: Path) -> None:
+    """A step's statements go to DuckDB in one call; each still runs, in order, also after a
+    statement ending in a ``--`` comment (dbt's SQL may) or in its own semicolon."""
+    from serving.plan import Plan, Step
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    step = Step("model.persona.t", ["create table t (n int); ", "insert into t values (1) -- one",
+                                    "/* two */ insert into t values (2)",
+                                    "update t set n = n * 10 where n = 2"])  # fmt: skip
+    Plan([step], ()).replay(con.cursor)
+    assert con.execute("select n from t order by n").fetchall() == [(1,), (20,)]

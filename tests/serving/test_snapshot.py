@@ -115,9 +115,37 @@ def test_another_process_reads_the_live_data_from_the_published_snapshot(
 
     health = requests.get(f"{server.api}/health", timeout=5).json()
     assert health["snapshots"] >= 2 and health["snapshot_failures"] == 0, health
+    # after its first dbt refresh, what the process holds for good (dbt's parsed project)
+    # is left out of Python's full garbage collections (serving/live.py, freeze_long_lived)
+    assert health["gc_frozen"] > 10_000, health
     assert health["snapshot_path"] == str(snapshot)
     # nothing left behind but the warehouse, its snapshot and what they always have
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".warehouse")]
     assert leftovers == []
     assert server.stop() == 0
     assert os.path.getsize(snapshot) > 0
+
+
+def test_a_slow_copy_spaces_out_the_next_one(tmp_path: Path) -> None:
+    """The copies take at most ``max_share`` of the time: after one of D seconds, the next is
+    due D x (1/share - 1) later (a copy slows the refreshes meanwhile), or ``min_seconds``
+    later when that is longer."""
+    import duckdb
+
+    from serving.snapshot import Snapshot
+
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("create table t as select range as i, md5(range::varchar) as s from range(50000)")
+    snapshot = Snapshot(tmp_path / "warehouse.snapshot.duckdb", min_seconds=0, max_share=0.25)
+    assert snapshot.due() and snapshot.publish(con)
+    took = snapshot.seconds
+    assert took > 0 and abs(snapshot.interval() - 3 * took) < 1e-9
+    assert not snapshot.due()
+    time.sleep(3 * took + 0.05)
+    assert snapshot.due()
+
+    hourly = Snapshot(tmp_path / "hourly.duckdb", min_seconds=3600, max_share=0.25)
+    assert hourly.publish(con) and hourly.interval() == 3600 and not hourly.due()
+    with duckdb.connect(str(hourly.path), read_only=True) as copy:
+        assert copy.execute("select count(*) from t").fetchone() == (50000,)
+    con.close()
