@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -179,18 +181,6 @@ class Freshness:
         return {"refreshes": self.cycles, "refresh_failures": self.failures,
                 "last_refresh_seconds": seconds, "last_refresh_age_s": age,
                 "last_refresh_error": self.last_error, "batch_as_of": self.sync.as_of}  # fmt: skip
-
-
-def freeze_long_lived() -> None:
-    """Leaves what the process holds for good out of Python's full garbage collections: dbt's
-    parsed project (the runner keeps it), the definitions, the first sync's state. A full
-    collection traverses every tracked object with the GIL held: in the live process, 0.2-0.3 s
-    every 2-3 s under the API's load (measured with ``gc.callbacks``), a pause for the API and
-    the refresh alike. Garbage first, so none is frozen; what is frozen is still freed when no
-    longer referenced (only a cycle among frozen objects would stay: a bounded, one-time set)."""
-    gc.collect()
-    gc.freeze()
-    log.info("%d long-lived objects left out of garbage collection", gc.get_freeze_count())
 
 
 class Refresher(Freshness):
@@ -514,7 +504,6 @@ class DuckDBWarehouse(Warehouse):
             self.publisher = SnapshotPublisher(self.snapshot, self.con, lambda: refresher.cycles)
             self.publisher.start()
         last_refresh = time.monotonic()
-        frozen = False
         refreshed_hour = int(time.time() // 3600)
         retention_due = time.monotonic() + RETENTION_FIRST_SECONDS
         while True:
@@ -533,11 +522,11 @@ class DuckDBWarehouse(Warehouse):
                 live.loaded.clear()  # before the refresh: a batch landing during it counts
                 last_refresh = time.monotonic()
                 refreshed_hour = int(time.time() // 3600)
+                ran = refresher.dbt_runs
                 with forgetter.exclusive:  # a forget request waits for the refresh
                     refresher.refresh()
-                if refresher.dbt_runs and not frozen:  # dbt's parsed project is held now
-                    freeze_long_lived()
-                    frozen = True
+                if refresher.dbt_runs != ran:  # dbt ran: its garbage out, its project frozen
+                    settle(0)
                 self._checkpoint_if_due()
                 live.sample_memory(self.con)
             elif not s.refresh:
@@ -721,6 +710,8 @@ class Live:
         if threading.current_thread() is threading.main_thread():  # (a test runs it on another)
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: self.stop())
+        if os.environ.get("PERSONA_SWITCH_MS"):
+            sys.setswitchinterval(float(os.environ["PERSONA_SWITCH_MS"]) / 1000)
         self.gc.install()
         settle(0)  # what startup built (the rebuilt state, dbt's project) leaves the scans
         loader.start()

@@ -116,7 +116,7 @@ def test_another_process_reads_the_live_data_from_the_published_snapshot(
     health = requests.get(f"{server.api}/health", timeout=5).json()
     assert health["snapshots"] >= 2 and health["snapshot_failures"] == 0, health
     # after its first dbt refresh, what the process holds for good (dbt's parsed project)
-    # is left out of Python's full garbage collections (serving/live.py, freeze_long_lived)
+    # is left out of Python's full garbage collections (serving/memory.py, settle)
     assert health["gc_frozen"] > 10_000, health
     assert health["snapshot_path"] == str(snapshot)
     # nothing left behind but the warehouse, its snapshot and what they always have
