@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 
 from loader.errors import ConfigError
-from serving import stream
+from serving import memory, stream
 from serving.batch import DUCKDB, ROOT, BatchSync, Dialect, builtin_groups
 from serving.context import Pseudonyms, load_salt
 from serving.definitions import Group, load_yaml
@@ -470,7 +470,7 @@ class DuckDBWarehouse(Warehouse):
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), **(self.snapshot.status() if self.snapshot else {}),
-                "checkpoints": self.checkpoints, "gc_frozen": gc.get_freeze_count(),
+                "checkpoints": self.checkpoints, "gc_frozen": memory.last_full.get("frozen", 0),
                 "checkpoints_deferred": self.checkpoints_deferred,
                 "last_checkpoint_seconds": self.checkpoint_seconds}  # fmt: skip
 
@@ -659,7 +659,7 @@ class Live:
         api.refresh_status = lambda: {
             **wh.status(),
             **(self.interventions.status() if self.interventions else {}),
-            "memory": {**self.memory, "gc": self.gc.status()},
+            "memory": {**self.memory, "gc": {**self.gc.status(), "last_full": memory.last_full}},
         }
         loading = LoaderSettings(source=s.source, spool=str(s.spool))
         privacy = Privacy.from_env(loading.pii_fields, loading.anonymize_ip_octets)

@@ -120,6 +120,9 @@ class GcPauses:
 
 FULL_EVERY_SECONDS = 600.0
 _full_at = 0.0
+# the last full collection: when (epoch s), what it reclaimed, how long it took, and how many
+# objects were frozen after it (counting them walks them all: done then, not per /health)
+last_full: dict[str, float] = {}
 
 
 def settle(full_every: float | None = None) -> bool:
@@ -130,8 +133,13 @@ def settle(full_every: float | None = None) -> bool:
     now = time.monotonic()
     full = now - _full_at >= every
     if full:
+        started = time.perf_counter()
         gc.unfreeze()
-        gc.collect()
+        collected = gc.collect()
         _full_at = now
+        took = time.perf_counter() - started
     gc.freeze()
+    if full:
+        last_full.update(at=round(time.time(), 3), collected=collected,
+                         ms=round(1000 * took, 1), frozen=gc.get_freeze_count())  # fmt: skip
     return full
