@@ -15,11 +15,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import re
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -710,8 +708,6 @@ class Live:
         if threading.current_thread() is threading.main_thread():  # (a test runs it on another)
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: self.stop())
-        if os.environ.get("PERSONA_SWITCH_MS"):
-            sys.setswitchinterval(float(os.environ["PERSONA_SWITCH_MS"]) / 1000)
         self.gc.install()
         settle(0)  # what startup built (the rebuilt state, dbt's project) leaves the scans
         loader.start()
