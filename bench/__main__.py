@@ -290,6 +290,9 @@ def bench_serving(console: Console, args: argparse.Namespace) -> None:
                       *(f"{o[q]:.2f}" for q in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
                       f"{c['rps']:,.0f}", f"{c['p99_ms']:.1f}")  # fmt: skip
     console.print(table)
+    own = r["decide_in_process"]
+    console.print(f"decide in-process, {own['calls']} calls: {own['kept_ms']:.3f} ms a call for "
+                  f"a user seen before, {own['first_call_ms']:.3f} ms on a first call")  # fmt: skip
     stream = r["freshness"]["stream"]
     console.print(
         f"Stream attribute freshness (tracker POST -> read shows it), {stream['probes']} "
