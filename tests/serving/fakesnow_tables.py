@@ -34,7 +34,18 @@ def copy_serving_tables(cur: Any, warehouse: Path, database: str = "persona") ->
                 "select column_name, data_type from information_schema.columns "
                 "where table_catalog = 'demo' and table_schema = 'derived' "
                 "and table_name = ? order by ordinal_position", [table]).fetchall()  # fmt: skip
-            ddl = ", ".join(f"{name} {snowflake_type(kind)}" for name, kind in columns)
+            # fakesnow keeps number(38,0) in 64 bits: a 128-bit sum past them (a digest such
+            # as interactions.events_hash, which no reader of these tables reads) goes as float
+            wide = {
+                name
+                for name, kind in columns
+                if kind == "HUGEINT"
+                and duck.execute(
+                    f"select max(abs({name})) >= 2 ** 63 from demo.derived.{table}"
+                ).fetchall()[0][0]
+            }
+            ddl = ", ".join(f"{name} {'float' if name in wide else snowflake_type(kind)}"
+                            for name, kind in columns)  # fmt: skip
             cur.execute(f"create table {database}.derived.{table} ({ddl})")
             duck.execute(
                 f"insert into {database}.derived.{table} select * from demo.derived.{table}"

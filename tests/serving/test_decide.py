@@ -111,9 +111,11 @@ def test_decide_serves_a_built_warehouse_then_follows_the_live_stream(
     assert health["refresh_failures"] == 0, health
     # after a refresh, the process's account of its memory (serving/memory.py): the stream
     # keys include this visitor's, DuckDB's share is part of the process's RSS
-    while not (memory := requests.get(f"{server.api}/health", timeout=5).json()["memory"]):
+    while "rss_mb" not in (memory := requests.get(f"{server.api}/health", timeout=5).json()
+                           ["memory"]):  # fmt: skip
         assert time.monotonic() < deadline, memory
         time.sleep(0.05)
     assert memory["stream_keys"] >= 1 and 0 < memory["duckdb_mb"] < memory["rss_mb"], memory
+    assert memory["gc"]["gen0"]["count"] >= 1, memory  # the collector's account
     assert memory["trimmed"] in (True, False), memory
     assert server.stop() == 0
