@@ -171,7 +171,7 @@ def decide_in_process(warehouse: Path, devices: list[str], products: list[str],
             started = time.perf_counter()
             for request in requests:
                 if clear:
-                    api._sums.clear()
+                    api._kept.clear()
                 api.decide(request)
             times.append((time.perf_counter() - started) / len(requests))
         return round(1000 * min(times), 4)

@@ -214,6 +214,7 @@ class BatchSync:
         self.required = required
         self._digests: dict[str, dict[str, int]] = {}
         self._names: dict[str, list[str]] = {}  # the columns of each group's query
+        self._present: set[tuple[str, str]] = set()  # (table, column) seen there
         self._fingerprints: dict[str, tuple[Any, ...]] = {}  # table → its last synced
         # the served rule set as last loaded: (its fingerprint, the rules, popular items per
         # segment, their digest)
@@ -293,7 +294,7 @@ class BatchSync:
                 # buy-again's input: what each user bought, scored live against the clock (a
                 # warehouse built before buy-again has no such column until dbt's next run)
                 epoch = self.dialect.epoch
-                if "repeatable_events" in self._columns_of(con, "interactions"):
+                if self._has_column(con, "interactions", "repeatable_events"):
                     self._sync_rows(con, result, "purchases", (
                         f"select user_id as k, {agg('product_id', 'product_id')} as items, "
                         f"{agg('repeatable_events', 'product_id')} as times, "
@@ -316,13 +317,19 @@ class BatchSync:
                 log.exception("a batch sync listener failed")
         return result
 
-    def _columns_of(self, con: Any, table: str) -> set[str]:
+    def _has_column(self, con: Any, table: str, wanted: str) -> bool:
+        """Whether ``table`` has the column ``wanted``; once it has, it keeps it (dbt adds
+        columns, never drops a served one), so only its absence is asked again next sync."""
+        if (table, wanted) in self._present:
+            return True
         rows = self._query(con, (
             "select column_name from information_schema.columns where lower(table_schema) = "
             f"{self.dialect.param} and lower(table_name) = {self.dialect.param} "
             "and table_catalog = current_database()"
         ), [self.schema.lower(), table])  # fmt: skip
-        return {self.dialect.name_of(r[0]) for r in rows}
+        if wanted in {self.dialect.name_of(r[0]) for r in rows}:
+            self._present.add((table, wanted))
+        return (table, wanted) in self._present
 
     def _profile_types(self, con: Any) -> None:
         documented = documented_columns()

@@ -52,7 +52,7 @@ log = logging.getLogger("persona.serving")
 # Signals' SDK allows at most this many identifiers in one request (AttributeKeyIdentifiers).
 MAX_IDENTIFIERS = 100
 # users' affinity scores kept for live scoring, in neighbours scored: ~170 bytes each
-SUMS_BUDGET = 500_000
+KEPT_BUDGET = 500_000
 # The stream groups decide reads: the session's products so far, the device's latest session.
 SESSION_GROUP = "persona_session"
 DEVICE_GROUP = "persona_device"
@@ -271,10 +271,10 @@ class Api:
         self._rules: tuple[bytes, dict[str, Any], Any] | None = None
         # user -> (their affinities as stored, the rule set, those scored under it: udfs.core's
         # AffinityScores): most of a live score's cost, unchanged until a sync or a retrain
-        # changes either; bounded by SUMS_BUDGET in all, the least recently used go first
-        self._sums: dict[str, tuple[bytes, Any, Any]] = {}
-        self._sums_size = 0
-        self._sums_lock = threading.Lock()
+        # changes either; bounded by KEPT_BUDGET in all, the least recently used go first
+        self._kept: dict[str, tuple[bytes, Any, Any]] = {}
+        self._kept_size = 0
+        self._kept_lock = threading.Lock()
 
     # --- registry (the SDK's publish, get_attribute_group)
     def publish_group(self, spec: Any, where: tuple[str, int] | None = None) -> dict[str, Any]:
@@ -483,9 +483,9 @@ class Api:
             params = DEFAULT_PARAMS | {k: float(v) for k, v in rules.get("params", {}).items()}
             scored = RuleSet(rules["version"], neighbours, (), repurchase, params)
             cached = self._rules = (raw, rules, scored)
-            with self._sums_lock:  # computed under the previous rule set
-                self._sums.clear()
-                self._sums_size = 0
+            with self._kept_lock:  # computed under the previous rule set
+                self._kept.clear()
+                self._kept_size = 0
         return cached[1], cached[2]
 
     def _affinity_scores(self, user: str | None, raw: bytes | None,
@@ -499,20 +499,20 @@ class Api:
             return None
         if user is None or raw is None:
             return score_affinities(rules, affinities)
-        with self._sums_lock:
-            kept = self._sums.pop(user, None)
+        with self._kept_lock:
+            kept = self._kept.pop(user, None)
             if kept is not None and kept[1] is rules and (kept[0] is raw or kept[0] == raw):
-                self._sums[user] = kept  # the most recently used last
+                self._kept[user] = kept  # the most recently used last
                 return kept[2]
             if kept is not None:
-                self._sums_size -= len(kept[2].sums)
+                self._kept_size -= len(kept[2].sums)
         scored = score_affinities(rules, affinities)
-        with self._sums_lock:
-            self._sums[user] = (raw, rules, scored)
-            self._sums_size += len(scored.sums)
-            while self._sums_size > SUMS_BUDGET and len(self._sums) > 1:
-                oldest = next(iter(self._sums))
-                self._sums_size -= len(self._sums.pop(oldest)[2].sums)
+        with self._kept_lock:
+            self._kept[user] = (raw, rules, scored)
+            self._kept_size += len(scored.sums)
+            while self._kept_size > KEPT_BUDGET and len(self._kept) > 1:
+                oldest = next(iter(self._kept))
+                self._kept_size -= len(self._kept.pop(oldest)[2].sums)
         return scored
 
     def _recommend(self, rules: Mapping[str, Any] | None, base: Any, segments: list[str],

@@ -146,7 +146,7 @@ def score_affinities(rules: RuleSet, affinities: Mapping[str, float] | None) -> 
         for neighbour, similarity in table.get(item, {}).items():
             part = weight * similarity
             sums[neighbour] = get(neighbour, 0.0) + part
-            top = top_of(neighbour)
+            top = top_of(neighbour)  # _better's rule, inline: the hot loop of a first call
             if top is None or part > top[0] or (part == top[0] and item < top[1]):
                 strongest[neighbour] = (part, item)
     return AffinityScores(weights, sums, strongest)

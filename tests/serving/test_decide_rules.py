@@ -65,18 +65,18 @@ def test_a_users_affinity_sums_are_kept_until_their_affinities_or_the_rule_set_c
     store.put_many({RULES_KEY: rules("v1", {"a": [["b", 0.9], ["c", 0.5]], "x": [["c", 1.0]]}),
                     affinity_key("u1"): orjson.dumps({"a": 1.0})})  # fmt: skip
     assert ranked("u1") == [("b", 0.9, "a"), ("c", 0.5, "a")]
-    kept = api._sums["u1"][2]
+    kept = api._kept["u1"][2]
     assert ranked("u1") == [("b", 0.9, "a"), ("c", 0.5, "a")]
-    assert api._sums["u1"][2] is kept  # not computed again
+    assert api._kept["u1"][2] is kept  # not computed again
 
     store.put_many({affinity_key("u1"): orjson.dumps({"a": 1.0, "x": 2.0})})  # a sync
     assert ranked("u1") == [("c", 2.5, "x"), ("b", 0.9, "a")]
     store.put_many({RULES_KEY: rules("v2", {"x": [["b", 0.1]]})})  # a retrain
     assert ranked("u1") == [("b", 0.2, "x"), ("p1", 0.0, "*")]
 
-    monkeypatch.setattr(service, "SUMS_BUDGET", 3)  # entries: room for one user of two
+    monkeypatch.setattr(service, "KEPT_BUDGET", 3)  # entries: room for one user of two
     store.put_many({RULES_KEY: rules("v3", {"a": [["b", 0.9], ["c", 0.5]]})})
     for user in ("u1", "u2", "u3"):
         store.put_many({affinity_key(user): orjson.dumps({"a": 1.0})})
         assert ranked(user) == [("b", 0.9, "a"), ("c", 0.5, "a")]
-    assert list(api._sums) == ["u3"] and api._sums_size == 2  # the oldest went first
+    assert list(api._kept) == ["u3"] and api._kept_size == 2  # the oldest went first
