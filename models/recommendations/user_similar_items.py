@@ -1,7 +1,8 @@
 """One row per user x candidate item: the `similar_to` part of `user_recommendations` (SAR
-scoring: the sum over the user's items of affinity x similarity), computed with numpy instead
-of the SQL join and aggregation, which emit users x items x neighbours rows (the retrain's
-biggest cost, BENCHMARKS.md). The same rules as the SQL in user_recommendations.sql:
+scoring: the sum over the user's items of affinity x similarity), computed in one compiled
+pass per user (`recs.kernels.score_users`) instead of the SQL join and aggregation, which emit
+users x items x neighbours rows (the retrain's biggest cost, BENCHMARKS.md). The same rules
+as the SQL in user_recommendations.sql:
 
 - a user's first `recs_max_items_per_user` items by affinity are scored, for users with at
   least `recs_min_history_items` items; the neighbours are this retrain's `item_similarity`
@@ -13,11 +14,9 @@ biggest cost, BENCHMARKS.md). The same rules as the SQL in user_recommendations.
   all the blend can use; `max_score` is the user's best score before seen items go (the blend
   divides by it); `reason_detail` is the item that contributed most (ties: the smallest id).
 
-Cost: per block of ~`BLOCK_CELLS` / items users (blocks of users with about as many items,
-run on every core): the sparse product A·S (users x items x neighbours multiply-adds, in
-scipy's C++), a dense scratch as wide as the block's longest candidate list for the cut, and
-one pass over the block's neighbour lists for the reasons, through a block x catalog mask
-(`BLOCK_CELLS` bytes to 4 x that). DuckDB only (dbt runs Python models in-process there); on
+Cost: users x items x neighbours multiply-adds, each into one row of a per-thread scratch as
+long as the catalog; each user's candidates are cut with a heap of 4 x `recs_top_k`. Blocks
+of users run on every core. DuckDB only (dbt runs Python models in-process there); on
 Snowflake, and with `recs_compute: sql`, the SQL path runs and this model is empty.
 """
 
@@ -26,9 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-from scipy import sparse
 
-BLOCK_CELLS = 1_000_000
+from recs.kernels import score_users
+
+BLOCKS_PER_CORE = 16  # to even out the cores; each block allocates a catalog-long scratch
 
 ITEMS = "select distinct product_id from interactions order by product_id"
 
@@ -56,6 +56,7 @@ select users.usr, items.item, interactions.affinity, interactions.affinity_rank,
 from interactions
 inner join users using (user_id)
 inner join items using (product_id)
+order by users.usr, items.item
 """
 
 NEIGHBOURS = """
@@ -72,67 +73,11 @@ order by i, j
 """
 
 
-def _expand(ptr, idx, items):
-    """For each of ``items``, the positions of its neighbours in (``ptr``, ``idx``): (which
-    of ``items``, position)."""
-    lengths = ptr[items + 1] - ptr[items]
-    which = np.repeat(np.arange(len(items)), lengths)
-    pos = np.repeat(ptr[items] - np.cumsum(lengths) + lengths, lengths) + np.arange(len(which))
-    return which, pos
-
-
-def _row_max(m):
-    """Each row's largest stored value (0 for an empty row)."""
-    top = np.zeros(m.shape[0])
-    filled = np.diff(m.indptr) > 0
-    if filled.any():
-        top[filled] = np.maximum.reduceat(m.data, m.indptr[:-1][filled])
-    return top
-
-
-def _block(a, seen, s, cut):
-    """One block of users (rows of ``a``, their scored items' affinities, and ``seen``, the
-    items they may not get again): (row, item, score, reason item, the row's best score)."""
-    n = s.shape[1]
-    scores = (a @ s).tocsr()
-    top = _row_max(scores)
-    rows = np.repeat(np.arange(a.shape[0]), np.diff(scores.indptr))
-    cols, values = scores.indices.astype(np.int64), scores.data
-    barred = np.zeros(a.shape[0] * n, dtype=bool)  # what each user saw and may not get again
-    barred[np.repeat(np.arange(a.shape[0]), np.diff(seen.indptr)) * n + seen.indices] = True
-    allowed = ~barred[rows * n + cols]
-    rows, cols, values = rows[allowed], cols[allowed], values[allowed]
-    lengths = np.bincount(rows, minlength=a.shape[0])
-    width = int(lengths.max(initial=0))
-    if width > cut:
-        # each row's cut-th best, from a dense block as wide as its longest row; every
-        # candidate at least as good is kept (ties at the cut)
-        # (negated, and the kth from the start: numpy's partition is ~10x faster that way)
-        starts = np.cumsum(lengths) - lengths
-        padded = np.zeros((a.shape[0], width))
-        padded[rows, np.arange(len(rows)) - starts[rows]] = -values
-        padded.partition(cut - 1, axis=1)
-        threshold = -padded[:, cut - 1]
-        keep = values >= threshold[rows]
-        rows, cols, values = rows[keep], cols[keep], values[keep]
-    # the reason: the user's item that contributed most to each kept (row, item); only the
-    # contributions to kept pairs are looked at (a dense mask of the block)
-    kept = rows * n + cols
-    slot_of = np.zeros(a.shape[0] * n, dtype=np.int32)  # small: the gathers stay in cache
-    slot_of[kept] = np.arange(1, len(kept) + 1)
-    user_of = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
-    which, pos = _expand(s.indptr, s.indices, a.indices.astype(np.int64))
-    slot = slot_of[user_of[which] * n + s.indices[pos]]
-    hit = slot > 0
-    slot, which, pos = slot[hit] - 1, which[hit], pos[hit]
-    source, part = a.indices[which].astype(np.int64), a.data[which] * s.data[pos]
-    # per pair: the biggest part, then the smallest id
-    best = np.zeros(len(kept))
-    np.maximum.at(best, slot, part)
-    won = part == best[slot]
-    reason = np.full(len(kept), n, dtype=np.int64)
-    np.minimum.at(reason, slot[won], source[won])
-    return rows, cols, values, reason, top[rows]
+def _csr(rows, cols, n_rows):
+    """The CSR pointers and column indices of (row, col) pairs sorted by row."""
+    pointers = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(np.bincount(np.asarray(rows, np.int64), minlength=n_rows), out=pointers[1:])
+    return pointers, np.asarray(cols, np.int64)
 
 
 def model(dbt, session):
@@ -168,31 +113,29 @@ def model(dbt, session):
         "user_id"
     ]
     n, n_users = len(item_ids), len(user_ids)
+    # sorted by user, then item: the rows are the CSR matrices (the reason's tie rule reads a
+    # user's items in ascending order)
     rows = interactions.query("interactions", SCORED.format(users=users)).fetchnumpy()
     usr, item = rows["usr"].astype(np.int64), rows["item"].astype(np.int64)
-    repeatable = np.asarray(rows["repeatable_events"]) > 0
     scored = np.asarray(rows["affinity_rank"]) <= max_items
-    shape = (n_users, n)
-    a = sparse.csr_matrix((np.asarray(rows["affinity"])[scored], (usr[scored], item[scored])),
-                          shape=shape)  # fmt: skip
-    seen = sparse.csr_matrix((np.ones(int((~repeatable).sum())),
-                              (usr[~repeatable], item[~repeatable])), shape=shape)  # fmt: skip
+    seen = np.asarray(rows["repeatable_events"]) == 0
     neighbours = NEIGHBOURS.format(version=version("item_similarity"))
     pairs = similarity.query("item_similarity", neighbours).fetchnumpy()
-    s = sparse.csr_matrix((pairs["similarity"], (pairs["i"], pairs["j"])), shape=(n, n))
-    # blocks of users with about as many items, so a block's dense scratch is about as wide
-    # as its rows need
-    by_size = np.argsort(np.diff(a.indptr), kind="stable")
-    a, seen = a[by_size], seen[by_size]
-    per_block = max(64, BLOCK_CELLS // max(n, 1))
+    arrays = (
+        *_csr(usr[scored], item[scored], n_users),
+        np.asarray(rows["affinity"], np.float64)[scored],
+        *_csr(usr[seen], item[seen], n_users),
+        *_csr(pairs["i"], pairs["j"], n),
+        np.asarray(pairs["similarity"], np.float64),
+    )
+    workers = os.cpu_count() or 1
+    per_block = max(1, -(-n_users // (BLOCKS_PER_CORE * workers)))
 
     def block(first):
-        last = min(first + per_block, n_users)
-        rows_, cols, values, reason, top = _block(a[first:last], seen[first:last], s, cut)
-        return by_size[rows_ + first], cols, values, reason, top
+        return score_users(*arrays, first, min(first + per_block, n_users), cut)
 
-    # numpy and scipy let go of the GIL in these loops: blocks run on the cores, as SQL would
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    # the loops let go of the GIL: blocks of users run on the cores, as SQL would
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         parts = list(pool.map(block, range(0, n_users, per_block)))
     if not parts:
         return schema.empty_table()
