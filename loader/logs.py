@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 # A secret in a URI or a client setting: sasl.password=..., ssl.key.password=...,
 # token=..., and the password of user:password@host.
@@ -49,13 +50,35 @@ def current_format() -> str:
     return _FORMAT[0]
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged, never to the stream it was
+    at ``configure`` (a test's capture, or a redirect, may have closed that one since)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass  # StreamHandler sets it; this handler always looks it up
+
+
+def _console(handler: logging.Handler) -> bool:
+    """Whether ``handler`` prints to a terminal: this module's, or a plain StreamHandler (what
+    ``logging.basicConfig()`` adds, as some libraries do at import); what ``configure``
+    replaces. Subclasses (files, a test's log capture) are not."""
+    return isinstance(handler, StderrHandler) or type(handler) is logging.StreamHandler
+
+
 def configure(fmt: str = "text", level: str = "info") -> None:
+    """The root logger prints ``fmt`` lines to stderr. Only a console handler is replaced: a
+    host's other handlers (files, a test's log capture) keep working."""
     _FORMAT[0] = fmt
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not _console(h)] + [handler]
     root.setLevel(level.upper())

@@ -12,6 +12,31 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "reference"
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """snowplow_tracker calls ``logging.basicConfig()`` at import, binding a root handler to the
+    stderr of that moment, which is pytest's capture, closed before interpreter exit; Snowpark
+    logs at exit (closing its sessions) and each line would print "Logging error". Drop the
+    handlers whose stream is gone."""
+    import logging
+
+    root = logging.getLogger()
+    root.handlers[:] = [
+        h for h in root.handlers if not getattr(getattr(h, "stream", None), "closed", False)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _root_logger() -> Iterator[None]:
+    """A command run in-process (``main(argv)``) configures the root logger: undo it after
+    each test, as its process exit would."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+
+
 @pytest.fixture(scope="session")
 def reference() -> Path:
     return REFERENCE
