@@ -49,7 +49,7 @@ class Source:
         """Changes whenever the data may have: cached results are keyed by it."""
         if self.kind == "snowflake":
             return (self.kind, self.location, int(time.time() // 60))
-        stats = []
+        stats: list[tuple[int, int, int] | None] = []
         for path in (Path(self.location), Path(f"{self.location}.wal")):
             try:
                 st = path.stat()

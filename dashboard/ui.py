@@ -8,14 +8,16 @@ import contextlib
 import logging
 import textwrap
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from dashboard.source import Source, Unavailable, resolve, run_query
+
+if TYPE_CHECKING:
+    from streamlit.elements.vega_charts import AltairChart
 
 __all__ = ["Source", "Unavailable"]
 
@@ -69,7 +71,7 @@ def show_source(text: str) -> None:
 
 
 def chart(
-    title: str, what: str, sql: str, figure: alt.TopLevelMixin | None, empty: str | None = None
+    title: str, what: str, sql: str, figure: AltairChart | None, empty: str | None = None
 ) -> None:
     heading(title, what)
     if figure is None:

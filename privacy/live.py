@@ -68,7 +68,7 @@ class LoaderGate:
 class LiveForget:
     def __init__(
         self, warehouse: str, con: Any, store: Any, engine: Any,
-        after: Callable[[], None] | None = None, timeout: float = 120.0,
+        after: Callable[[], object] | None = None, timeout: float = 120.0,
     ) -> None:  # fmt: skip
         self.warehouse, self.con, self.store, self.engine = warehouse, con, store, engine
         self.after, self.timeout = after, timeout

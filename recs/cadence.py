@@ -175,7 +175,8 @@ def recommend_cadence(results: list[dict[str, Any]], k: int, min_gain: float) ->
         if gain < min_gain:
             break
         chosen = candidate
-    return chosen["cadence"]
+    cadence: str = chosen["cadence"]
+    return cadence
 
 
 PLOTS_MISSING = (

@@ -168,7 +168,10 @@ def _purchases(con: Any, user: str | None) -> dict[str, tuple[int, float, float]
     """What the user bought (events of a recs_recommend_again type): times, and days since the
     first and the latest, measured from now (a live call)."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    days = lambda at: (now - at).total_seconds() / 86400  # noqa: E731
+
+    def days(at: datetime) -> float:
+        return (now - at).total_seconds() / 86400
+
     rows = con.execute(PURCHASES, [user]).fetchall()
     return {item: (n, days(first), days(last)) for item, n, first, last in rows}
 
@@ -501,7 +504,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m udfs") -> int
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except InputError as exc:  # a bad log or value: one line, exit 2, as argparse does
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2

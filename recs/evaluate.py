@@ -122,7 +122,8 @@ def _weight(text: str | None, where: str) -> float:
 def global_cut(rows: list[Row], ratio: float) -> datetime:
     """The time T before which ``ratio`` of the interactions happened."""
     times = sorted(r[2] for r in rows)
-    return times[min(max(round(ratio * len(times)) - 1, 0), len(times) - 1)]
+    cut: datetime = times[min(max(round(ratio * len(times)) - 1, 0), len(times) - 1)]
+    return cut
 
 
 def split(rows: list[Row], how: str, ratio: float, seed: int = 42) -> tuple[list[Row], list[Row]]:
@@ -131,10 +132,10 @@ def split(rows: list[Row], how: str, ratio: float, seed: int = 42) -> tuple[list
     ``global``: rows at or before ``global_cut`` train; later rows of users who have training
     rows test (a user first seen after T is nobody's to personalise)."""
     if how == "global":
-        cut = global_cut(rows, ratio)
-        train = [r for r in rows if r[2] <= cut]
-        known = {r[0] for r in train}
-        return train, [r for r in rows if r[2] > cut and r[0] in known]
+        cut_at = global_cut(rows, ratio)
+        before = [r for r in rows if r[2] <= cut_at]
+        known = {r[0] for r in before}
+        return before, [r for r in rows if r[2] > cut_at and r[0] in known]
     by_user: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_user[row[0]].append(row)
@@ -172,7 +173,7 @@ def popularity_baseline(train: list[Row], users: set[str], k: int) -> dict[str, 
 def buy_again_baseline(train: list[Row], users: set[str], k: int) -> dict[str, list[str]]:
     """The user's own k most frequent training items (most interactions, then latest, then id):
     what a shop that only says "buy it again" would show. Users without history get none."""
-    counts: dict[str, dict[str, list]] = defaultdict(dict)
+    counts: dict[str, dict[str, list[Any]]] = defaultdict(dict)  # item → [times, latest]
     for user, item, at, *_ in train:
         if user in users:
             seen = counts[user].setdefault(item, [0, at])

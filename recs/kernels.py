@@ -11,12 +11,22 @@ machine pays for compiling.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
+
+# numba reads none of these (it types each call's arrays itself); they are for mypy and readers
+Ints = npt.NDArray[np.integer[Any]]  # CSR index arrays: int32 or int64, as scipy builds them
+Floats = npt.NDArray[np.floating[Any]]
 
 
 @njit(nogil=True, cache=True)
-def score_users(a_ptr, a_idx, a_val, seen_ptr, seen_idx, s_ptr, s_idx, s_val, first, last, cut):
+def score_users(
+    a_ptr: Ints, a_idx: Ints, a_val: Floats, seen_ptr: Ints, seen_idx: Ints,
+    s_ptr: Ints, s_idx: Ints, s_val: Floats, first: int, last: int, cut: int,
+) -> tuple[Ints, Ints, Floats, Ints, Floats]:  # fmt: skip
     """SAR scores of users ``first``..``last`` (rows of the CSR matrix ``a``: their scored items'
     affinities, indices ascending) over the CSR similarity ``s``: (user, item, score, reason
     item, the user's best score) for each user's candidates not in ``seen`` that rank at most
@@ -100,7 +110,7 @@ def score_users(a_ptr, a_idx, a_val, seen_ptr, seen_idx, s_ptr, s_idx, s_val, fi
 
 
 @njit(nogil=True, cache=True)
-def _kth_largest(values, c, k, heap):
+def _kth_largest(values: Floats, c: int, k: int, heap: Floats) -> float:
     """The k-th largest of ``values[:c]`` (c > k): a min-heap of the k largest so far, so most
     values cost one comparison (a full partition of each user's candidates cost more than
     scoring them)."""
@@ -130,11 +140,12 @@ def _kth_largest(values, c, k, heap):
             heap[pos] = heap[child]
             pos = child
         heap[pos] = v
-    return heap[0]
+    kth: float = heap[0]
+    return kth
 
 
 @njit(nogil=True, cache=True)
-def _grown(array, size):
+def _grown(array: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
     bigger = np.empty(size, array.dtype)
     bigger[: len(array)] = array
     return bigger
@@ -144,7 +155,10 @@ METRICS = ("jaccard", "lift", "cosine")
 
 
 @njit(nogil=True, cache=True)
-def item_neighbours(x_ptr, x_idx, xt_ptr, xt_idx, counts, first, last, metric, min_count, top):
+def item_neighbours(
+    x_ptr: Ints, x_idx: Ints, xt_ptr: Ints, xt_idx: Ints, counts: Ints,
+    first: int, last: int, metric: int, min_count: int, top: int,
+) -> tuple[Ints, Ints, Floats, Ints, Ints]:  # fmt: skip
     """Each of items ``first``..``last``'s ``top`` neighbours by co-occurrence similarity:
     (item, neighbour, similarity, co-occurrence, rank), from the binary user x item matrix
     ``x`` (CSR) and its transpose ``xt``; ``counts`` is each item's user count, ``metric`` an
@@ -218,7 +232,7 @@ def item_neighbours(x_ptr, x_idx, xt_ptr, xt_idx, counts, first, last, metric, m
 
 
 @njit(nogil=True, cache=True)
-def _before(s1, c1, j1, s2, c2, j2):
+def _before(s1: float, c1: int, j1: int, s2: float, c2: int, j2: int) -> bool:
     """Whether neighbour 1 ranks before neighbour 2."""
     if s1 != s2:
         return s1 > s2
@@ -228,7 +242,7 @@ def _before(s1, c1, j1, s2, c2, j2):
 
 
 @njit(nogil=True, cache=True)
-def _sift_up(hs, hc, hj, pos, s, c, j):
+def _sift_up(hs: Floats, hc: Ints, hj: Ints, pos: int, s: float, c: int, j: int) -> None:
     """Add (s, c, j) at ``pos`` to the heap whose root ranks last."""
     while pos > 0:
         parent = (pos - 1) >> 1
@@ -240,7 +254,7 @@ def _sift_up(hs, hc, hj, pos, s, c, j):
 
 
 @njit(nogil=True, cache=True)
-def _sift_down(hs, hc, hj, size, s, c, j):
+def _sift_down(hs: Floats, hc: Ints, hj: Ints, size: int, s: float, c: int, j: int) -> None:
     """Replace the root (the last ranked) with (s, c, j)."""
     pos = 0
     while True:

@@ -9,12 +9,15 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import duckdb
 import pyarrow as pa
 
 from recs.dbt_invoke import environment, failures
+
+if TYPE_CHECKING:
+    from dbt.artifacts.schemas.run import RunExecutionResult
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_TABLE = "recs_input.interaction_log"
@@ -24,7 +27,7 @@ class RetrainError(RuntimeError):
     """dbt did not build the rule sets; the message carries dbt's reasons."""
 
 
-def load_log(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple] | str) -> int:
+def load_log(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple[Any, ...]] | str) -> int:
     """Replace the interaction log with ``rows`` (user_id, item_id, interacted_at, weight[,
     event_type]; no type reads as ``interaction``) or with the result of a query text selecting
     those columns."""
@@ -52,7 +55,8 @@ def load_log(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple] | str) -> int
         con.register("log_batch", batch)
         con.execute(f"insert into {LOG_TABLE} select * from log_batch")
         con.unregister("log_batch")
-    return con.execute(f"select count(*) from {LOG_TABLE}").fetchone()[0]
+    loaded: int = con.execute(f"select count(*) from {LOG_TABLE}").fetchall()[0][0]
+    return loaded
 
 
 class Retrain(NamedTuple):
@@ -89,9 +93,10 @@ def run(
         seconds = time.perf_counter() - started
     if not result.success:
         raise RetrainError(f"dbt retrain failed: {failures(result)}")
+    built = cast("RunExecutionResult | None", result.result)  # dbt types it as any artifact
     models = {
         r.node.name: r.execution_time
-        for r in (result.result or [])
+        for r in (built or [])
         if getattr(r.node, "resource_type", None) == "model"
     }
     return Retrain(seconds, models)

@@ -201,7 +201,11 @@ def write(project_file: Path, report: dict[str, Any]) -> dict[str, Any]:
         if not line.search(text):
             raise InputError(f"{project_file}: no `  {name}:` line under vars to write to")
         rendered = json.dumps(value, separators=(", ", ": "))  # JSON is YAML's flow style
-        text = line.sub(lambda m, r=rendered: f"{m.group(1)} {r}", text, count=1)
+
+        def value_line(m: re.Match[str], r: str = rendered) -> str:
+            return f"{m.group(1)} {r}"
+
+        text = line.sub(value_line, text, count=1)
     written = project_vars_from_text(text)
     for name, value in values.items():
         if written.get(name) != value:

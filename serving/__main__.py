@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loader.errors import PersonaError
-from loader.uris import SOURCES_HELP
+from loader.settings import SOURCES_HELP
 
 
 def parser(prog: str = "python -m serving") -> argparse.ArgumentParser:

@@ -146,7 +146,8 @@ class Dialect:
         return f"{column} in (select unnest(?::varchar[]))", [ids]
 
     def rows(self, cur: Any) -> list[tuple[Any, ...]]:
-        return cur.fetchall()
+        rows: list[tuple[Any, ...]] = cur.fetchall()
+        return rows
 
     def name_of(self, identifier: str) -> str:
         return identifier
@@ -227,7 +228,7 @@ class BatchSync:
         # (serving.interventions) evaluate the rules that read batch attributes there
         self.listeners: list[Callable[[Any, SyncResult], None]] = []
 
-    def _query(self, con: Any, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def _query(self, con: Any, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         cur = con.execute(sql, params) if params is not None else con.execute(sql)
         return self.dialect.rows(cur)
 
@@ -345,7 +346,9 @@ class BatchSync:
         self._profile_columns = list(types)
         self.profile_fields = [(c, types[c]) for c in documented if c in types]
 
-    def _profiles(self, con: Any, ids: list[str], wanted: list[str], now: str) -> Iterator:
+    def _profiles(
+        self, con: Any, ids: list[str], wanted: list[str], now: str
+    ) -> Iterator[tuple[Any, dict[str, Any]]]:
         cols = [c for c in wanted if c != "user_id"]
         where, params = self.dialect.in_ids("user_id", ids)
         quoted = ", ".join(self._column(c) for c in cols)

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -94,9 +94,11 @@ class Property:
             if isinstance(part, int):
                 if not isinstance(value, list) or len(value) <= part:
                     return None
-            elif not isinstance(value, dict):
+                value = value[part]
+            elif isinstance(value, dict):
+                value = value.get(part)
+            else:
                 return None
-            value = value[part] if isinstance(part, int) else value.get(part)
             if value is None:
                 return None
         return value
@@ -126,10 +128,18 @@ class Criterion:
                 return got in want or str(got) in {str(w) for w in want}
             if op == "like":
                 return _like(str(want)).fullmatch(str(got)) is not None
-            a, b = (float(got), float(want)) if _numeric(want) else (str(got), str(want))
-            return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+            if _numeric(want):
+                return _compare(op, float(got), float(want))
+            return _compare(op, str(got), str(want))
         except (TypeError, ValueError):
             return False
+
+
+_Ordered = TypeVar("_Ordered", float, str)
+
+
+def _compare(op: str, a: _Ordered, b: _Ordered) -> bool:
+    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
 
 
 def _numeric(value: Any) -> bool:
@@ -193,7 +203,7 @@ class Group:
     name: str
     version: int
     key: str  # the id column: domain_userid, domain_sessionid, user_id, network_userid
-    key_name: str  # the attribute key's name as published (e.g. "user" for the old keys)
+    key_name: str | None  # the attribute key's name as published (e.g. "user" for the old keys)
     attributes: tuple[StreamAttribute, ...] = ()
     fields: tuple[tuple[str, str], ...] = ()  # batch: (name, type)
     batch: str | None = None  # the batch source (serving.batch) for a batch group
@@ -362,15 +372,15 @@ def key_value(event: Mapping[str, Any], key: str) -> Any:
     return event.get(key)
 
 
-def _key(spec: Any, where: str) -> tuple[str, str]:
-    """(id column, key name as published)."""
+def _key(spec: Any, where: str) -> tuple[str, str | None]:
+    """(id column, key name as published: Signals' AttributeKey may have none)."""
     if isinstance(spec, str):
         spec = {"name": spec}
     if not isinstance(spec, Mapping):
         raise _fail(where, f"attribute_key must be an object with a name, got {spec!r}")
     name = spec.get("name")
     column = spec.get("key") or name
-    if column not in KEYS:
+    if not isinstance(column, str) or column not in KEYS:
         raise _fail(
             where, f"attribute_key {name!r}: Persona keys groups by one of {', '.join(KEYS)}"
         )

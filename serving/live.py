@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 
@@ -47,6 +47,9 @@ from serving.replica import share_definitions
 from serving.service import Api, new_registry
 from serving.snapshot import MAX_SHARE, Snapshot
 from serving.stores import open_store
+
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest
 
 log = logging.getLogger("persona.serving.live")
 
@@ -229,7 +232,8 @@ class Refresher(Freshness):
                 parsed = dbtRunner().invoke(["parse", *self._common()])
                 if not parsed.success:
                     raise RuntimeError(f"dbt parse failed: {failures(parsed)}")
-                self.runner = dbtRunner(manifest=parsed.result, callbacks=[self.recorder])
+                manifest = cast("Manifest", parsed.result)  # dbt types result as any artifact
+                self.runner = dbtRunner(manifest=manifest, callbacks=[self.recorder])
             tests = ["--exclude-resource-type", "test", "unit_test"]
             if self.views_built:  # the realtime selector, less the views and seeds built once
                 select = ["--select", "fqn:*", "--exclude", "tag:retrain",

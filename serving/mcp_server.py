@@ -210,7 +210,7 @@ def segment_rules() -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in (doc.get("vars") or {}).get("segments") or []}
 
 
-_OPS = {
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
     "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,

@@ -60,7 +60,7 @@ class Replica:
         registry = new_registry(None)
         if doc and doc.get("profile_fields"):
             fields = [tuple(f) for f in doc["profile_fields"]]
-            registry.add_builtin(builtin_groups(fields)[:1])  # type: ignore[arg-type]
+            registry.add_builtin(builtin_groups(fields)[:1])
         if doc:
             registry.load(doc.get("attribute_groups", []), doc.get("services", []),
                           source="the live process's definitions")  # fmt: skip

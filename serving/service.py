@@ -222,7 +222,7 @@ class Registry:
             for callback in self.changed:
                 callback()
 
-    def _persist(self, kind: str, spec: Any, same: Callable[[dict], bool]) -> None:
+    def _persist(self, kind: str, spec: Any, same: Callable[[dict[str, Any]], bool]) -> None:
         kept = [s for s in self.published[kind] if not same(s)]
         self.published[kind] = [*kept, dict(spec)]
         if self.path is not None:
@@ -238,7 +238,9 @@ class Registry:
 def group_response(group: Group) -> dict[str, Any]:
     """A group as Signals' registry answers (``AttributeGroupResponse``)."""
     raw = {k: v for k, v in group.raw.items() if v is not None}
-    key = raw.get("attribute_key") if isinstance(raw.get("attribute_key"), dict) else {}
+    key = raw.get("attribute_key")
+    if not isinstance(key, dict):
+        key = {}
     return {
         **raw,
         "version": group.version,
@@ -307,7 +309,9 @@ class Api:
         full = bool(request.get("full_attribute_names"))
         if request.get("service") is not None:
             service = self.registry.service(str(request["service"]))
-            wanted = [(self.registry.group(n, v), None) for n, v in service.groups]
+            wanted: list[tuple[Group, list[str] | None]] = [
+                (self.registry.group(n, v), None) for n, v in service.groups
+            ]
         elif request.get("attributes") is not None:
             names = request["attributes"]
             if not isinstance(names, list) or not names:
@@ -550,7 +554,9 @@ class Api:
                 **self.refresh_status()}  # fmt: skip
 
 
-def _purchases(synced: Mapping[str, list] | None, now: float) -> dict[str, tuple]:
+def _purchases(
+    synced: Mapping[str, list[float]] | None, now: float
+) -> dict[str, tuple[int, float, float]]:
     """The synced purchases ({item: [times, first, latest] in epoch seconds}) as the udfs
     core's ``Purchase``: days since the first and the latest purchase are counted to now, so an
     item becomes due live as time passes, not only at the next retrain."""

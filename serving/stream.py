@@ -52,9 +52,8 @@ def stream_key(group: Group, identifier: str) -> str:
 
 def epoch(value: Any) -> float:
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.timestamp()
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.timestamp()
     if isinstance(value, int | float):
         return float(value)
     return time.time()
@@ -297,7 +296,9 @@ class StreamEngine:
         with self._lock:
             self.groups = {g.full_name: g for g in groups if g.is_stream}
 
-    def add_group(self, group: Group, history: Callable[[Group], Iterable[Mapping[str, Any]]]):
+    def add_group(
+        self, group: Group, history: Callable[[Group], Iterable[Mapping[str, Any]]]
+    ) -> None:
         """Start computing ``group`` (new, or a new definition of a published one): its state is
         rebuilt from ``history(group)`` (the warehouse's recent events) and the events
         observed but not yet committed, then it follows the live stream."""

@@ -18,6 +18,7 @@ import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from loader.sources.synthetic.catalog import Product, catalog
 from loader.sources.synthetic.tables import (
@@ -76,7 +77,7 @@ class Visits:
         return events, said
 
     def _event(self, visitor: Visitor, session: str, e: str, path: str,
-               entities: Sequence[dict] = ()) -> dict[str, str]:  # fmt: skip
+               entities: Sequence[dict[str, Any]] = ()) -> dict[str, str]:  # fmt: skip
         now = str(time.time_ns() // 1_000_000)
         page = {"schema": WEB_PAGE_SCHEMA, "data": {"id": str(uuid.uuid4())}}
         event = {"e": e, "eid": str(uuid.uuid4()), "dtm": now, "stm": now, "p": "web",
@@ -90,7 +91,7 @@ class Visits:
 
     def _action(self, visitor: Visitor, session: str, kind: str, products: Sequence[Product],
                 order: bool = False) -> dict[str, str]:  # fmt: skip
-        entities: list[dict] = [
+        entities: list[dict[str, Any]] = [
             {"schema": PRODUCT_SCHEMA, "data": {"id": p.id, "name": p.name,
                                                 "category": p.category, "price": p.price,
                                                 "currency": CURRENCY, "quantity": 1}}

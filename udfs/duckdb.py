@@ -17,11 +17,16 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+from duckdb.func import FunctionNullHandling
 
 from udfs.core import DEFAULT_PARAMS as BLEND
 from udfs.core import RuleSet, Scored, recommend_explained
+
+if TYPE_CHECKING:
+    from _duckdb._typing import IntoPyType  # the stubs' name for a parameter type
 
 FUNCTION = "persona_recommend"
 WITH_PURCHASES = "persona_recommend_with_purchases"
@@ -50,7 +55,7 @@ def load_rule_set(con: duckdb.DuckDBPyConnection, schema: str = "derived",
     if len(versions) != 1:
         raise LookupError(f"expected one served rule-set version in {schema}, found {versions}")
     version = versions.pop()
-    repurchase: list = []
+    repurchase: list[tuple[Any, ...]] = []
     params: dict[str, float] = {}
     with contextlib.suppress(duckdb.CatalogException):  # a warehouse built before buy-again
         repurchase = con.execute(
@@ -76,10 +81,14 @@ def _rows(top: list[Scored]) -> list[dict[str, object]]:
     ]
 
 
-def _replace(con: duckdb.DuckDBPyConnection, name: str, fn: Callable, args: list) -> None:
+def _replace(con: duckdb.DuckDBPyConnection, name: str,
+             fn: Callable[..., list[dict[str, object]]],
+             args: list[IntoPyType]) -> None:  # fmt: skip
     with contextlib.suppress(duckdb.InvalidInputException):  # not registered yet
         con.remove_function(name)
-    con.create_function(name, fn, args, RESULT, null_handling="special", side_effects=False)
+    con.create_function(
+        name, fn, args, RESULT, null_handling=FunctionNullHandling.SPECIAL, side_effects=False
+    )
 
 
 def register(

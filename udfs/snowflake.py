@@ -33,6 +33,7 @@ from udfs.core import RuleSet
 
 if TYPE_CHECKING:
     from snowflake.snowpark import Session
+    from snowflake.snowpark.types import DataType
     from snowflake.snowpark.udf import UserDefinedFunction
 
 FUNCTION = "persona_recommend"
@@ -59,7 +60,8 @@ def session_from_env() -> Session:
     }
     if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"):
         config["private_key_file_pwd"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"]
-    return Session.builder.configs(config).create()
+    session: Session = Session.builder.configs(config).create()
+    return session
 
 
 def load_rule_set(session: Session, schema: str = "derived") -> RuleSet:
@@ -126,8 +128,9 @@ def make_handler(rule_file: str = RULE_FILE, *, with_purchases: bool = False) ->
     ``with_purchases``: the 8-argument form (purchases before k)."""
     loaded: dict[str, RuleSet] = {}
 
-    def score(session_items: list, affinity_items: list, affinity_weights: list, k: Any,
-              purchases: dict[str, core.Purchase] | None = None) -> list:  # fmt: skip
+    def score(session_items: list[Any], affinity_items: list[Any], affinity_weights: list[Any],
+              k: Any, purchases: dict[str, core.Purchase] | None = None,
+              ) -> list[dict[str, object]]:  # fmt: skip
         import sys
 
         rules = loaded.get("rules")
@@ -147,17 +150,20 @@ def make_handler(rule_file: str = RULE_FILE, *, with_purchases: bool = False) ->
         return [{"product_id": s.item, "score": s.score, "reason": s.reason,
                  "reason_detail": s.detail} for s in top]  # fmt: skip
 
-    # Snowpark reads these hints (a NULL argument arrives as None all the same)
+    # Snowpark reads these hints (a NULL argument arrives as None all the same), so they stay
+    # the bare `list` it maps to ARRAY (it has no mapping for list[Any]'s Any): mypy is told
     def persona_recommend(
-        session_items: list, affinity_items: list, affinity_weights: list, k: int
-    ) -> list:
+        session_items: list, affinity_items: list, affinity_weights: list,  # type: ignore[type-arg]
+        k: int,
+    ) -> list:  # type: ignore[type-arg]  # fmt: skip
         return score(session_items, affinity_items, affinity_weights, k)
 
     def persona_recommend_with_purchases(
-        session_items: list, affinity_items: list, affinity_weights: list,
-        purchase_items: list, purchase_counts: list, first_days_ago: list, last_days_ago: list,
+        session_items: list, affinity_items: list, affinity_weights: list,  # type: ignore[type-arg]
+        purchase_items: list, purchase_counts: list,  # type: ignore[type-arg]
+        first_days_ago: list, last_days_ago: list,  # type: ignore[type-arg]
         k: int,
-    ) -> list:  # fmt: skip
+    ) -> list:  # type: ignore[type-arg]  # fmt: skip
         purchases = {
             str(i): (int(n), float(f), float(la))
             for i, n, f, la in zip(purchase_items or (), purchase_counts or (),
@@ -188,13 +194,15 @@ def deploy(
     # the warehouse has no `udfs` package: ship the core's code inside the pickled function
     cloudpickle.register_pickle_by_value(core)
     texts, numbers = ArrayType(StringType()), ArrayType(FloatType())
-    common = {"return_type": ArrayType(), "imports": [rule_path], "is_permanent": permanent,
-              "stage_location": f"@{stage}" if permanent else None, "replace": True}  # fmt: skip
-    session.udf.register(
-        make_handler(with_purchases=True), name=f"{name}_with_purchases",
-        input_types=[texts, texts, numbers, texts, ArrayType(IntegerType()), numbers, numbers,
-                     IntegerType()], **common,
-    )  # fmt: skip
-    return session.udf.register(
-        make_handler(), name=name, input_types=[texts, texts, numbers, IntegerType()], **common
-    )
+
+    def register(handler: Any, udf_name: str, input_types: list[DataType]) -> UserDefinedFunction:
+        return session.udf.register(
+            handler, name=udf_name, input_types=input_types, return_type=ArrayType(),
+            imports=[rule_path], is_permanent=permanent,
+            stage_location=f"@{stage}" if permanent else None, replace=True,
+        )  # fmt: skip
+
+    register(make_handler(with_purchases=True), f"{name}_with_purchases",
+             [texts, texts, numbers, texts, ArrayType(IntegerType()), numbers, numbers,
+              IntegerType()])  # fmt: skip
+    return register(make_handler(), name, [texts, texts, numbers, IntegerType()])

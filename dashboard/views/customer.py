@@ -126,8 +126,11 @@ REASONS = {
 
 
 def _find(source: ui.Source, text: str) -> list[str]:
-    found = ui.query(source, EXACT, [text, text])["user_id"].tolist()
-    return found or ui.query(source, PREFIX, [text, text])["user_id"].tolist()
+    found: list[str] = ui.query(source, EXACT, [text, text])["user_id"].tolist()
+    if found:
+        return found
+    by_prefix: list[str] = ui.query(source, PREFIX, [text, text])["user_id"].tolist()
+    return by_prefix
 
 
 def _profile(profile: pd.Series, segments: pd.DataFrame) -> None:

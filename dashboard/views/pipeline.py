@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -80,6 +82,9 @@ order by error_type, failed_at desc
 """
 
 
+# a metric shown: label, key, format, what it means
+Metric = tuple[str, str, Callable[[Any], str], str | None]
+
 # what the Pipeline page shows of the collector's /metrics (loader/metrics.py): label, series,
 # format, what it means
 COLLECTOR = (
@@ -121,7 +126,7 @@ API = (
 )  # fmt: skip
 
 
-def _metrics(reading: live.Reading, rows: tuple, prefix: str = "") -> None:
+def _metrics(reading: live.Reading, rows: tuple[Metric, ...], prefix: str = "") -> None:
     assert reading.values is not None
     cols = st.columns(len(rows))
     for col, (label, key, fmt, help_text) in zip(cols, rows, strict=True):

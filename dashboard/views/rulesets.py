@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -44,7 +45,7 @@ def _reports_dir() -> str:
     return os.environ.get("PERSONA_DASHBOARD_REPORTS") or str(warehouse_path().parent)
 
 
-def _report(name: str) -> tuple[str, dict | None]:
+def _report(name: str) -> tuple[str, dict[str, Any] | None]:
     path = os.path.join(_reports_dir(), name)
     try:
         with open(path) as f:

@@ -251,8 +251,8 @@ with ui.guard("Traffic and funnels"):
         (bars + text).properties(height=180),
     )
     drop = steps.iloc[1:].copy()
-    cols = st.columns(len(drop))
-    for col, (_, row) in zip(cols, drop.iterrows(), strict=True):
+    drop_cols = st.columns(len(drop))
+    for col, (_, row) in zip(drop_cols, drop.iterrows(), strict=True):
         lost = 1 - row["of the step before"] if pd.notna(row["of the step before"]) else None
         col.metric(
             f"Drop-off before “{row['step']}”",

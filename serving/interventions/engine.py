@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -42,6 +42,9 @@ from serving.interventions.outbox import Delivery, Fire, Outbox, utcnow
 from serving.interventions.rules import CHANGES, Leaf, Rule, compile_rule, evaluate, leaves
 from serving.interventions.sse import Hub
 from serving.interventions.webhooks import Deliverer
+
+if TYPE_CHECKING:
+    from serving.service import Registry
 
 log = logging.getLogger("persona.serving.interventions")
 
@@ -57,8 +60,8 @@ class RuleRegistry:
     JSON, so they survive a restart). Compiled against the attribute registry before anything
     changes; ``listeners`` hear of every change."""
 
-    def __init__(self, attributes: Any, path: Path | None = None) -> None:
-        self.attributes = attributes  # serving.service.Registry
+    def __init__(self, attributes: Registry, path: Path | None = None) -> None:
+        self.attributes = attributes
         self.path = path
         self.specs: dict[tuple[str, int], dict[str, Any]] = {}
         self.rules: dict[tuple[str, int], Rule] = {}
@@ -153,7 +156,7 @@ class Interventions:
         self.index: dict[str, tuple[str, list[Rule]]] = {}  # group → (its key, rules)
         self.fired = outbox.fired_state()
         self.identities: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
-        self.previous: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+        self.previous: OrderedDict[tuple[str, str, str | None], Any] = OrderedDict()
         self._attributes: dict[tuple[str, str], tuple[Group, Any]] = {}  # → (group, attribute)
         self.evaluations = 0
         self.fires = 0
@@ -296,7 +299,8 @@ class Interventions:
             device, _, user, _ = ident
             got = self.store.get(device_key(device)) if device else None
             cache["user"] = orjson.loads(got) if got else (user or device)
-        return cache["user"]
+        stitched: str | None = cache["user"]
+        return stitched
 
     def _remember(self, user: str, ident: tuple[Any, ...]) -> None:
         self.identities[user] = ident

@@ -133,7 +133,7 @@ class Outbox:
         with self._lock:
             self.con.execute(_DDL)
             rows = self.con.execute(f"select coalesce(max(seq), 0) from {SCHEMA}.fired")
-            self.last_seq = rows.fetchall()[0][0]
+            self.last_seq: int = rows.fetchall()[0][0]
 
     def next_seq(self) -> int:
         self.last_seq += 1

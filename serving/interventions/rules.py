@@ -147,9 +147,9 @@ def _leaf(spec: Mapping[str, Any], lookup: GroupLookup, where: str) -> Leaf:
         raise _fail(where, f"{op!r} needs a single value, got {value!r}")
     elif op in ("like", "not like", "rlike", "not rlike") and not isinstance(value, str):
         raise _fail(where, f"{op!r} needs a string pattern, got {value!r}")
-    if op in ("like", "not like"):
+    if op in ("like", "not like") and isinstance(value, str):  # str: checked above
         pattern = _like(value)
-    elif op in ("rlike", "not rlike"):
+    elif op in ("rlike", "not rlike") and isinstance(value, str):
         try:
             pattern = re.compile(value)
         except re.error as exc:
@@ -210,10 +210,12 @@ def compile_rule(spec: Any, lookup: GroupLookup) -> Rule:
     else:
         if not isinstance(targets_spec, list) or not targets_spec:
             raise _fail(where, "target_attribute_keys must be a non-empty list of {name}")
-        names = [t.get("name") if isinstance(t, Mapping) else t for t in targets_spec]
-        for n in names:
-            if n not in KEYS:
+        names: list[str] = []
+        for t in targets_spec:
+            n = t.get("name") if isinstance(t, Mapping) else t
+            if not isinstance(n, str) or n not in KEYS:
                 raise _fail(where, f"target attribute key {n!r} is not one of {', '.join(KEYS)}")
+            names.append(n)
         targets = tuple(dict.fromkeys(names))
     payload = []
     for i, link in enumerate(spec.get("payload_attribute_groups") or []):

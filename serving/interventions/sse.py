@@ -118,16 +118,16 @@ class Hub:
                 yield _frame(item)
             while True:
                 try:
-                    item = await asyncio.wait_for(sub.queue.get(), keepalive)
+                    queued = await asyncio.wait_for(sub.queue.get(), keepalive)
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue
-                if item is None:
+                if queued is None:
                     return
-                if item.seq in sent:
+                if queued.seq in sent:
                     continue
-                sent.add(item.seq)
-                yield _frame(item)
+                sent.add(queued.seq)
+                yield _frame(queued)
         finally:
             self.unsubscribe(sub)
 

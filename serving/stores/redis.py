@@ -34,12 +34,14 @@ class RedisStore:
         return cls(client)
 
     def get(self, key: str) -> bytes | None:
-        return self.client.get(self.prefix + key)
+        got: bytes | None = self.client.get(self.prefix + key)
+        return got
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return self.client.mget([self.prefix + k for k in keys])
+        got: list[bytes | None] = self.client.mget([self.prefix + k for k in keys])
+        return got
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
         if items:
@@ -67,7 +69,8 @@ class RedisStore:
             pipe.execute()
 
     def get_list(self, key: str) -> list[bytes]:
-        return self.client.lrange(self.prefix + key, 0, -1)
+        got: list[bytes] = self.client.lrange(self.prefix + key, 0, -1)
+        return got
 
     def forget(self, identifiers: Iterable[str]) -> int:
         """SCAN for ``<prefix>*:<id>`` per id (the id glob-escaped: a value, not a pattern)."""
