@@ -64,9 +64,10 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _console(handler: logging.Handler) -> bool:
-    """Whether ``handler`` prints to a terminal: this module's, or a plain StreamHandler (what
-    ``logging.basicConfig()`` adds, as some libraries do at import); what ``configure``
-    replaces. Subclasses (files, a test's log capture) are not."""
+    """Whether ``configure`` replaces ``handler``: this module's, or a plain StreamHandler (to
+    any stream: what ``logging.basicConfig()`` adds, as some libraries do at import).
+    Subclasses (files, a test's log capture) stay, and get lines unredacted: redaction is
+    this module's formatters'."""
     return isinstance(handler, StderrHandler) or type(handler) is logging.StreamHandler
 
 

@@ -4,14 +4,15 @@ dbt-duckdb runs Python models in the dbt process, so on DuckDB `models/recommend
 import these; they never run inside a warehouse (Snowflake runs the same rules in SQL).
 Compiled because the work is users x items x neighbours multiply-adds with a running best
 per pair: one pass here, where numpy needed a sparse product plus ten passes of masks and
-gathers over every (user, item, neighbour) triple (BENCHMARKS.md, the 10M retrain). `cache`
-keeps the machine code beside this file (or in the user's cache), so only the first run on a
-machine pays for compiling.
+gathers over every (user, item, neighbour) triple (BENCHMARKS.md, the 10M retrain). The machine
+code is cached beside this file (or in the user's cache, or `NUMBA_CACHE_DIR`), so only the
+first run on a machine pays for compiling; where none of those is writable, each run compiles.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -20,9 +21,20 @@ from numba import njit
 # numba reads none of these (it types each call's arrays itself); they are for mypy and readers
 Ints = npt.NDArray[np.integer[Any]]  # CSR index arrays: int32 or int64, as scipy builds them
 Floats = npt.NDArray[np.floating[Any]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@njit(nogil=True, cache=True)
+def compiled(function: F) -> F:
+    """``function`` compiled without the GIL (callers run blocks on threads), its machine code
+    cached; compiled on each run instead where numba finds nowhere to write the cache (a
+    read-only install, no home directory), which it reports by raising at decoration."""
+    try:
+        return cast(F, njit(nogil=True, cache=True)(function))  # a Dispatcher calls as F
+    except RuntimeError:
+        return cast(F, njit(nogil=True)(function))
+
+
+@compiled
 def score_users(
     a_ptr: Ints, a_idx: Ints, a_val: Floats, seen_ptr: Ints, seen_idx: Ints,
     s_ptr: Ints, s_idx: Ints, s_val: Floats, first: int, last: int, cut: int,
@@ -35,11 +47,14 @@ def score_users(
     The rules of user_recommendations.sql's SQL: a candidate is any item a neighbour list of the
     user's items reaches (its score may be 0); the best score is taken before seen items go;
     the reason is the item whose part (affinity x similarity) is largest, the smallest on a tie
-    (rows are visited in ascending order, so the first largest wins). Sums are added in the
+    (rows are visited in ascending order, so the first largest wins; the SQL's arg_max leaves
+    a tie to the engine). Sums are added in the
     order of scipy's sparse product: the user's items, then each one's neighbours, as stored.
     ``nogil``: callers run blocks of users on threads.
     """
     n = len(s_ptr) - 1
+    if cut < 1:
+        last = first  # nothing ranks at most 0
     # per item, for the current user: whose it is (a user stamp), sum, best part, reason;
     # one row per item keeps an update to one cache line
     state = np.full((n, 4), -1.0)
@@ -109,7 +124,7 @@ def score_users(
     return users[:m], items[:m], scores[:m], reasons[:m], tops[:m]
 
 
-@njit(nogil=True, cache=True)
+@compiled
 def _kth_largest(values: Floats, c: int, k: int, heap: Floats) -> float:
     """The k-th largest of ``values[:c]`` (c > k): a min-heap of the k largest so far, so most
     values cost one comparison (a full partition of each user's candidates cost more than
@@ -144,7 +159,7 @@ def _kth_largest(values: Floats, c: int, k: int, heap: Floats) -> float:
     return kth
 
 
-@njit(nogil=True, cache=True)
+@compiled
 def _grown(array: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
     bigger = np.empty(size, array.dtype)
     bigger[: len(array)] = array
@@ -154,7 +169,7 @@ def _grown(array: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
 METRICS = ("jaccard", "lift", "cosine")
 
 
-@njit(nogil=True, cache=True)
+@compiled
 def item_neighbours(
     x_ptr: Ints, x_idx: Ints, xt_ptr: Ints, xt_idx: Ints, counts: Ints,
     first: int, last: int, metric: int, min_count: int, top: int,
@@ -231,7 +246,7 @@ def item_neighbours(
     return items[:m], neighbours[:m], similarity[:m], cooccurrence[:m], rank[:m]
 
 
-@njit(nogil=True, cache=True)
+@compiled
 def _before(s1: float, c1: int, j1: int, s2: float, c2: int, j2: int) -> bool:
     """Whether neighbour 1 ranks before neighbour 2."""
     if s1 != s2:
@@ -241,7 +256,7 @@ def _before(s1: float, c1: int, j1: int, s2: float, c2: int, j2: int) -> bool:
     return j1 < j2
 
 
-@njit(nogil=True, cache=True)
+@compiled
 def _sift_up(hs: Floats, hc: Ints, hj: Ints, pos: int, s: float, c: int, j: int) -> None:
     """Add (s, c, j) at ``pos`` to the heap whose root ranks last."""
     while pos > 0:
@@ -253,7 +268,7 @@ def _sift_up(hs: Floats, hc: Ints, hj: Ints, pos: int, s: float, c: int, j: int)
     hs[pos], hc[pos], hj[pos] = s, c, j
 
 
-@njit(nogil=True, cache=True)
+@compiled
 def _sift_down(hs: Floats, hc: Ints, hj: Ints, size: int, s: float, c: int, j: int) -> None:
     """Replace the root (the last ranked) with (s, c, j)."""
     pos = 0

@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 from scipy import sparse
 
-from recs.kernels import METRICS, item_neighbours
-
-BLOCKS_PER_CORE = 16  # to even out the cores; each block allocates a catalog-long scratch
+# blocks per core, to even out the cores; at least CATALOG_SHARE of the catalog per block, so
+# that each block's catalog-long scratch stays small beside its work
+BLOCKS_PER_CORE, CATALOG_SHARE = 16, 1 / 64
 
 ROWS = """
 with items as (
@@ -52,7 +52,11 @@ def model(dbt, session):
         ]
     )
     metric = dbt.config.get("similarity")
-    if dbt.config.get("compute") != "python" or metric not in METRICS:
+    if dbt.config.get("compute") != "python":
+        return schema.empty_table()
+    from recs.kernels import METRICS, item_neighbours  # numba: loaded only when this path runs
+
+    if metric not in METRICS:  # ease: item_weights_ease
         return schema.empty_table()
     interactions = dbt.ref("interactions")
     item_ids = interactions.query(
@@ -77,7 +81,7 @@ def model(dbt, session):
         xt.indptr.astype(np.int64), xt.indices.astype(np.int64), counts,
     )  # fmt: skip
     workers = os.cpu_count() or 1
-    per_block = max(1, -(-n // (BLOCKS_PER_CORE * workers)))
+    per_block = max(1, -(-n // (BLOCKS_PER_CORE * workers)), int(n * CATALOG_SHARE))
 
     def block(first):
         last = min(first + per_block, n)

@@ -21,7 +21,7 @@
     that version's personal items, in the same order, their similarity scores rescaled to the
     new window's end; only their popular items are chosen again (a list of K personal items
     has none: it is copied whole).
-    Cost: similar items are scored by user_similar_items (numpy, on DuckDB; users ×
+    Cost: similar items are scored by user_similar_items (compiled, on DuckDB; users ×
     recs_max_items_per_user × recs_neighbours multiply-adds, cut to 4K per user) or, on
     Snowflake and with `recs_compute: sql`, by the same rules in SQL (that many candidate rows
     aggregated); then at most 4K + buy-again + 2 × recs_popular_items rows per user. -#}
@@ -42,7 +42,7 @@
 {%- set audiences = none if from_log else audiences_model -%}
 {%- set users_model = ref('users') -%}
 {%- set product_events_model = ref('product_events') -%}
-{#- similar items scored in numpy on DuckDB (recs_compute: python), else in SQL (Snowflake) -#}
+{#- similar items scored in Python on DuckDB (recs_compute: python), else in SQL (Snowflake) -#}
 {%- set item_similarity_model = ref('item_similarity') -%}
 {%- set similar_python = ref('user_similar_items') if target.type == 'duckdb' else none -%}
 {%- set similar_model = similar_python if var('recs_compute') == 'python' else none -%}
@@ -216,7 +216,7 @@ product_categories as (
 
 {%- if similar_model is not none %}
 
-{# scored in numpy by the Python model (the same rules as the SQL below) #}
+{# scored by the Python model (the same rules as the SQL below) #}
 similar_items as (
 
     select

@@ -12,7 +12,8 @@ as the SQL in user_recommendations.sql:
   scored;
 - each user keeps the top 4 x `recs_top_k` by score (all of those tied at the cut), which is
   all the blend can use; `max_score` is the user's best score before seen items go (the blend
-  divides by it); `reason_detail` is the item that contributed most (ties: the smallest id).
+  divides by it); `reason_detail` is the item that contributed most (ties: the smallest
+  id; the SQL path's arg_max leaves a tie to the engine).
 
 Cost: users x items x neighbours multiply-adds, each into one row of a per-thread scratch as
 long as the catalog; each user's candidates are cut with a heap of 4 x `recs_top_k`. Blocks
@@ -26,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 
-from recs.kernels import score_users
-
-BLOCKS_PER_CORE = 16  # to even out the cores; each block allocates a catalog-long scratch
+# blocks per core, to even out the cores; at least CATALOG_SHARE of the catalog's size in users
+# per block, so that each block's catalog-long scratch stays small beside its work
+BLOCKS_PER_CORE, CATALOG_SHARE = 16, 1 / 64
 
 ITEMS = "select distinct product_id from interactions order by product_id"
 
@@ -64,6 +65,7 @@ with items as (
     select product_id, row_number() over (order by product_id) - 1 as item
     from (select distinct product_id from interactions)
 )
+-- neighbours outside this window's items reach nobody: item_similarity is built from them
 select a.item as i, b.item as j, s.similarity
 from item_similarity as s
 inner join items as a on s.product_id = a.product_id
@@ -75,6 +77,8 @@ order by i, j
 
 def _csr(rows, cols, n_rows):
     """The CSR pointers and column indices of (row, col) pairs sorted by row."""
+    if len(rows) and (np.diff(rows) < 0).any():
+        raise ValueError("user_similar_items: the rows of a CSR matrix must come sorted")
     pointers = np.zeros(n_rows + 1, np.int64)
     np.cumsum(np.bincount(np.asarray(rows, np.int64), minlength=n_rows), out=pointers[1:])
     return pointers, np.asarray(cols, np.int64)
@@ -93,6 +97,8 @@ def model(dbt, session):
     )
     if dbt.config.get("compute") != "python":
         return schema.empty_table()
+    from recs.kernels import score_users  # numba: loaded only when this path runs
+
     min_history = int(dbt.config.get("min_history_items"))
     max_items = int(dbt.config.get("max_items_per_user"))
     cut = 4 * int(dbt.config.get("top_k"))
@@ -129,7 +135,7 @@ def model(dbt, session):
         np.asarray(pairs["similarity"], np.float64),
     )
     workers = os.cpu_count() or 1
-    per_block = max(1, -(-n_users // (BLOCKS_PER_CORE * workers)))
+    per_block = max(1, -(-n_users // (BLOCKS_PER_CORE * workers)), int(n * CATALOG_SHARE))
 
     def block(first):
         return score_users(*arrays, first, min(first + per_block, n_users), cut)

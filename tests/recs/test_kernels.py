@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from recs.kernels import METRICS, item_neighbours, score_users
+from recs.kernels import METRICS, compiled, item_neighbours, score_users
 
 ITEMS = 12
 
@@ -127,3 +127,22 @@ def test_neighbours_follow_the_rules_in_any_blocks(baskets, metric, min_count, t
                                 METRICS.index(metric), min_count, top)  # fmt: skip
         got += list(zip(*(p.tolist() for p in parts), strict=True))
     assert got == plain_neighbours(baskets, metric, min_count, top)
+
+
+def test_a_user_with_more_ties_than_the_output_holds_keeps_them_all() -> None:
+    # 39 candidates tied at a cut of 1: more rows than the output's first allocation (16)
+    n = 40
+    ptr = lambda *p: np.array(p, dtype=np.int64)  # noqa: E731
+    a = (ptr(0, 1), ptr(0), np.ones(1))
+    seen = (ptr(0, 0), ptr())
+    s = (ptr(0, n - 1, *[n - 1] * (n - 1)), np.arange(1, n, dtype=np.int64), np.ones(n - 1))
+    users, items, scores, reasons, _ = score_users(*a, *seen, *s, 0, 1, 1)
+    assert sorted(items.tolist()) == list(range(1, n)) and set(reasons.tolist()) == {0}
+    assert users.tolist() == [0] * (n - 1) and scores.tolist() == [1.0] * (n - 1)
+    assert len(score_users(*a, *seen, *s, 0, 1, 0)[0]) == 0  # a cut of 0 keeps nothing
+
+
+def test_without_a_place_for_the_cache_each_run_compiles() -> None:
+    namespace: dict = {}
+    exec("def plus_one(x):\n    return x + 1", namespace)  # no file: numba can cache nothing
+    assert compiled(namespace["plus_one"])(41) == 42

@@ -1,4 +1,4 @@
-"""The rule set computed with scipy/numpy (``item_neighbours``, ``user_similar_items``: the
+"""The rule set computed in Python (``item_neighbours``, ``user_similar_items``: the
 DuckDB default) is the one the same rules give in SQL (``recs_compute: sql``, what Snowflake
 runs): same neighbours in the same order, same items, ranks, reasons, details and scores, on a
 generated log with heavy users, repeat purchases and views (which go) mixed."""
