@@ -10,7 +10,7 @@
 {%- if metric not in ('jaccard', 'lift', 'cosine', 'ease') -%}
     {{ exceptions.raise_compiler_error("recs_similarity must be jaccard, lift, cosine or ease, not " ~ metric) }}
 {%- endif -%}
-{#- on DuckDB the co-occurrence pairs are counted by a compiled loop (item_neighbours), else in SQL -#}
+{#- on DuckDB the co-occurrence pairs are counted in a compiled loop (item_neighbours) -#}
 {%- set neighbours_python = ref('item_neighbours') if target.type == 'duckdb' else none -%}
 {%- if metric == 'ease' or (neighbours_python is not none and var('recs_compute') == 'python') %}
 {#- computed in Python: EASE's weights learned in closed form (item_weights_ease), else the
