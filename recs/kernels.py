@@ -11,7 +11,9 @@ first run on a machine pays for compiling; where none of those is writable, each
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -34,6 +36,24 @@ def compiled(function: F) -> F:
         return cast(F, njit(nogil=True)(function))
 
 
+# blocks per core, to even out the cores; each at least CATALOG_SHARE of the catalog's size, so
+# that a block's catalog-long scratch stays small beside its work
+BLOCKS_PER_CORE, CATALOG_SHARE = 16, 1 / 64
+
+
+def in_blocks(
+    loop: Callable[[int, int], tuple[npt.NDArray[Any], ...]], total: int, catalog: int
+) -> tuple[npt.NDArray[Any], ...]:
+    """``loop(first, last)`` over rows 0..``total`` (> 0) in blocks run on every core (the loops
+    let go of the GIL, as SQL would use the cores), the blocks' arrays joined in order."""
+    workers = os.cpu_count() or 1
+    per_block = max(1, -(-total // (BLOCKS_PER_CORE * workers)), int(catalog * CATALOG_SHARE))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(lambda first: loop(first, min(first + per_block, total)),
+                              range(0, total, per_block)))  # fmt: skip
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+
+
 @compiled
 def score_users(
     a_ptr: Ints, a_idx: Ints, a_val: Floats, seen_ptr: Ints, seen_idx: Ints,
@@ -48,8 +68,8 @@ def score_users(
     user's items reaches (its score may be 0); the best score is taken before seen items go;
     the reason is the item whose part (affinity x similarity) is largest, the smallest on a tie
     (rows are visited in ascending order, so the first largest wins; the SQL's arg_max leaves
-    a tie to the engine). Sums are added in the
-    order of scipy's sparse product: the user's items, then each one's neighbours, as stored.
+    a tie to the engine). Sums are added in the order of scipy's sparse product: the user's
+    items, then each one's neighbours, as stored.
     ``nogil``: callers run blocks of users on threads.
     """
     n = len(s_ptr) - 1
@@ -171,7 +191,7 @@ METRICS = ("jaccard", "lift", "cosine")
 
 @compiled
 def item_neighbours(
-    x_ptr: Ints, x_idx: Ints, xt_ptr: Ints, xt_idx: Ints, counts: Ints,
+    x_ptr: Ints, x_idx: Ints, xt_ptr: Ints, xt_idx: Ints, counts: Floats,
     first: int, last: int, metric: int, min_count: int, top: int,
 ) -> tuple[Ints, Ints, Floats, Ints, Ints]:  # fmt: skip
     """Each of items ``first``..``last``'s ``top`` neighbours by co-occurrence similarity:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,8 +18,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     stderr of that moment, which is pytest's capture, closed before interpreter exit; Snowpark
     logs at exit (closing its sessions) and each line would print "Logging error". Drop the
     handlers whose stream is gone."""
-    import logging
-
     root = logging.getLogger()
     root.handlers[:] = [
         h for h in root.handlers if not getattr(getattr(h, "stream", None), "closed", False)
@@ -29,8 +28,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _root_logger() -> Iterator[None]:
     """A command run in-process (``main(argv)``) configures the root logger: undo it after
     each test, as its process exit would."""
-    import logging
-
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield

@@ -7,21 +7,14 @@ by affinity; pairs seen by fewer than `recs_min_cooccurrence` users dropped; eac
 `recs_neighbours` by similarity, then co-occurrence, then the neighbour's id.
 `item_similarity` copies these rows into this retrain's version.
 
-Cost: the same additions as the self-join's rows, each into one row of a per-thread scratch
+Cost: the same additions as the self-join's rows, each into one row of a per-block scratch
 as long as the catalog, then a heap of `recs_neighbours` per item. DuckDB only; on Snowflake,
 with `recs_compute: sql` and with `recs_similarity: ease` this model is empty.
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pyarrow as pa
 from scipy import sparse
-
-# blocks per core, to even out the cores; at least CATALOG_SHARE of the catalog per block, so
-# that each block's catalog-long scratch stays small beside its work
-BLOCKS_PER_CORE, CATALOG_SHARE = 16, 1 / 64
 
 ROWS = """
 with items as (
@@ -54,7 +47,7 @@ def model(dbt, session):
     metric = dbt.config.get("similarity")
     if dbt.config.get("compute") != "python":
         return schema.empty_table()
-    from recs.kernels import METRICS, item_neighbours  # numba: loaded only when this path runs
+    from recs.kernels import METRICS, in_blocks, item_neighbours  # numba: only on this path
 
     if metric not in METRICS:  # ease: item_weights_ease
         return schema.empty_table()
@@ -80,17 +73,10 @@ def model(dbt, session):
         x.indptr.astype(np.int64), x.indices.astype(np.int64),
         xt.indptr.astype(np.int64), xt.indices.astype(np.int64), counts,
     )  # fmt: skip
-    workers = os.cpu_count() or 1
-    per_block = max(1, -(-n // (BLOCKS_PER_CORE * workers)), int(n * CATALOG_SHARE))
-
-    def block(first):
-        last = min(first + per_block, n)
-        return item_neighbours(*arrays, first, last, METRICS.index(metric), min_count, top)
-
-    # the loops let go of the GIL: blocks of items run on the cores, as SQL would
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(block, range(0, n, per_block)))
-    source, target, sim, c, rank = (np.concatenate(p) for p in zip(*parts, strict=True))
+    code = METRICS.index(metric)
+    source, target, sim, c, rank = in_blocks(
+        lambda first, last: item_neighbours(*arrays, first, last, code, min_count, top), n, n
+    )
     ids = pa.array(item_ids, pa.string())
     return pa.table(
         {

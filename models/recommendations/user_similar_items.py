@@ -15,21 +15,14 @@ as the SQL in user_recommendations.sql:
   divides by it); `reason_detail` is the item that contributed most (ties: the smallest
   id; the SQL path's arg_max leaves a tie to the engine).
 
-Cost: users x items x neighbours multiply-adds, each into one row of a per-thread scratch as
+Cost: users x items x neighbours multiply-adds, each into one row of a per-block scratch as
 long as the catalog; each user's candidates are cut with a heap of 4 x `recs_top_k`. Blocks
 of users run on every core. DuckDB only (dbt runs Python models in-process there); on
 Snowflake, and with `recs_compute: sql`, the SQL path runs and this model is empty.
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pyarrow as pa
-
-# blocks per core, to even out the cores; at least CATALOG_SHARE of the catalog's size in users
-# per block, so that each block's catalog-long scratch stays small beside its work
-BLOCKS_PER_CORE, CATALOG_SHARE = 16, 1 / 64
 
 ITEMS = "select distinct product_id from interactions order by product_id"
 
@@ -97,7 +90,7 @@ def model(dbt, session):
     )
     if dbt.config.get("compute") != "python":
         return schema.empty_table()
-    from recs.kernels import score_users  # numba: loaded only when this path runs
+    from recs.kernels import in_blocks, score_users  # numba: only when this path runs
 
     min_history = int(dbt.config.get("min_history_items"))
     max_items = int(dbt.config.get("max_items_per_user"))
@@ -119,6 +112,8 @@ def model(dbt, session):
         "user_id"
     ]
     n, n_users = len(item_ids), len(user_ids)
+    if n_users == 0:
+        return schema.empty_table()
     # sorted by user, then item: the rows are the CSR matrices (the reason's tie rule reads a
     # user's items in ascending order)
     rows = interactions.query("interactions", SCORED.format(users=users)).fetchnumpy()
@@ -134,18 +129,9 @@ def model(dbt, session):
         *_csr(pairs["i"], pairs["j"], n),
         np.asarray(pairs["similarity"], np.float64),
     )
-    workers = os.cpu_count() or 1
-    per_block = max(1, -(-n_users // (BLOCKS_PER_CORE * workers)), int(n * CATALOG_SHARE))
-
-    def block(first):
-        return score_users(*arrays, first, min(first + per_block, n_users), cut)
-
-    # the loops let go of the GIL: blocks of users run on the cores, as SQL would
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(block, range(0, n_users, per_block)))
-    if not parts:
-        return schema.empty_table()
-    users, items, scores, because, top = (np.concatenate(p) for p in zip(*parts, strict=True))
+    users, items, scores, because, top = in_blocks(
+        lambda first, last: score_users(*arrays, first, last, cut), n_users, n
+    )
     users_dict, items_dict = pa.array(user_ids, pa.string()), pa.array(item_ids, pa.string())
     return pa.table(
         {

@@ -48,6 +48,11 @@ def csr(rows: dict, n_rows: int) -> sparse.csr_matrix:
     )
 
 
+def as64(m: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """A CSR matrix's pointers and indices as the models pass them."""
+    return m.indptr.astype(np.int64), m.indices.astype(np.int64)
+
+
 item = st.integers(0, ITEMS - 1)
 weights = st.dictionaries(item, st.integers(-2, 4).map(float), max_size=6)
 history = st.dictionaries(item, st.integers(1, 4).map(float), min_size=1, max_size=5)
@@ -65,7 +70,6 @@ def test_scores_cut_and_reasons_follow_the_rules(affinity, similar, seen, cut) -
     barred = csr({u: dict.fromkeys(items, 1.0) for u, items in seen.items()}, 6)
     a.sort_indices()
     s.sort_indices()
-    as64 = lambda m: (m.indptr.astype(np.int64), m.indices.astype(np.int64))  # noqa: E731
     got = score_users(*as64(a), a.data, *as64(barred), *as64(s), s.data, 0, 6, cut)
     # the plain rules read what s holds (explicit zeros too)
     held = {i: {int(j): float(v) for j, v in zip(s[i].indices, s[i].data, strict=True)}
@@ -78,7 +82,6 @@ def test_blocks_cover_only_their_users() -> None:
     a = csr({0: {1: 1.0}, 1: {2: 1.0}, 2: {1: 2.0}}, 3)
     s = csr({1: {3: 1.0}, 2: {4: 1.0}}, ITEMS)
     empty = csr({}, 3)
-    as64 = lambda m: (m.indptr.astype(np.int64), m.indices.astype(np.int64))  # noqa: E731
     users, items, scores, _, _ = score_users(
         *as64(a), a.data, *as64(empty), *as64(s), s.data, 1, 3, 5
     )
@@ -118,7 +121,6 @@ def test_neighbours_follow_the_rules_in_any_blocks(baskets, metric, min_count, t
     x = csr({u: dict.fromkeys(items, 1.0) for u, items in baskets.items()}, 31)
     xt = x.T.tocsr()
     counts = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
-    as64 = lambda m: (m.indptr.astype(np.int64), m.indices.astype(np.int64))  # noqa: E731
     per_block = -(-ITEMS // blocks)
     got = []
     for first in range(0, ITEMS, per_block):
